@@ -1,0 +1,196 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// One set of Swift settings for every Swift target: Swift 6 language mode
+/// (strict concurrency) and warnings as errors, so a warning breaks the build.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .unsafeFlags(["-warnings-as-errors"]),
+]
+
+let package = Package(
+    name: "ringstore",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ringstore-placement", targets: ["ringstore-placement"]),
+        .executable(name: "ringstore-lock", targets: ["ringstore-lock"]),
+        .executable(name: "ringstore-node", targets: ["ringstore-node"]),
+        .executable(name: "ringctl", targets: ["ringctl"]),
+        .executable(name: "ringstore-protogen", targets: ["ringstore-protogen"]),
+        .executable(name: "ringstore-bench-ring", targets: ["ringstore-bench-ring"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // MARK: - System libraries
+
+        // libzmq's pkg-config file pulls in krb5-gssapi's `-isystem` flags, which
+        // SwiftPM rejects with a warning on every build; the headers live in
+        // /usr/include and the module map links -lzmq, so pkg-config adds nothing.
+        // `make deps` checks `pkg-config --exists libzmq` before building.
+        .systemLibrary(
+            name: "CZeroMQ",
+            path: "Shared/CZeroMQ",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+
+        // MARK: - Libraries
+
+        .systemLibrary(
+            name: "CLibCrypto",
+            path: "Shared/CLibCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+
+        .target(
+            name: "Ring",
+            dependencies: ["CLibCrypto"],
+            path: "Shared/Ring"
+        ),
+        .target(
+            name: "ZeroMQ",
+            dependencies: ["CZeroMQ"],
+            path: "Shared/ZeroMQ"
+        ),
+        .target(
+            name: "RingProtocol",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Shared/Protocol",
+            exclude: ["proto"]
+        ),
+        .target(
+            name: "RPC",
+            dependencies: [
+                "ZeroMQ",
+                "RingProtocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Shared/RPC"
+        ),
+        .target(
+            name: "ServiceHost",
+            dependencies: [
+                "RPC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/ServiceHost"
+        ),
+        .target(
+            name: "RingstoreClient",
+            dependencies: ["RPC", "RingProtocol"],
+            path: "Shared/Client"
+        ),
+        .target(
+            name: "PlacementService",
+            dependencies: ["RPC", "RingProtocol", "ServiceHost"],
+            path: "Services/Placement/PlacementService"
+        ),
+        .target(
+            name: "LockService",
+            dependencies: ["RPC", "RingProtocol", "ServiceHost"],
+            path: "Services/Lock/LockService"
+        ),
+        .target(
+            name: "StorageNode",
+            dependencies: ["RPC", "RingProtocol", "ServiceHost"],
+            path: "Services/StorageNode/StorageNode"
+        ),
+        .target(
+            name: "RingctlCommands",
+            dependencies: [
+                "RingstoreClient",
+                "Ring",
+                "RingProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/ringctl/RingctlCommands"
+        ),
+
+        // MARK: - Executables
+
+        .executableTarget(
+            name: "ringstore-placement",
+            dependencies: [
+                "PlacementService", "ServiceHost",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/Placement/ringstore-placement"
+        ),
+        .executableTarget(
+            name: "ringstore-lock",
+            dependencies: [
+                "LockService", "ServiceHost",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/Lock/ringstore-lock"
+        ),
+        .executableTarget(
+            name: "ringstore-node",
+            dependencies: [
+                "StorageNode", "ServiceHost",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/StorageNode/ringstore-node"
+        ),
+        .executableTarget(
+            name: "ringctl",
+            dependencies: [
+                "RingctlCommands",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/ringctl/ringctl"
+        ),
+        .executableTarget(
+            name: "ringstore-protogen",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Shared/ProtoGen"
+        ),
+        .executableTarget(
+            name: "ringstore-bench-ring",
+            dependencies: ["Ring"],
+            path: "Tests/Benchmarks/RingBench"
+        ),
+
+        // MARK: - Tests
+
+        .target(
+            name: "TestKit",
+            dependencies: ["RPC", "RingProtocol", "ZeroMQ"],
+            path: "Tests/TestKit"
+        ),
+        .testTarget(
+            name: "ZeroMQTests",
+            dependencies: ["ZeroMQ", "TestKit"],
+            path: "Tests/ZeroMQTests"
+        ),
+        .testTarget(
+            name: "RPCTests",
+            dependencies: ["RPC", "RingProtocol", "ZeroMQ", "TestKit", "RingstoreClient"],
+            path: "Tests/RPCTests"
+        ),
+        .testTarget(
+            name: "RingTests",
+            dependencies: ["Ring"],
+            path: "Tests/RingTests",
+            exclude: ["Vectors"]
+        ),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["RPC", "RingProtocol", "ZeroMQ", "TestKit", "RingstoreClient"],
+            path: "Tests/ClusterTests"
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + swiftSettings
+}
