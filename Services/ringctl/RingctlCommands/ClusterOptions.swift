@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import RingstoreClient
+
+/// Options that say where the cluster is, shared by every subcommand that talks to it.
+struct ClusterOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Placement request endpoint (env RINGSTORE_PLACEMENT).", valueName: "endpoint"))
+    var placement: String?
+
+    @Option(help: ArgumentHelp("Lock service request endpoint (env RINGSTORE_LOCKS).", valueName: "endpoint"))
+    var locks: String?
+
+    @Option(help: ArgumentHelp("Seconds to wait for each call.", valueName: "seconds"))
+    var timeout: Double = 2
+
+    @Flag(help: "Machine-readable output: one JSON object per line.")
+    var json = false
+
+    func validate() throws {
+        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
+    }
+
+    var endpoints: ClusterEndpoints {
+        ClusterEndpoints(placement: placement, locks: locks, environment: ProcessInfo.processInfo.environment)
+    }
+
+    var callTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }
+
+    /// The identity ringctl sends in request headers: `ringctl@host pid`.
+    var caller: String {
+        "ringctl@\(ProcessInfo.processInfo.hostName)#\(ProcessInfo.processInfo.processIdentifier)"
+    }
+}
+
+/// Writes a line to stderr (errors and diagnostics; stdout is for results).
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

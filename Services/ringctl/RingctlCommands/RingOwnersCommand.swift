@@ -1,0 +1,177 @@
+import ArgumentParser
+import Ring
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `ringctl ring`: questions about the consistent-hash ring itself.
+public struct RingCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "ring",
+        abstract: "Inspect the consistent-hash ring.",
+        subcommands: [RingOwnersCommand.self]
+    )
+
+    public init() {}
+}
+
+/// `ringctl ring owners`: the preference list (primary first) of each key, one line per key.
+///
+/// With `--members` the ring is built locally from the given membership, so
+/// the command answers without a cluster and can place millions of keys read
+/// from stdin in a second or so.
+public struct RingOwnersCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "owners",
+        abstract: "Print the replicas of keys: one line KEY OWNER1 OWNER2 ... per key.",
+        discussion: """
+            Offline mode: --members gives the membership as comma-separated host:port \
+            entries, each optionally followed by =WEIGHT (an integer of at least 1, default 1), \
+            e.g. --members 10.0.0.1:7501,10.0.0.2:7501=2. Each member gets DENSITY * WEIGHT \
+            MD5 digests (4 points each) on the ring; the default density of 40 with weight 1 \
+            places keys exactly as libketama and libmemcached's weighted Ketama mode do.
+
+            With --stdin, keys are read one per line (LF or CRLF line ends) after any keys \
+            given as arguments; a key is every byte of its line and is printed back unchanged. \
+            Empty lines are skipped and reported on stderr, and the exit status is then 1.
+            """
+    )
+
+    @Argument(help: "Keys to place, hashed as UTF-8.")
+    var keys: [String] = []
+
+    @Flag(help: "Read keys from standard input, one per line.")
+    var stdin = false
+
+    @Option(help: ArgumentHelp("Owners to print per key: the preference list length.", valueName: "n"))
+    var replicas = 3
+
+    @Option(help: ArgumentHelp(
+        "Place keys offline on these members: comma-separated host:port or host:port=WEIGHT.",
+        valueName: "members"
+    ))
+    var members: String?
+
+    @Option(help: ArgumentHelp("Digests per unit of weight, with --members (default 40, Ketama's).", valueName: "d"))
+    var density: Int?
+
+    public init() {}
+
+    public func validate() throws {
+        guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1, not \(replicas)") }
+        guard !keys.isEmpty || stdin else { throw ValidationError("give keys as arguments, or --stdin to read them") }
+        guard !keys.contains(where: \.isEmpty) else { throw ValidationError("keys must not be empty") }
+        guard members != nil else {
+            if density != nil { throw ValidationError("--density applies only with --members") }
+            throw ValidationError(
+                "the live ring comes from the placement service, which 'ring owners' cannot ask yet; "
+                    + "pass --members host:port,... to compute the owners offline"
+            )
+        }
+        _ = try makeRing()
+    }
+
+    public func run() throws {
+        let ring = try makeRing()
+        var formatter = try OwnerLineFormatter(ring: ring, replicas: replicas)
+        var output = OutputBuffer()
+        for key in keys {
+            var key = key
+            try key.withUTF8 { try formatter.appendLine(forKey: UnsafeRawBufferPointer($0), to: &output.bytes) }
+            try output.flushIfFull()
+        }
+        if stdin {
+            let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { chunk.deallocate() }
+            while true {
+                let count = try Self.readStandardInput(into: chunk)
+                if count == 0 { break }
+                formatter.consume(UnsafeRawBufferPointer(rebasing: chunk[..<count]), into: &output.bytes)
+                try output.flushIfFull()
+            }
+            formatter.finish(into: &output.bytes)
+        }
+        try output.flush()
+        if let line = formatter.firstEmptyLine {
+            let count = formatter.emptyLineCount
+            Self.writeStandardError("ringctl: skipped \(count) empty line\(count == 1 ? "" : "s") on stdin (first: line \(line))\n")
+            throw ExitCode(1)
+        }
+    }
+
+    /// The ring of `--members`, with ring errors turned into usage errors.
+    private func makeRing() throws -> HashRing {
+        let entries = (members ?? "").split(separator: ",", omittingEmptySubsequences: false)
+        do {
+            let parsed = try entries.map { try RingMember(parsing: String($0)) }
+            return try HashRing(members: parsed, density: density ?? HashRing.ketamaDensity)
+        } catch let error as RingError {
+            throw ValidationError("--members/--density: \(error)")
+        }
+    }
+
+    /// Reads up to `buffer.count` bytes from fd 0; 0 at end of input.
+    private static func readStandardInput(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let count = read(0, buffer.baseAddress, buffer.count)
+            if count >= 0 { return count }
+            if errno != EINTR { throw StreamError(operation: "reading stdin", code: errno) }
+        }
+    }
+
+    private static func writeStandardError(_ message: String) {
+        var message = message
+        message.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+
+    /// Output collected in memory and written to fd 1 in large blocks.
+    private struct OutputBuffer {
+        static let blockSize = 1 << 20
+        var bytes: [UInt8]
+
+        init() {
+            bytes = []
+            bytes.reserveCapacity(Self.blockSize + 64 * 1024)
+        }
+
+        mutating func flushIfFull() throws {
+            if bytes.count >= Self.blockSize { try flush() }
+        }
+
+        mutating func flush() throws {
+            try bytes.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let written = write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        throw StreamError(operation: "writing stdout", code: errno)
+                    }
+                    offset += written
+                }
+            }
+            bytes.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// A failed read or write on a standard stream.
+    private struct StreamError: Error, CustomStringConvertible {
+        let operation: String
+        let code: Int32
+
+        var description: String { "\(operation): \(String(cString: strerror(code)))" }
+    }
+}

@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// The `ringctl` command tree; the `ringctl` executable only calls `main()`.
+public struct Ringctl: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "ringctl",
+        abstract: "Operate a Ringstore cluster: data, locks, membership, the ring and its events.",
+        subcommands: [StatusCommand.self, BenchCommand.self]
+    )
+
+    public init() {}
+}

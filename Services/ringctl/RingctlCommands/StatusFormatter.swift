@@ -1,0 +1,65 @@
+import Foundation
+import RPC
+import RingProtocol
+import RingstoreClient
+
+/// Renders health results for `ringctl status`.
+enum StatusFormatter {
+    static func table(_ results: [HealthResult]) -> String {
+        var rows = [["SERVICE", "ADDRESS", "STATUS", "VERSION", "UPTIME", "PID", "LATENCY", "DETAIL"]]
+        for result in results {
+            let address = result.reply?.address ?? result.endpoint.replacingOccurrences(of: "tcp://", with: "")
+            if let reply = result.reply {
+                rows.append([result.role, address, statusName(reply.status), reply.version,
+                             uptime(reply.uptimeMillis), "\(reply.pid)", milliseconds(result.latency), ""])
+            } else {
+                let error = result.error.map { "\($0.code.name): \($0.message)" } ?? "no answer"
+                rows.append([result.role, address, "UNREACHABLE", "-", "-", "-", "-", error])
+            }
+        }
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n") + "\n"
+    }
+
+    static func json(_ result: HealthResult) -> String {
+        var object: [String: Any] = ["service": result.role, "endpoint": result.endpoint, "healthy": result.isHealthy]
+        if let reply = result.reply {
+            object["address"] = reply.address
+            object["status"] = statusName(reply.status)
+            object["version"] = reply.version
+            object["uptime_ms"] = reply.uptimeMillis
+            object["pid"] = reply.pid
+            object["latency_ms"] = Double(result.latency.components.attoseconds) / 1e15 + Double(result.latency.components.seconds) * 1000
+            object["details"] = reply.details
+        } else {
+            object["status"] = "UNREACHABLE"
+            object["error"] = result.error.map { "\($0.code.name): \($0.message)" } ?? "no answer"
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func statusName(_ status: WireHealthReply.ServingStatus) -> String {
+        switch status {
+        case .serving: "SERVING"
+        case .notServing: "NOT_SERVING"
+        default: "UNKNOWN"
+        }
+    }
+
+    static func uptime(_ millis: UInt64) -> String {
+        let seconds = millis / 1000
+        if seconds < 60 { return "\(seconds)s" }
+        if seconds < 3600 { return "\(seconds / 60)m\(seconds % 60)s" }
+        return "\(seconds / 3600)h\(seconds % 3600 / 60)m"
+    }
+
+    static func milliseconds(_ duration: Duration) -> String {
+        let ms = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        return String(format: "%.1fms", ms)
+    }
+}

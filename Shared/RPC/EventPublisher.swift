@@ -1,0 +1,52 @@
+import Foundation
+import Logging
+import RingProtocol
+import ZeroMQ
+
+/// The event side of a service: a PUB socket on the reactor thread that
+/// publishes `[topic][Event]` frames, numbering each topic's events from 1.
+public final class EventPublisher {
+    /// The endpoint actually bound.
+    public let endpoint: String
+    /// The address stamped on every event as its source.
+    public let source: String
+    private let socket: ZMQSocket
+    private var sequences: [String: UInt64] = [:]
+    private let logger: Logger
+
+    public init(reactor: Reactor, endpoint: String, source: String) throws(ZMQError) {
+        socket = try ZMQSocket(context: reactor.context, type: .pub)
+        try socket.setSendHighWaterMark(100_000)
+        self.endpoint = try socket.bind(endpoint)
+        self.source = source
+        self.logger = reactor.logger
+    }
+
+    /// The sequence number of the last event published on `topic` (0: none yet),
+    /// which a snapshot reports so subscribers can skip older events.
+    public func lastSequence(of topic: String) -> UInt64 { sequences[topic, default: 0] }
+
+    /// Publishes an event and returns it as sent. PUB never blocks: a slow
+    /// subscriber past its high-water mark loses events, which is why
+    /// subscribers follow the clone pattern.
+    @discardableResult
+    public func publish(topic: String, type: String, epoch: UInt64 = 0, details: WireEvent.OneOf_Details? = nil) -> WireEvent {
+        let seq = sequences[topic, default: 0] + 1
+        sequences[topic] = seq
+        var event = WireEvent()
+        event.topic = topic
+        event.type = type
+        event.epoch = epoch
+        event.seq = seq
+        event.timeUnixMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        event.source = source
+        event.details = details
+        do {
+            let bytes: [UInt8] = try event.serializedBytes()
+            _ = try socket.send([Array(topic.utf8), bytes], dontWait: true)
+        } catch {
+            logger.error("events.publish.failed", metadata: ["event.topic": "\(topic)", "event.error": "\(error)"])
+        }
+        return event
+    }
+}

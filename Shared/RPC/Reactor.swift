@@ -1,0 +1,148 @@
+import Logging
+import Synchronization
+import ZeroMQ
+
+/// A single-threaded event loop: it polls its sockets and timers and runs the
+/// handlers registered for them, all on the thread that calls `run()`.
+///
+/// Every socket a reactor polls is owned by that thread. Other threads talk to
+/// the reactor only through its `ReactorHandle` (post work, stop), which wakes
+/// the loop through an eventfd.
+public final class Reactor {
+    public let context: ZMQContext
+    public let logger: Logger
+    public let handle: ReactorHandle
+    private let poller = ZMQPoller()
+    private var readers: [() -> Void] = []
+    private var timers: [ReactorTimer] = []
+    private var nextTimerID = 0
+    private let clock = ContinuousClock()
+
+    /// Creates a reactor; call it on the thread that will run it.
+    public init(context: ZMQContext, logger: Logger) throws(ZMQError) {
+        self.context = context
+        self.logger = logger
+        self.handle = try ReactorHandle()
+        readers.append({})
+        poller.add(fileDescriptor: handle.waker.fileDescriptor)
+    }
+
+    /// Calls `onReadable` whenever `socket` has a message; the handler should
+    /// drain what is waiting (with `dontWait`).
+    public func addReader(_ socket: ZMQSocket, onReadable: @escaping () -> Void) {
+        poller.add(socket)
+        readers.append(onReadable)
+    }
+
+    /// Runs `body` every `interval` on the reactor thread, first after one interval.
+    /// Returns an id for `cancelTimer`.
+    @discardableResult
+    public func every(_ interval: Duration, _ body: @escaping () -> Void) -> Int {
+        addTimer(at: clock.now + interval, interval: interval, body)
+    }
+
+    /// Runs `body` once after `delay` on the reactor thread. Returns an id for `cancelTimer`.
+    @discardableResult
+    public func after(_ delay: Duration, _ body: @escaping () -> Void) -> Int {
+        addTimer(at: clock.now + delay, interval: nil, body)
+    }
+
+    /// Stops a timer; unknown ids are ignored.
+    public func cancelTimer(_ id: Int) {
+        timers.removeAll { $0.id == id }
+    }
+
+    private func addTimer(at deadline: ContinuousClock.Instant, interval: Duration?, _ body: @escaping () -> Void) -> Int {
+        nextTimerID += 1
+        timers.append(ReactorTimer(id: nextTimerID, deadline: deadline, interval: interval, body: body))
+        return nextTimerID
+    }
+
+    /// The current time of the reactor's monotonic clock.
+    public var now: ContinuousClock.Instant { clock.now }
+
+    /// Runs the loop until `handle.stop()` is called or the context shuts down.
+    public func run() throws(ZMQError) {
+        logger.debug("reactor.started")
+        while !handle.isStopped {
+            let timeout = timers.map { $0.deadline }.min().map { max(.zero, $0 - clock.now) }
+            let ready: [Int]
+            do {
+                ready = try poller.poll(timeout: timeout)
+            } catch let error where error == .terminated {
+                break
+            }
+            for index in ready {
+                if index == 0 {
+                    handle.waker.drain()
+                    for work in handle.takePosted() { work(self) }
+                } else {
+                    readers[index]()
+                }
+            }
+            fireDueTimers()
+        }
+        logger.debug("reactor.stopped")
+    }
+
+    private func fireDueTimers() {
+        let now = clock.now
+        let due = timers.filter { $0.deadline <= now }
+        guard !due.isEmpty else { return }
+        timers.removeAll { $0.deadline <= now && $0.interval == nil }
+        for index in timers.indices where timers[index].deadline <= now {
+            if let interval = timers[index].interval {
+                // Skip missed ticks rather than firing a burst after a stall.
+                var next = timers[index].deadline + interval
+                while next <= now { next += interval }
+                timers[index].deadline = next
+            }
+        }
+        for timer in due { timer.body() }
+    }
+}
+
+struct ReactorTimer {
+    let id: Int
+    var deadline: ContinuousClock.Instant
+    let interval: Duration?
+    let body: () -> Void
+}
+
+/// The thread-safe side of a `Reactor`: post work to its thread, or stop it.
+public final class ReactorHandle: Sendable {
+    let waker: Waker
+    private let state = Mutex<(posted: [@Sendable (Reactor) -> Void], stopped: Bool)>(([], false))
+
+    init() throws(ZMQError) {
+        waker = try Waker()
+    }
+
+    /// Runs `work` on the reactor thread at its next turn. Work posted after
+    /// `stop()` is discarded.
+    public func post(_ work: @escaping @Sendable (Reactor) -> Void) {
+        let accepted = state.withLock { state in
+            guard !state.stopped else { return false }
+            state.posted.append(work)
+            return true
+        }
+        if accepted { waker.wake() }
+    }
+
+    /// Asks the loop to end after its current turn; safe from any thread.
+    public func stop() {
+        state.withLock { $0.stopped = true }
+        waker.wake()
+    }
+
+    /// Whether `stop()` was called.
+    public var isStopped: Bool { state.withLock { $0.stopped } }
+
+    func takePosted() -> [@Sendable (Reactor) -> Void] {
+        state.withLock { state in
+            let work = state.posted
+            state.posted.removeAll()
+            return work
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import RPC
+import RingProtocol
+
+/// The Health and Echo methods that every Ringstore service answers.
+public enum Diagnostics {
+    /// The version every process reports.
+    public static let version = "0.1.0"
+
+    /// Registers `health` and `echo` on `server`. `details` is called on the
+    /// reactor thread at each Health call for service-specific figures.
+    public static func register(
+        on server: RPCServer,
+        health: RPCMethod<WireHealthRequest, WireHealthReply>,
+        echo: RPCMethod<WireEchoRequest, WireEchoReply>,
+        service: String,
+        address: String,
+        details: @escaping () -> [String: String] = { [:] }
+    ) {
+        let started = ContinuousClock.now
+        let pid = ProcessInfo.processInfo.processIdentifier
+        server.register(health) { [unowned server] _, _ in
+            var reply = WireHealthReply()
+            reply.status = .serving
+            reply.service = service
+            reply.address = address
+            reply.version = version
+            let uptime = ContinuousClock.now - started
+            reply.uptimeMillis = UInt64(uptime.components.seconds * 1000 + uptime.components.attoseconds / 1_000_000_000_000_000)
+            reply.pid = pid
+            var figures = details()
+            figures["requests_served"] = "\(server.requestsServed)"
+            figures["malformed_requests"] = "\(server.malformedRequests)"
+            reply.details = figures
+            return .reply(reply)
+        }
+        server.register(echo) { _, request in
+            var reply = WireEchoReply()
+            reply.payload = request.payload
+            return .reply(reply)
+        }
+    }
+}
