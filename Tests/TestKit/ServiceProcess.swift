@@ -1,0 +1,118 @@
+import Foundation
+
+/// A real server or tool process started from the build directory, with its
+/// output captured to a file; tests stop it with SIGTERM (SIGKILL as a last
+/// resort) and every fixture is cleaned up even when a test fails.
+public final class ServiceProcess: @unchecked Sendable {
+    public let name: String
+    public let arguments: [String]
+    public let logURL: URL
+    private let process = Process()
+
+    /// Where the built executables are: `RINGSTORE_BIN_DIR`, else next to the test bundle.
+    public static var binDirectory: URL {
+        if let dir = ProcessInfo.processInfo.environment["RINGSTORE_BIN_DIR"] {
+            return URL(fileURLWithPath: dir)
+        }
+        // swift test runs `.build/<triple>/debug/<package>PackageTests.xctest`.
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    }
+
+    /// Starts `executable` with `arguments`; output goes to a temporary log file.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        name = executable
+        self.arguments = arguments
+        let binary = Self.binDirectory.appendingPathComponent(executable)
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw FixtureError("\(binary.path) is not built; run `swift build` first")
+        }
+        logURL = FileManager.default.temporaryDirectory
+            .appendingPathComponent("ringstore-test-\(executable)-\(UUID().uuidString.prefix(8)).log")
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
+        process.executableURL = binary
+        process.arguments = arguments
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: logURL)
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+
+    /// What the process wrote so far.
+    public var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    /// Sends `signal` and waits up to `timeout` for the exit; returns the exit status.
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(10)) async throws -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        try await waitUntil("\(name) to exit after signal \(signal)", timeout: timeout) { !process.isRunning }
+        return process.terminationStatus
+    }
+
+    /// Waits for the process to exit by itself; returns its exit status.
+    public func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        try await waitUntil("\(name) to exit", timeout: timeout) { !process.isRunning }
+        return process.terminationStatus
+    }
+
+    /// How the process ended: `.exit` or `.uncaughtSignal`.
+    public var terminationReason: Process.TerminationReason { process.terminationReason }
+}
+
+/// A fixture could not be set up.
+public struct FixtureError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Runs a tool (ringctl) to completion and returns its exit status and output.
+public struct ToolRun: Sendable {
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
+
+    public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil,
+                           timeout: Duration = .seconds(60)) async throws -> ToolRun {
+        let binary = ServiceProcess.binDirectory.appendingPathComponent(executable)
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        try process.run()
+        if let stdin {
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try input.fileHandleForWriting.close()
+        }
+        // Read both pipes concurrently so a chatty process never blocks on a full pipe.
+        let outData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }
+        let errData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }
+        do {
+            try await waitUntil("\(executable) to exit", timeout: timeout) { !process.isRunning }
+        } catch {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw error
+        }
+        let (stdoutData, stderrData) = await (outData.value, errData.value)
+        return ToolRun(status: process.terminationStatus,
+                       stdout: String(decoding: stdoutData, as: UTF8.self),
+                       stderr: String(decoding: stderrData, as: UTF8.self))
+    }
+}
