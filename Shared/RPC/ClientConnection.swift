@@ -106,6 +106,8 @@ private final class ClientLoop {
     let logger: Logger
     var pending: [UInt64: ClientConnection.Outgoing] = [:]
     var unsent: [ClientConnection.Outgoing] = []
+    /// Cancellations that arrived before their request (a task cancelled early).
+    var earlyCancels: Set<UInt64> = []
     let clock = ContinuousClock()
 
     init(socket: ZMQSocket, waker: Waker, logger: Logger) {
@@ -128,7 +130,13 @@ private final class ClientLoop {
                 if ready.contains(0) {
                     waker.drain()
                     let work = connection.take()
-                    unsent.append(contentsOf: work.outbox)
+                    for item in work.outbox {
+                        if earlyCancels.remove(item.id) != nil {
+                            item.continuation.resume(returning: .cancelled)
+                        } else {
+                            unsent.append(item)
+                        }
+                    }
                     for id in work.cancelled { cancel(id) }
                     closing = work.closed
                 }
@@ -152,6 +160,8 @@ private final class ClientLoop {
             item.continuation.resume(returning: .cancelled)
         } else if let index = unsent.firstIndex(where: { $0.id == id }) {
             unsent.remove(at: index).continuation.resume(returning: .cancelled)
+        } else {
+            earlyCancels.insert(id)
         }
     }
 

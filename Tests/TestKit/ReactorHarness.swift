@@ -11,6 +11,7 @@ public final class ReactorHarness: Sendable {
     public let endpoint: String
     private let handle: ReactorHandle
     private let finished: Flag
+    private let box: OwnerBox
 
     /// Starts the reactor; `setup` runs on its thread and returns the object that
     /// owns the sockets (kept alive until the loop ends) and the endpoint.
@@ -22,6 +23,8 @@ public final class ReactorHarness: Sendable {
         }()
         let finished = Flag()
         self.finished = finished
+        let box = OwnerBox()
+        self.box = box
         let started: (ReactorHandle, String) = try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
                 defer { finished.set() }
@@ -31,6 +34,7 @@ public final class ReactorHarness: Sendable {
                     reactor = try Reactor(context: try ZMQContext(), logger: logger)
                     let (object, endpoint) = try setup(reactor)
                     owner = object
+                    box.owner = object
                     continuation.resume(returning: (reactor.handle, endpoint))
                 } catch {
                     continuation.resume(throwing: error)
@@ -38,6 +42,7 @@ public final class ReactorHarness: Sendable {
                 }
                 try? reactor.run()
                 withExtendedLifetime(owner) {}
+                box.owner = nil
                 owner = nil
             }
             thread.start()
@@ -47,6 +52,14 @@ public final class ReactorHarness: Sendable {
 
     /// Runs `work` on the reactor thread.
     public func post(_ work: @escaping @Sendable (Reactor) -> Void) { handle.post(work) }
+
+    /// Runs `work` on the reactor thread with the object `setup` returned.
+    public func withOwner<Owner: AnyObject>(as type: Owner.Type, _ work: @escaping @Sendable (Owner) -> Void) {
+        let box = self.box
+        handle.post { _ in
+            if let owner = box.owner as? Owner { work(owner) }
+        }
+    }
 
     /// Stops the loop and waits until its thread released its sockets.
     public func stop() async throws {
@@ -60,4 +73,9 @@ final class Flag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
+}
+
+/// The object a harness's setup returned; touched only on the reactor thread.
+final class OwnerBox: @unchecked Sendable {
+    var owner: AnyObject?
 }
