@@ -1,0 +1,140 @@
+import Foundation
+import RPC
+import RingProtocol
+import SwiftProtobuf
+import Testing
+import TestKit
+import ZeroMQ
+
+/// End-to-end tests with the real built executables.
+@Suite(.serialized) struct ExecutableTests {
+    @Test func servicesAnswerHealthAndStopCleanlyOnSIGTERM() async throws {
+        let cluster = try LocalCluster(nodes: 2)
+        try await cluster.start()
+        let status = try await ToolRun.run("ringctl", ["status"] + cluster.ringctlOptions)
+        #expect(status.status == 0, "ringctl status failed: \(status.stderr)")
+        let lines = status.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("SERVICE") == true)
+        #expect(lines.filter { $0.contains("SERVING") }.count == 4)
+        #expect(lines.contains { $0.hasPrefix("placement") } && lines.contains { $0.hasPrefix("lock") })
+
+        let statuses = try await cluster.stop()
+        #expect(statuses == [0, 0, 0, 0])
+        #expect(cluster.placement.log.contains("service.stopped"))
+        #expect(cluster.nodes[0].log.contains("service.stopped"))
+    }
+
+    @Test func sigintStopsAServiceToo() async throws {
+        let endpoint = FreePort.endpoint()
+        let node = try ServiceProcess("ringstore-node", ["--listen", endpoint])
+        let cluster = try LocalCluster(nodes: 0)
+        try await cluster.waitHealthy(endpoint, StorageMethods.health)
+        #expect(try await node.stop(signal: SIGINT) == 0)
+    }
+
+    @Test func statusJSONAndNonZeroExitWhenAServiceIsUnreachable() async throws {
+        let cluster = try LocalCluster(nodes: 1)
+        try await cluster.start()
+        let missing = "127.0.0.1:\(FreePort.allocate())"
+        let node = cluster.nodeEndpoints[0].replacingOccurrences(of: "tcp://", with: "")
+        let run = try await ToolRun.run("ringctl", ["status", "--json", "--timeout", "0.5",
+                                                    "--placement", cluster.placementEndpoint, "--locks", cluster.lockEndpoint,
+                                                    "--nodes", "\(node),\(missing)"])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("1 of 4 services unreachable"))
+        let objects = try run.stdout.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        #expect(objects.count == 4)
+        #expect(objects.filter { $0["healthy"] as? Bool == true }.count == 3)
+        let down = try #require(objects.first { $0["healthy"] as? Bool == false })
+        #expect(down["status"] as? String == "UNREACHABLE")
+        #expect((down["endpoint"] as? String)?.hasSuffix(missing) == true)
+        try await cluster.stop()
+    }
+
+    @Test func malformedRequestsToARunningNodeGetErrorsAndItKeepsServing() async throws {
+        let cluster = try LocalCluster(nodes: 1)
+        try await cluster.start()
+        let endpoint = cluster.nodeEndpoints[0]
+        func header(_ method: String, id: UInt64) throws -> [UInt8] {
+            try WireRequestHeader.with {
+                $0.version = wireProtocolVersion
+                $0.method = method
+                $0.requestID = id
+            }.serializedBytes()
+        }
+        let health = StorageMethods.health.path
+        let cases: [(String, [ZMQFrame], WireStatusCode?)] = [
+            ("garbage frame", [[0xDE, 0xAD]], nil),
+            ("wrong frame count", [[], try header(health, id: 1)], .invalidArgument),
+            ("undecodable header", [[], [0xFF, 0xFF], []], .invalidArgument),
+            ("undecodable body", [[], try header(health, id: 2), [0x0A, 0xFF]], .invalidArgument),
+            ("unknown method", [[], try header("/ringstore.v1.Storage/Explode", id: 3), []], .unimplemented),
+        ]
+        try await Task.detached {
+            let context = try ZMQContext()
+            for (name, frames, expected) in cases {
+                let dealer = try ZMQSocket(context: context, type: .dealer)
+                try dealer.connect(endpoint)
+                try dealer.send(frames)
+                try dealer.setReceiveTimeout(milliseconds: expected == nil ? 300 : 5000)
+                let reply = try dealer.receive().flatMap(Envelope.parseReply)
+                if let expected {
+                    #expect(reply?.header.code == expected, "\(name)")
+                } else {
+                    #expect(reply == nil, "\(name)")
+                }
+                dealer.close()
+            }
+        }.value
+        #expect(cluster.nodes[0].isRunning)
+        let client = try RPCClient(context: cluster.context, endpoint: endpoint, caller: "test")
+        let reply = try await client.call(StorageMethods.health, WireHealthRequest())
+        #expect(reply.status == .serving)
+        #expect(reply.details["malformed_requests"] == "5")  // every case above, dropped or answered
+        client.close()
+        #expect(cluster.nodes[0].log.contains("rpc.method.unknown"))
+        try await cluster.stop()
+    }
+
+    @Test func aBusyPortFailsWithAClearErrorAndExitStatus() async throws {
+        let endpoint = FreePort.endpoint()
+        let first = try ServiceProcess("ringstore-node", ["--listen", endpoint])
+        let cluster = try LocalCluster(nodes: 0)
+        try await cluster.waitHealthy(endpoint, StorageMethods.health)
+        let second = try ServiceProcess("ringstore-node", ["--listen", endpoint])
+        let status = try await second.waitForExit()
+        #expect(status != 0)
+        #expect(second.log.contains("Address already in use"))
+        #expect(try await first.stop() == 0)
+    }
+
+    @Test(arguments: [
+        ("ringstore-node", ["--listen", "nonsense"], "--listen"),
+        ("ringstore-placement", ["--publish", "tcp://127.0.0.1:99999"], "--publish"),
+        ("ringstore-lock", ["--log-level", "loud"], "log-level"),
+        ("ringctl", ["status", "--nodes", "no-port"], "--nodes"),
+        ("ringctl", ["status", "--timeout", "-1"], "--timeout"),
+        ("ringctl", ["frobnicate"], "frobnicate"),
+        ("ringctl", ["bench", "echo", "--concurrency", "0"], "--concurrency"),
+    ])
+    func garbageArgumentsGetAClearErrorAndNonZeroExit(executable: String, arguments: [String], mentions: String) async throws {
+        let run = try await ToolRun.run(executable, arguments, timeout: .seconds(20))
+        #expect(run.status != 0)
+        #expect(run.stderr.contains(mentions), "stderr: \(run.stderr)")
+    }
+
+    @Test func benchEchoPrintsFigures() async throws {
+        let cluster = try LocalCluster(nodes: 0)
+        try await cluster.start()
+        let run = try await ToolRun.run("ringctl", ["bench", "echo", "--json", "--placement", cluster.placementEndpoint,
+                                                    "--requests", "500", "--throughput-requests", "3200"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        #expect((object["rtt_p50_us"] as? Int ?? 0) > 0)
+        #expect((object["throughput_rps"] as? Int ?? 0) > 0)
+        #expect(object["in_flight"] as? Int == 32)
+        try await cluster.stop()
+    }
+}
