@@ -11,12 +11,14 @@ import Darwin
 
 /// `ringctl ring`: questions about the consistent-hash ring itself.
 public struct RingCommand: ParsableCommand {
+    /// The `ring` command group and its subcommands.
     public static let configuration = CommandConfiguration(
         commandName: "ring",
         abstract: "Inspect the consistent-hash ring.",
         subcommands: [RingOwnersCommand.self]
     )
 
+    /// Creates the command group; ArgumentParser calls this.
     public init() {}
 }
 
@@ -26,6 +28,7 @@ public struct RingCommand: ParsableCommand {
 /// the command answers without a cluster and can place millions of keys read
 /// from stdin in a second or so.
 public struct RingOwnersCommand: ParsableCommand {
+    /// The command's name, help text and its description of the offline mode.
     public static let configuration = CommandConfiguration(
         commandName: "owners",
         abstract: "Print the replicas of keys: one line KEY OWNER1 OWNER2 ... per key.",
@@ -60,8 +63,10 @@ public struct RingOwnersCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Digests per unit of weight, with --members (default 40, Ketama's).", valueName: "d"))
     var density: Int?
 
+    /// Creates the command with default options; ArgumentParser fills them in.
     public init() {}
 
+    /// Refuses bad options before any work: replicas below 1, no keys, a bad membership.
     public func validate() throws {
         guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1, not \(replicas)") }
         guard !keys.isEmpty || stdin else { throw ValidationError("give keys as arguments, or --stdin to read them") }
@@ -76,6 +81,7 @@ public struct RingOwnersCommand: ParsableCommand {
         _ = try makeRing()
     }
 
+    /// Prints the owners of the argument keys, then of the keys on stdin.
     public func run() throws {
         let ring = try makeRing()
         var formatter = try OwnerLineFormatter(ring: ring, replicas: replicas)
@@ -106,9 +112,17 @@ public struct RingOwnersCommand: ParsableCommand {
 
     /// The ring of `--members`, with ring errors turned into usage errors.
     private func makeRing() throws -> HashRing {
-        let entries = (members ?? "").split(separator: ",", omittingEmptySubsequences: false)
+        let entries = (members ?? "").split(separator: ",", omittingEmptySubsequences: false).map { entry in
+            var entry = entry
+            while entry.first == " " { entry.removeFirst() }
+            while entry.last == " " { entry.removeLast() }
+            return String(entry)
+        }
+        guard !entries.contains(where: \.isEmpty) else {
+            throw ValidationError("--members: empty entry in \"\(members ?? "")\"; expected host:port[=weight],...")
+        }
         do {
-            let parsed = try entries.map { try RingMember(parsing: String($0)) }
+            let parsed = try entries.map { try RingMember(parsing: $0) }
             return try HashRing(members: parsed, density: density ?? HashRing.ketamaDensity)
         } catch let error as RingError {
             throw ValidationError("--members/--density: \(error)")

@@ -1,0 +1,62 @@
+@testable import Ring
+
+/// A small deterministic generator (SplitMix64), so randomised tests replay exactly.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) {
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Members `127.0.0.1:<firstPort + i>` for i in 0 ..< count, all of weight 1.
+func localMembers(_ count: Int, firstPort: Int = 7501) throws -> [RingMember] {
+    try (0..<count).map { try RingMember(host: "127.0.0.1", port: firstPort + $0) }
+}
+
+/// Random keys of 1...24 random bytes each.
+func randomKeys(_ count: Int, using generator: inout SeededGenerator) -> [[UInt8]] {
+    (0..<count).map { _ in
+        (0..<Int.random(in: 1...24, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+}
+
+/// The bytes that a hex string spells, or nil if it is not hex.
+func bytes(fromHex hex: Substring) -> [UInt8]? {
+    let digits = Array(hex.utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    func value(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        default: nil
+        }
+    }
+    var result: [UInt8] = []
+    for index in stride(from: 0, to: digits.count, by: 2) {
+        guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
+        result.append(high << 4 | low)
+    }
+    return result
+}
+
+extension HashRing {
+    /// The preference list as addresses, for compact comparisons.
+    func addresses(forPosition position: UInt32, replicas: Int) throws -> [String] {
+        try preferenceList(forPosition: position, replicas: replicas).map(\.address)
+    }
+
+    /// The point positions, for tests that probe every boundary.
+    var pointPositions: [UInt32] { points.map { UInt32(truncatingIfNeeded: $0 >> 32) } }
+
+    /// The member index of each point.
+    var pointMembers: [Int] { points.map { Int(UInt32(truncatingIfNeeded: $0)) } }
+}
