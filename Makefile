@@ -1,0 +1,133 @@
+# Ringstore: build, run a local cluster, test, benchmark.
+# Every target works from a fresh clone: `deps` installs what is missing.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Build configuration for the services `make up` runs (tests use debug).
+CONFIG ?= release
+RUN := .run
+NODES ?= 1 2 3
+APT_PACKAGES := libzmq3-dev libssl-dev pkg-config protobuf-compiler
+SWIFT := swift
+PROTO_DIR := Shared/Protocol/proto
+GEN_DIR := Shared/Protocol/Generated
+
+# Swift may live outside PATH on a fresh machine (the toolchain image puts it in /opt/swift).
+export PATH := $(PATH):/opt/swift/usr/bin
+
+bin = $$($(SWIFT) build -c $(CONFIG) --show-bin-path)
+
+.PHONY: help deps build up down start stop kill test bench proto clean-data status
+
+help:
+	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/"
+	@echo "make down          stop everything gracefully; data stays"
+	@echo "make start N=2     start node 2 (port 7502)      make stop N=2 / make kill N=2: SIGTERM / SIGKILL"
+	@echo "make status        ringctl status against the local cluster"
+	@echo "make test          every test"
+	@echo "make bench         benchmarks (ring, RPC echo)"
+	@echo "make proto         regenerate the protobuf Swift code"
+	@echo "make clean-data    remove $(RUN)/ (after make down)"
+
+# Install the Debian packages we need, only those missing.
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "deps: swift is not installed (Swift 6.1 or newer is needed)"; exit 1; }
+	@pkg-config --exists libzmq || { echo "deps: libzmq not found by pkg-config"; exit 1; }
+
+build: deps
+	$(SWIFT) build -c $(CONFIG)
+
+# start_service NAME EXECUTABLE ARGS: start in the background unless it already runs.
+define start_service
+	@mkdir -p $(RUN); \
+	pidfile=$(RUN)/$(1).pid; \
+	if [ -f $$pidfile ] && ps -p $$(cat $$pidfile) -o args= 2>/dev/null | grep -q "$(2)"; then \
+	  echo "$(1): already running (pid $$(cat $$pidfile))"; \
+	else \
+	  nohup $(bin)/$(2) $(3) >> $(RUN)/$(1).log 2>&1 < /dev/null & echo $$! > $$pidfile; \
+	  echo "$(1): started (pid $$!), log $(RUN)/$(1).log"; \
+	fi
+endef
+
+# stop_service NAME SIGNAL: signal the process and wait up to 15 s for it to exit.
+define stop_service
+	@pidfile=$(RUN)/$(1).pid; \
+	if [ -f $$pidfile ] && kill -0 $$(cat $$pidfile) 2>/dev/null; then \
+	  pid=$$(cat $$pidfile); kill -$(2) $$pid; \
+	  for i in $$(seq 150); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+	  if kill -0 $$pid 2>/dev/null; then echo "$(1): still running after 15 s, sending SIGKILL"; kill -KILL $$pid; fi; \
+	  echo "$(1): stopped ($(2))"; \
+	fi; \
+	rm -f $$pidfile
+endef
+
+up: build
+	$(call start_service,placement,ringstore-placement,--listen tcp://127.0.0.1:7400 --publish tcp://127.0.0.1:7401)
+	$(call start_service,lock,ringstore-lock,--listen tcp://127.0.0.1:7410 --publish tcp://127.0.0.1:7411)
+	@for n in $(NODES); do $(MAKE) --no-print-directory start-node N=$$n; done
+	@$(bin)/ringctl status --wait 20
+
+down:
+	@for f in $(RUN)/node-*.pid; do [ -e "$$f" ] || continue; n=$$(basename $$f .pid); n=$${n#node-}; $(MAKE) --no-print-directory stop N=$$n; done
+	$(call stop_service,lock,TERM)
+	$(call stop_service,placement,TERM)
+
+start-node:
+	@test -n "$(N)" || { echo "usage: make start N=<node number>"; exit 2; }
+	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))))
+
+start: build start-node
+
+stop:
+	@test -n "$(N)" || { echo "usage: make stop N=<node number>"; exit 2; }
+	$(call stop_service,node-$(N),TERM)
+
+kill:
+	@test -n "$(N)" || { echo "usage: make kill N=<node number>"; exit 2; }
+	$(call stop_service,node-$(N),KILL)
+
+status:
+	@nodes=""; for f in $(RUN)/node-*.pid; do [ -e "$$f" ] || continue; n=$$(basename $$f .pid); n=$${n#node-}; \
+	  nodes="$$nodes$${nodes:+,}127.0.0.1:$$((7500 + n))"; done; \
+	$(bin)/ringctl status $${nodes:+--nodes $$nodes}
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+bench: deps
+	$(SWIFT) build -c release
+	@echo "== ring (Shared/Ring) =="
+	@$(bin)/ringstore-bench-ring
+	@echo "== RPC echo (placement on a free port, started and stopped here) =="
+	@port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
+	$(bin)/ringstore-placement --listen tcp://127.0.0.1:$$port --publish tcp://127.0.0.1:* --log-level warning & pid=$$!; \
+	trap "kill $$pid" EXIT; \
+	$(bin)/ringctl bench echo --placement tcp://127.0.0.1:$$port
+
+# Regenerate the protobuf code with Debian's protoc and the protoc-gen-swift of
+# the swift-protobuf version this package depends on; the method descriptors
+# come from ringstore-protogen reading protoc's descriptor set.
+proto: deps
+	$(SWIFT) build -c release --product protoc-gen-swift --scratch-path .build-protoc
+	$(SWIFT) build --product ringstore-protogen
+	protoc --plugin=protoc-gen-swift=$$($(SWIFT) build -c release --scratch-path .build-protoc --show-bin-path)/protoc-gen-swift \
+	  --swift_out=$(GEN_DIR) --swift_opt=Visibility=Public -I$(PROTO_DIR) $(PROTO_DIR)/*.proto
+	protoc --descriptor_set_out=/dev/stdout -I$(PROTO_DIR) $(PROTO_DIR)/*.proto \
+	  | $$($(SWIFT) build --show-bin-path)/ringstore-protogen > $(GEN_DIR)/Methods.swift
+	@git status --short $(GEN_DIR)
+
+clean-data:
+	@if ls $(RUN)/*.pid >/dev/null 2>&1; then echo "clean-data: services still running; run make down first"; exit 1; fi
+	rm -rf $(RUN)
