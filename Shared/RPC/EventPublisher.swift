@@ -10,6 +10,9 @@ public final class EventPublisher {
     public let endpoint: String
     /// The address stamped on every event as its source.
     public let source: String
+    /// This run of the process (its start time in microseconds); subscribers
+    /// see sequence numbers restart when it changes.
+    public let incarnation: UInt64
     private let socket: ZMQSocket
     private var sequences: [String: UInt64] = [:]
     private let logger: Logger
@@ -19,12 +22,16 @@ public final class EventPublisher {
         try socket.setSendHighWaterMark(100_000)
         self.endpoint = try socket.bind(endpoint)
         self.source = source
+        self.incarnation = UInt64(Date().timeIntervalSince1970 * 1_000_000)
         self.logger = reactor.logger
     }
 
     /// The sequence number of the last event published on `topic` (0: none yet),
     /// which a snapshot reports so subscribers can skip older events.
     public func lastSequence(of topic: String) -> UInt64 { sequences[topic, default: 0] }
+
+    /// The last sequence number of every topic published so far.
+    public var lastSequences: [String: UInt64] { sequences }
 
     /// Publishes an event and returns it as sent. PUB never blocks: a slow
     /// subscriber past its high-water mark loses events, which is why
@@ -40,6 +47,7 @@ public final class EventPublisher {
         event.seq = seq
         event.timeUnixMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
         event.source = source
+        event.incarnation = incarnation
         event.details = details
         do {
             let bytes: [UInt8] = try event.serializedBytes()

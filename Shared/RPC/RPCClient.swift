@@ -48,6 +48,20 @@ public final class RPCClient: Sendable {
         }
     }
 
+    /// Calls `method` and returns the outcome as a `Result`, for callers that
+    /// hand it to another thread (a reactor) rather than handle it here.
+    public func result<Request, Response>(
+        _ method: RPCMethod<Request, Response>,
+        _ request: Request,
+        options: CallOptions = .default
+    ) async -> Result<Response, RPCError> {
+        do {
+            return .success(try await call(method, request, options: options))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     /// Calls a method by name with an encoded body; the building block of `call`,
     /// also used to send deliberately odd requests in tests.
     public func callRaw(path: String, idempotent: Bool, body: [UInt8], options: CallOptions = .default) async throws(RPCError) -> [UInt8] {

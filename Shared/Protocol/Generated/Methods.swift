@@ -8,9 +8,27 @@ public enum PlacementMethods {
         path: "/ringstore.v1.Placement/Health", idempotent: true)
     public static let echo = RPCMethod<WireEchoRequest, WireEchoReply>(
         path: "/ringstore.v1.Placement/Echo", idempotent: true)
+    public static let join = RPCMethod<WireJoinRequest, WireJoinReply>(
+        path: "/ringstore.v1.Placement/Join", idempotent: false)
+    public static let leave = RPCMethod<WireLeaveRequest, WireMembershipChangeReply>(
+        path: "/ringstore.v1.Placement/Leave", idempotent: false)
+    public static let remove = RPCMethod<WireRemoveRequest, WireMembershipChangeReply>(
+        path: "/ringstore.v1.Placement/Remove", idempotent: false)
+    public static let heartbeat = RPCMethod<WireHeartbeatRequest, WireHeartbeatReply>(
+        path: "/ringstore.v1.Placement/Heartbeat", idempotent: true)
+    public static let getMembers = RPCMethod<WireGetMembersRequest, WireGetMembersReply>(
+        path: "/ringstore.v1.Placement/GetMembers", idempotent: true)
+    public static let getRing = RPCMethod<WireGetRingRequest, WireGetRingReply>(
+        path: "/ringstore.v1.Placement/GetRing", idempotent: true)
+    public static let snapshot = RPCMethod<WireSnapshotRequest, WireSnapshotReply>(
+        path: "/ringstore.v1.Placement/Snapshot", idempotent: true)
+    public static let reportMigration = RPCMethod<WireReportMigrationRequest, WireReportMigrationReply>(
+        path: "/ringstore.v1.Placement/ReportMigration", idempotent: false)
+    public static let handoffComplete = RPCMethod<WireHandoffCompleteRequest, WireMembershipChangeReply>(
+        path: "/ringstore.v1.Placement/HandoffComplete", idempotent: false)
 
     /// Every method path of this service.
-    public static let allPaths: [String] = [health.path, echo.path]
+    public static let allPaths: [String] = [health.path, echo.path, join.path, leave.path, remove.path, heartbeat.path, getMembers.path, getRing.path, snapshot.path, reportMigration.path, handoffComplete.path]
 }
 
 /// The methods of `ringstore.v1.Lock` (services.proto).

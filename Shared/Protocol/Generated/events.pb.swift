@@ -46,6 +46,10 @@ public nonisolated struct WireEvent: Sendable {
   /// The publishing process's address.
   public var source: String = String()
 
+  /// The run of the publishing process (its start time in microseconds):
+  /// sequence numbers restart when it changes.
+  public var incarnation: UInt64 = 0
+
   /// Details; later services add their messages to this oneof.
   public var details: WireEvent.OneOf_Details? = nil
 
@@ -102,15 +106,20 @@ public nonisolated struct WireMemberDetails: Sendable {
 
   public var address: String = String()
 
+  /// up, suspect, down, leaving, removed.
   public var state: String = String()
 
   public var weight: UInt32 = 0
+
+  /// The state before this change ("" for a new member).
+  public var previousState: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
+/// The new ring in full, so a node can apply it without asking.
 public nonisolated struct WireRingDetails: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -121,6 +130,8 @@ public nonisolated struct WireRingDetails: Sendable {
   public var density: UInt32 = 0
 
   public var replicas: UInt32 = 0
+
+  public var weights: [UInt32] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -177,7 +188,7 @@ fileprivate nonisolated let _protobuf_package = "ringstore.v1"
 
 nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Event"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}topic\0\u{1}type\0\u{1}epoch\0\u{1}seq\0\u{3}time_unix_micros\0\u{1}source\0\u{2}\u{4}member\0\u{1}ring\0\u{1}migration\0\u{1}lock\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}topic\0\u{1}type\0\u{1}epoch\0\u{1}seq\0\u{3}time_unix_micros\0\u{1}source\0\u{1}incarnation\0\u{2}\u{3}member\0\u{1}ring\0\u{1}migration\0\u{1}lock\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -191,6 +202,7 @@ nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.timeUnixMicros) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.source) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
       case 10: try {
         var v: WireMemberDetails?
         var hadOneofValue = false
@@ -271,6 +283,9 @@ nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if !self.source.isEmpty {
       try visitor.visitSingularStringField(value: self.source, fieldNumber: 6)
     }
+    if self.incarnation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.incarnation, fieldNumber: 7)
+    }
     switch self.details {
     case .member?: try {
       guard case .member(let v)? = self.details else { preconditionFailure() }
@@ -300,6 +315,7 @@ nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.seq != rhs.seq {return false}
     if lhs.timeUnixMicros != rhs.timeUnixMicros {return false}
     if lhs.source != rhs.source {return false}
+    if lhs.incarnation != rhs.incarnation {return false}
     if lhs.details != rhs.details {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -308,7 +324,7 @@ nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
 
 nonisolated extension WireMemberDetails: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MemberDetails"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0\u{1}state\0\u{1}weight\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0\u{1}state\0\u{1}weight\0\u{3}previous_state\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -319,6 +335,7 @@ nonisolated extension WireMemberDetails: SwiftProtobuf.Message, SwiftProtobuf._M
       case 1: try { try decoder.decodeSingularStringField(value: &self.address) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.state) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.weight) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.previousState) }()
       default: break
       }
     }
@@ -334,6 +351,9 @@ nonisolated extension WireMemberDetails: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.weight != 0 {
       try visitor.visitSingularUInt32Field(value: self.weight, fieldNumber: 3)
     }
+    if !self.previousState.isEmpty {
+      try visitor.visitSingularStringField(value: self.previousState, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -341,6 +361,7 @@ nonisolated extension WireMemberDetails: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.address != rhs.address {return false}
     if lhs.state != rhs.state {return false}
     if lhs.weight != rhs.weight {return false}
+    if lhs.previousState != rhs.previousState {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -348,7 +369,7 @@ nonisolated extension WireMemberDetails: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RingDetails"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}density\0\u{1}replicas\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}density\0\u{1}replicas\0\u{1}weights\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -359,6 +380,7 @@ nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 1: try { try decoder.decodeRepeatedStringField(value: &self.members) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.density) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.replicas) }()
+      case 4: try { try decoder.decodeRepeatedUInt32Field(value: &self.weights) }()
       default: break
       }
     }
@@ -374,6 +396,9 @@ nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.replicas != 0 {
       try visitor.visitSingularUInt32Field(value: self.replicas, fieldNumber: 3)
     }
+    if !self.weights.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.weights, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -381,6 +406,7 @@ nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.members != rhs.members {return false}
     if lhs.density != rhs.density {return false}
     if lhs.replicas != rhs.replicas {return false}
+    if lhs.weights != rhs.weights {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
