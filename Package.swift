@@ -91,7 +91,7 @@ let package = Package(
         ),
         .target(
             name: "PlacementService",
-            dependencies: ["RPC", "RingProtocol", "ServiceHost"],
+            dependencies: ["RPC", "RingProtocol", "ServiceHost", "Ring"],
             path: "Services/Placement/PlacementService"
         ),
         .target(
@@ -101,7 +101,7 @@ let package = Package(
         ),
         .target(
             name: "StorageNode",
-            dependencies: ["RPC", "RingProtocol", "ServiceHost"],
+            dependencies: ["RPC", "RingProtocol", "ServiceHost", "Ring"],
             path: "Services/StorageNode/StorageNode"
         ),
         .target(
@@ -176,6 +176,11 @@ let package = Package(
             name: "RPCTests",
             dependencies: ["RPC", "RingProtocol", "ZeroMQ", "TestKit", "RingstoreClient"],
             path: "Tests/RPCTests"
+        ),
+        .testTarget(
+            name: "PlacementTests",
+            dependencies: ["PlacementService", "RingProtocol"],
+            path: "Tests/PlacementTests"
         ),
         .testTarget(
             name: "RingTests",

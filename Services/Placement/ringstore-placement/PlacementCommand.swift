@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import PlacementService
 import ServiceHost
@@ -7,7 +8,7 @@ import ServiceHost
 struct PlacementCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ringstore-placement",
-        abstract: "Ringstore placement service: membership, the ring and the cluster event stream."
+        abstract: "Ringstore placement service: membership, failure detection, the ring and the cluster event stream."
     )
 
     @Option(help: "ROUTER endpoint for requests.")
@@ -16,17 +17,47 @@ struct PlacementCommand: AsyncParsableCommand {
     @Option(help: "PUB endpoint for events.")
     var publish = "tcp://127.0.0.1:7401"
 
+    @Option(help: "Directory for the persisted membership and epoch.")
+    var dataDir = "placement-data"
+
+    @Option(help: "Replicas per key (N).")
+    var replicas = 3
+
+    @Option(help: "Ring density: MD5 digests per unit of weight (40 = Ketama's 160 points).")
+    var density = 40
+
+    @Option(help: "Seconds without a heartbeat before a member is suspect.")
+    var suspectAfter = 3.0
+
+    @Option(help: "Seconds without a heartbeat before a member is down.")
+    var downAfter = 10.0
+
+    @Option(help: "Remove a member automatically after this many seconds down (0: never).")
+    var removeAfter = 0.0
+
     @OptionGroup var server: ServerOptions
 
     func validate() throws {
         try validateEndpoint(listen, option: "listen")
         try validateEndpoint(publish, option: "publish")
+        guard (1...16).contains(replicas) else { throw ValidationError("--replicas must be 1...16") }
+        guard (1...4096).contains(density) else { throw ValidationError("--density must be 1...4096") }
+        guard suspectAfter > 0 else { throw ValidationError("--suspect-after must be positive") }
+        guard downAfter > suspectAfter else { throw ValidationError("--down-after must be longer than --suspect-after") }
+        guard removeAfter >= 0 else { throw ValidationError("--remove-after must be 0 (never) or positive") }
+        guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
     }
 
     func run() async throws {
         ServiceRunner.bootstrapLogging(level: server.logLevel)
         let logger = Logger(label: "ringstore.placement")
-        let service = PlacementServer.service(options: .init(listen: listen, publish: publish), logger: logger)
-        try await ServiceRunner.run([service], logger: logger)
+        let settings = MembershipSettings(
+            suspectAfter: .seconds(suspectAfter), downAfter: .seconds(downAfter),
+            removeAfter: removeAfter > 0 ? .seconds(removeAfter) : nil,
+            replicas: replicas, density: density)
+        let tick = min(Duration.milliseconds(100), .seconds(suspectAfter / 10))
+        let options = PlacementOptions(listen: listen, publish: publish, dataDirectory: URL(fileURLWithPath: dataDir),
+                                       settings: settings, tickInterval: tick)
+        try await ServiceRunner.run([PlacementServer.service(options: options, logger: logger)], logger: logger)
     }
 }
