@@ -1,0 +1,166 @@
+import Foundation
+import Logging
+import RPC
+import RingProtocol
+
+/// A storage node's link to the placement service, on the node's reactor:
+/// joins on start, heartbeats, and follows the ring by the clone pattern
+/// (subscribe to `ring` events first, then fetch the ring, then apply only
+/// newer epochs; a heartbeat reply that shows a newer ring epoch also
+/// triggers a fetch, covering events lost while placement was away).
+final class PlacementLink {
+    /// The ring this node follows, with its epoch; `nil` until the first fetch.
+    private(set) var ring: WireRingInfo?
+    /// Our state as placement last reported it.
+    private(set) var memberState: WireMemberState = .unknown
+    private(set) var joined = false
+    private(set) var removed = false
+
+    private let address: String
+    private let weight: Int
+    private let client: RPCClient
+    private var listener: EventListener?
+    private var logger: Logger
+    private var callInFlight = false
+    private var ringFetchInFlight = false
+    private var handoffReported = false
+    private var bound: ReactorBound<PlacementLink>!
+    /// Called on the reactor thread after a new ring epoch was adopted.
+    var onRingChange: ((WireRingInfo) -> Void)?
+
+    init(reactor: Reactor, address: String, weight: Int, placement: String, placementEvents: String, heartbeatInterval: Duration) throws {
+        self.address = address
+        self.weight = weight
+        logger = reactor.logger
+        logger[metadataKey: "node.address"] = "\(address)"
+        client = try RPCClient(context: reactor.context, endpoint: placement, caller: "node \(address)", logger: logger)
+        bound = reactor.bind(self)
+        listener = try EventListener(reactor: reactor, endpoints: [placementEvents], topics: ["ring"]) { [unowned self] received in
+            handle(received)
+        }
+        reactor.every(heartbeatInterval) { [unowned self] in tick() }
+        tick()
+    }
+
+    deinit { client.close() }
+
+    // MARK: Join and heartbeat
+
+    private func tick() {
+        guard !callInFlight, !removed else { return }
+        callInFlight = true
+        let client = client, address = address, weight = weight, bound = bound!
+        let ringEpoch = ring?.ringEpoch ?? 0
+        if !joined {
+            Task {
+                let request = WireJoinRequest.with { $0.address = address; $0.weight = UInt32(weight) }
+                let result = await client.result(PlacementMethods.join, request, options: CallOptions(timeout: .seconds(2)))
+                bound.post { $0.joinFinished(result) }
+            }
+        } else {
+            Task {
+                let request = WireHeartbeatRequest.with { $0.address = address; $0.ringEpoch = ringEpoch }
+                let result = await client.result(PlacementMethods.heartbeat, request, options: CallOptions(timeout: .seconds(2)))
+                bound.post { $0.heartbeatFinished(result) }
+            }
+        }
+    }
+
+    private func joinFinished(_ result: Result<WireJoinReply, RPCError>) {
+        callInFlight = false
+        switch result {
+        case .success(let reply):
+            joined = true
+            memberState = .up
+            logger.info("node.joined", metadata: ["cluster.epoch": "\(reply.epoch)"])
+            adopt(reply.ring)
+        case .failure(let error) where error.code == .alreadyExists:
+            // A restart: we are a member already; heartbeats bring us back up.
+            joined = true
+            logger.info("node.rejoined", metadata: ["rpc.message": "\(error.message)"])
+            fetchRing()
+        case .failure(let error):
+            logger.warning("node.join.failed", metadata: ["rpc.error": "\(error)"])
+        }
+    }
+
+    private func heartbeatFinished(_ result: Result<WireHeartbeatReply, RPCError>) {
+        callInFlight = false
+        switch result {
+        case .success(let reply):
+            memberState = reply.state
+            if reply.ringEpoch > (ring?.ringEpoch ?? 0) { fetchRing() }
+            if reply.state == .leaving { reportHandoff() }
+        case .failure(let error) where error.code == .notFound:
+            removed = true
+            logger.warning("node.removed", metadata: ["rpc.message": "\(error.message)",
+                                                     "node.hint": "restart the node or run ringctl join to make it a member again"])
+        case .failure(let error):
+            logger.notice("node.heartbeat.failed", metadata: ["rpc.error": "\(error)"])
+        }
+    }
+
+    // MARK: Following the ring
+
+    private func handle(_ received: ReceivedEvent) {
+        guard received.event.type == "ring_changed", case .ring(let details)? = received.event.details else { return }
+        guard details.members.count == details.weights.count else {
+            logger.notice("ring.event.malformed", metadata: ["ring.epoch": "\(received.event.epoch)"])
+            fetchRing()
+            return
+        }
+        adopt(WireRingInfo.with {
+            $0.ringEpoch = received.event.epoch
+            $0.members = zip(details.members, details.weights).map { address, weight in
+                WireMember.with { $0.address = address; $0.weight = weight }
+            }
+            $0.density = details.density
+            $0.replicas = details.replicas
+        })
+    }
+
+    private func fetchRing() {
+        guard !ringFetchInFlight else { return }
+        ringFetchInFlight = true
+        let client = client, bound = bound!
+        Task {
+            let result = await client.result(PlacementMethods.getRing, WireGetRingRequest(), options: CallOptions(timeout: .seconds(2)))
+            bound.post { link in
+                link.ringFetchInFlight = false
+                switch result {
+                case .success(let reply): link.adopt(reply.ring)
+                case .failure(let error): link.logger.notice("ring.fetch.failed", metadata: ["rpc.error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Adopts `info` if it is newer than the ring we have.
+    private func adopt(_ info: WireRingInfo) {
+        guard info.ringEpoch > (ring?.ringEpoch ?? 0) || ring == nil else { return }
+        ring = info
+        logger.info("node.ring.adopted", metadata: ["ring.epoch": "\(info.ringEpoch)", "ring.members": "\(info.members.count)"])
+        onRingChange?(info)
+    }
+
+    // MARK: Leaving
+
+    /// This node holds no data yet (the storage engine arrives with its issue),
+    /// so its handoff is complete as soon as it is leaving.
+    private func reportHandoff() {
+        guard !handoffReported else { return }
+        handoffReported = true
+        let client = client, address = address, bound = bound!
+        Task {
+            do {
+                _ = try await client.call(PlacementMethods.handoffComplete, WireHandoffCompleteRequest.with { $0.address = address })
+                bound.post { $0.logger.info("node.handoff.reported") }
+            } catch {
+                bound.post { link in
+                    link.handoffReported = false
+                    link.logger.warning("node.handoff.report.failed", metadata: ["rpc.error": "\(error)"])
+                }
+            }
+        }
+    }
+}
