@@ -17,6 +17,13 @@ public struct HealthResult: Sendable {
 
     /// Whether the service answered and says it is serving.
     public var isHealthy: Bool { reply?.status == .serving }
+
+    /// For a storage node: its membership as it reports it ("up", "joining",
+    /// "removed", ...); `nil` for other services or without a reply.
+    public var memberState: String? { role == "node" ? reply?.details["member_state"] : nil }
+
+    /// Healthy, and for a node also an up member of the cluster.
+    public var isSettled: Bool { isHealthy && (role != "node" || memberState == "up") }
 }
 
 /// Asks every service of the cluster for its health, concurrently.

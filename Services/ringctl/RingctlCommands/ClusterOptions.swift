@@ -10,6 +10,12 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Lock service request endpoint (env RINGSTORE_LOCKS).", valueName: "endpoint"))
     var locks: String?
 
+    @Option(help: ArgumentHelp("Placement event endpoint (default: the request port plus one).", valueName: "endpoint"))
+    var placementEvents: String?
+
+    @Option(help: ArgumentHelp("Lock service event endpoint (default: the request port plus one).", valueName: "endpoint"))
+    var lockEvents: String?
+
     @Option(help: ArgumentHelp("Seconds to wait for each call.", valueName: "seconds"))
     var timeout: Double = 2
 
@@ -21,7 +27,10 @@ struct ClusterOptions: ParsableArguments {
     }
 
     var endpoints: ClusterEndpoints {
-        ClusterEndpoints(placement: placement, locks: locks, environment: ProcessInfo.processInfo.environment)
+        var endpoints = ClusterEndpoints(placement: placement, locks: locks, environment: ProcessInfo.processInfo.environment)
+        if let placementEvents { endpoints.placementEvents = ClusterEndpoints.normalize(placementEvents) }
+        if let lockEvents { endpoints.lockEvents = ClusterEndpoints.normalize(lockEvents) }
+        return endpoints
     }
 
     var callTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }

@@ -1,5 +1,8 @@
 import ArgumentParser
+import RPC
 import Ring
+import RingProtocol
+import ZeroMQ
 
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +13,7 @@ import Darwin
 #endif
 
 /// `ringctl ring`: questions about the consistent-hash ring itself.
-public struct RingCommand: ParsableCommand {
+public struct RingCommand: AsyncParsableCommand {
     /// The `ring` command group and its subcommands.
     public static let configuration = CommandConfiguration(
         commandName: "ring",
@@ -24,15 +27,19 @@ public struct RingCommand: ParsableCommand {
 
 /// `ringctl ring owners`: the preference list (primary first) of each key, one line per key.
 ///
-/// With `--members` the ring is built locally from the given membership, so
-/// the command answers without a cluster and can place millions of keys read
-/// from stdin in a second or so.
-public struct RingOwnersCommand: ParsableCommand {
+/// Without `--members` the ring is the live cluster's, fetched once from
+/// placement. With `--members` the ring is built locally from the given
+/// membership, so the command answers without a cluster. Either way it can
+/// place millions of keys read from stdin in a second or so.
+public struct RingOwnersCommand: AsyncParsableCommand {
     /// The command's name, help text and its description of the offline mode.
     public static let configuration = CommandConfiguration(
         commandName: "owners",
         abstract: "Print the replicas of keys: one line KEY OWNER1 OWNER2 ... per key.",
         discussion: """
+            Live mode (no --members): the ring, its density and its replication factor \
+            (the default for --replicas) come from the placement service.
+
             Offline mode: --members gives the membership as comma-separated host:port \
             entries, each optionally followed by =WEIGHT (an integer of at least 1, default 1), \
             e.g. --members 10.0.0.1:7501,10.0.0.2:7501=2. Each member gets DENSITY * WEIGHT \
@@ -51,8 +58,8 @@ public struct RingOwnersCommand: ParsableCommand {
     @Flag(help: "Read keys from standard input, one per line.")
     var stdin = false
 
-    @Option(help: ArgumentHelp("Owners to print per key: the preference list length.", valueName: "n"))
-    var replicas = 3
+    @Option(help: ArgumentHelp("Owners to print per key: the preference list length (default: the cluster's N, or 3 offline).", valueName: "n"))
+    var replicas: Int?
 
     @Option(help: ArgumentHelp(
         "Place keys offline on these members: comma-separated host:port or host:port=WEIGHT.",
@@ -63,28 +70,27 @@ public struct RingOwnersCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Digests per unit of weight, with --members (default 40, Ketama's).", valueName: "d"))
     var density: Int?
 
+    @OptionGroup var cluster: ClusterOptions
+
     /// Creates the command with default options; ArgumentParser fills them in.
     public init() {}
 
     /// Refuses bad options before any work: replicas below 1, no keys, a bad membership.
     public func validate() throws {
-        guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1, not \(replicas)") }
+        if let replicas, replicas < 1 { throw ValidationError("--replicas must be at least 1, not \(replicas)") }
         guard !keys.isEmpty || stdin else { throw ValidationError("give keys as arguments, or --stdin to read them") }
         guard !keys.contains(where: \.isEmpty) else { throw ValidationError("keys must not be empty") }
         guard members != nil else {
             if density != nil { throw ValidationError("--density applies only with --members") }
-            throw ValidationError(
-                "the live ring comes from the placement service, which 'ring owners' cannot ask yet; "
-                    + "pass --members host:port,... to compute the owners offline"
-            )
+            return
         }
         _ = try makeRing()
     }
 
     /// Prints the owners of the argument keys, then of the keys on stdin.
-    public func run() throws {
-        let ring = try makeRing()
-        var formatter = try OwnerLineFormatter(ring: ring, replicas: replicas)
+    public func run() async throws {
+        let (ring, clusterReplicas) = members == nil ? try await liveRing() : (try makeRing(), 3)
+        var formatter = try OwnerLineFormatter(ring: ring, replicas: replicas ?? clusterReplicas)
         var output = OutputBuffer()
         for key in keys {
             var key = key
@@ -108,6 +114,27 @@ public struct RingOwnersCommand: ParsableCommand {
             Self.writeStandardError("ringctl: skipped \(count) empty line\(count == 1 ? "" : "s") on stdin (first: line \(line))\n")
             throw ExitCode(1)
         }
+    }
+
+    /// The live ring and replication factor, from placement.
+    private func liveRing() async throws -> (HashRing, Int) {
+        let context = try ZMQContext()
+        defer { context.shutdown() }
+        let client = try RPCClient(context: context, endpoint: cluster.endpoints.placement, caller: cluster.caller)
+        defer { client.close() }
+        let reply: WireGetRingReply
+        do {
+            reply = try await client.call(PlacementMethods.getRing, WireGetRingRequest(), options: CallOptions(timeout: cluster.callTimeout))
+        } catch {
+            printError("ringctl: cannot get the ring from \(cluster.endpoints.placement): \(error)")
+            throw ExitCode(2)
+        }
+        guard !reply.ring.members.isEmpty else {
+            printError("ringctl: the ring has no members yet (epoch \(reply.epoch)); start nodes or use --members")
+            throw ExitCode(2)
+        }
+        let members = try reply.ring.members.map { try RingMember(address: $0.address, weight: Int($0.weight)) }
+        return (try HashRing(members: members, density: Int(reply.ring.density)), Int(reply.ring.replicas))
     }
 
     /// The ring of `--members`, with ring errors turned into usage errors.

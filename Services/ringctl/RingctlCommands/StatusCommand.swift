@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RPC
+import RingProtocol
 import RingstoreClient
 import ZeroMQ
 
@@ -14,10 +15,10 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptions
 
-    @Option(help: ArgumentHelp("Storage nodes to ask, comma-separated host:port (default: 127.0.0.1:7501-7503).", valueName: "addresses"))
+    @Option(help: ArgumentHelp("Storage nodes to ask, comma-separated host:port (default: the members placement knows, else 127.0.0.1:7501-7503).", valueName: "addresses"))
     var nodes: String?
 
-    @Option(help: ArgumentHelp("Keep asking until every service is healthy or this many seconds passed.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Keep asking until every service is healthy and every node an up member, or this many seconds passed.", valueName: "seconds"))
     var wait: Double = 0
 
     func validate() throws {
@@ -31,22 +32,40 @@ struct StatusCommand: AsyncParsableCommand {
         guard wait >= 0, wait <= 3600 else { throw ValidationError("--wait must be between 0 and 3600 seconds") }
     }
 
+    /// One round of health calls: placement, lock, and the nodes given with
+    /// `--nodes`, else the members placement knows now, else the defaults.
+    private func sweep(context: ZMQContext) async -> [HealthResult] {
+        var endpoints = cluster.endpoints
+        if let nodes {
+            endpoints.nodes = nodeList(nodes)
+        } else if let members = await placementMembers(context: context, endpoint: endpoints.placement), !members.isEmpty {
+            endpoints.nodes = members
+        }
+        return await HealthCheck.run(HealthCheck.targets(for: endpoints), context: context, caller: cluster.caller,
+                                     timeout: cluster.callTimeout)
+    }
+
+    /// The members placement knows, or `nil` when it cannot be asked.
+    private func placementMembers(context: ZMQContext, endpoint: String) async -> [String]? {
+        guard let client = try? RPCClient(context: context, endpoint: endpoint, caller: cluster.caller) else { return nil }
+        defer { client.close() }
+        let reply = try? await client.call(PlacementMethods.getMembers, WireGetMembersRequest(), options: CallOptions(timeout: cluster.callTimeout))
+        return reply?.members.map(\.address)
+    }
+
     private func nodeList(_ text: String) -> [String] {
         text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     func run() async throws {
-        var endpoints = cluster.endpoints
-        if let nodes { endpoints.nodes = nodeList(nodes) }
         let context = try ZMQContext()
         defer { context.shutdown() }
-        let targets = HealthCheck.targets(for: endpoints)
         let clock = ContinuousClock()
         let giveUp = clock.now + .milliseconds(Int64(wait * 1000))
-        var results = await HealthCheck.run(targets, context: context, caller: cluster.caller, timeout: cluster.callTimeout)
-        while !results.allSatisfy(\.isHealthy) && clock.now < giveUp {
+        var results = await sweep(context: context)
+        while !results.allSatisfy(\.isSettled) && clock.now < giveUp {
             try await Task.sleep(for: .milliseconds(200))
-            results = await HealthCheck.run(targets, context: context, caller: cluster.caller, timeout: cluster.callTimeout)
+            results = await sweep(context: context)
         }
         if cluster.json {
             for result in results { print(StatusFormatter.json(result)) }

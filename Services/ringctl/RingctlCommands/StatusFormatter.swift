@@ -6,15 +6,15 @@ import RingstoreClient
 /// Renders health results for `ringctl status`.
 enum StatusFormatter {
     static func table(_ results: [HealthResult]) -> String {
-        var rows = [["SERVICE", "ADDRESS", "STATUS", "VERSION", "UPTIME", "PID", "LATENCY", "DETAIL"]]
+        var rows = [["SERVICE", "ADDRESS", "STATUS", "MEMBER", "VERSION", "UPTIME", "PID", "LATENCY", "DETAIL"]]
         for result in results {
             let address = result.reply?.address ?? result.endpoint.replacingOccurrences(of: "tcp://", with: "")
             if let reply = result.reply {
-                rows.append([result.role, address, statusName(reply.status), reply.version,
+                rows.append([result.role, address, statusName(reply.status), result.memberState ?? "-", reply.version,
                              uptime(reply.uptimeMillis), "\(reply.pid)", milliseconds(result.latency), ""])
             } else {
                 let error = result.error.map { "\($0.code.name): \($0.message)" } ?? "no answer"
-                rows.append([result.role, address, "UNREACHABLE", "-", "-", "-", "-", error])
+                rows.append([result.role, address, "UNREACHABLE", "-", "-", "-", "-", "-", error])
             }
         }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -35,6 +35,7 @@ enum StatusFormatter {
             object["pid"] = reply.pid
             object["latency_ms"] = Double(result.latency.components.attoseconds) / 1e15 + Double(result.latency.components.seconds) * 1000
             object["details"] = reply.details
+            if let member = result.memberState { object["member_state"] = member }
         } else {
             object["status"] = "UNREACHABLE"
             object["error"] = result.error.map { "\($0.code.name): \($0.message)" } ?? "no answer"

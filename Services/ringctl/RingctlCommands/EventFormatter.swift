@@ -1,0 +1,70 @@
+import Foundation
+import RingProtocol
+
+/// Renders events for `ringctl watch`: one line each, human or JSON.
+enum EventFormatter {
+    /// The fields of an event, flattened, in a stable order for the human form.
+    static func fields(_ event: WireEvent) -> [(String, Any)] {
+        var fields: [(String, Any)] = []
+        if event.epoch > 0 { fields.append(("epoch", Int(event.epoch))) }
+        fields.append(("seq", Int(event.seq)))
+        switch event.details {
+        case .member(let member)?:
+            fields += [("address", member.address), ("state", member.state), ("weight", Int(member.weight))]
+            if !member.previousState.isEmpty { fields.append(("previous_state", member.previousState)) }
+        case .ring(let ring)?:
+            fields += [("members", ring.members), ("weights", ring.weights.map { Int($0) }),
+                       ("replicas", Int(ring.replicas)), ("density", Int(ring.density))]
+        case .migration(let migration)?:
+            fields += [("arc", "[\(migration.arcStart),\(migration.arcEnd)]"), ("from", migration.from), ("to", migration.to),
+                       ("keys", Int(migration.keys)), ("bytes", Int(migration.bytes)),
+                       ("expected_keys", Int(migration.expectedKeys)), ("expected_bytes", Int(migration.expectedBytes))]
+            if !migration.reason.isEmpty { fields.append(("reason", migration.reason)) }
+        case .lock(let lock)?:
+            fields += [("name", lock.name), ("owner", lock.owner), ("token", Int(lock.token))]
+        case nil:
+            break
+        }
+        return fields
+    }
+
+    static func human(topic: String, _ event: WireEvent) -> String {
+        let details = fields(event).map { key, value in
+            if let list = value as? [String] { return "\(key)=\(list.joined(separator: ","))" }
+            if let list = value as? [Int] { return "\(key)=\(list.map(String.init).joined(separator: ","))" }
+            return "\(key)=\(value)"
+        }
+        return ([Timestamp.iso8601(micros: event.timeUnixMicros), topic, event.type] + details).joined(separator: " ")
+    }
+
+    static func json(topic: String, _ event: WireEvent) -> String {
+        var object: [String: Any] = ["topic": topic, "type": event.type, "time": Timestamp.iso8601(micros: event.timeUnixMicros),
+                                     "source": event.source, "epoch": Int(event.epoch)]
+        for (key, value) in fields(event) { object[key] = value }
+        return JSONLine.encode(object)
+    }
+
+    /// The snapshot as lines: one `member` line per member, then one `ring` line.
+    static func snapshotLines(_ snapshot: WireSnapshotReply, json: Bool) -> [String] {
+        let time = Timestamp.iso8601(micros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+        var lines: [String] = []
+        for member in snapshot.members {
+            let state = MemberStateName.of(member.state)
+            if json {
+                lines.append(JSONLine.encode(["topic": "membership", "type": "snapshot_member", "time": time, "epoch": Int(snapshot.epoch),
+                                              "address": member.address, "state": state, "weight": Int(member.weight),
+                                              "state_epoch": Int(member.stateEpoch)]))
+            } else {
+                lines.append("\(time) membership snapshot_member epoch=\(snapshot.epoch) address=\(member.address) state=\(state) weight=\(member.weight)")
+            }
+        }
+        let ring = snapshot.ring
+        if json {
+            lines.append(JSONLine.encode(["topic": "ring", "type": "snapshot_ring", "time": time, "epoch": Int(ring.ringEpoch),
+                                          "members": ring.members.map(\.address), "replicas": Int(ring.replicas), "density": Int(ring.density)]))
+        } else {
+            lines.append("\(time) ring snapshot_ring epoch=\(ring.ringEpoch) members=\(ring.members.map(\.address).joined(separator: ",")) replicas=\(ring.replicas) density=\(ring.density)")
+        }
+        return lines
+    }
+}

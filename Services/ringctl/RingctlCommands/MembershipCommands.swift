@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import RPC
+import RingProtocol
+import ZeroMQ
+
+/// A placement client for one command invocation.
+struct PlacementSession {
+    let context: ZMQContext
+    let client: RPCClient
+    let options: CallOptions
+
+    init(_ cluster: ClusterOptions) throws {
+        context = try ZMQContext()
+        client = try RPCClient(context: context, endpoint: cluster.endpoints.placement, caller: cluster.caller)
+        options = CallOptions(timeout: cluster.callTimeout)
+    }
+
+    /// Calls placement; a failure is printed to stderr and ends the command with exit 1.
+    func call<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request, what: String) async throws -> Response {
+        do {
+            return try await client.call(method, request, options: options)
+        } catch {
+            printError("ringctl: \(what): \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    func close() {
+        client.close()
+        context.shutdown()
+    }
+}
+
+/// `ringctl members`: the cluster's members with state, weight and epoch.
+struct MembersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "members",
+        abstract: "List the cluster's members: address, state, weight, and the epoch of their last state change."
+    )
+
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() async throws {
+        let session = try PlacementSession(cluster)
+        defer { session.close() }
+        let reply = try await session.call(PlacementMethods.getMembers, WireGetMembersRequest(), what: "cannot list members")
+        if cluster.json {
+            for member in reply.members {
+                print(JSONLine.encode([
+                    "address": member.address, "state": MemberStateName.of(member.state), "weight": Int(member.weight),
+                    "epoch": Int(member.stateEpoch), "cluster_epoch": Int(reply.epoch),
+                    "since": Timestamp.iso8601(micros: member.stateSinceUnixMicros),
+                ]))
+            }
+            return
+        }
+        var rows = [["ADDRESS", "STATE", "WEIGHT", "EPOCH", "SINCE"]]
+        for member in reply.members {
+            rows.append([member.address, MemberStateName.of(member.state), "\(member.weight)", "\(member.stateEpoch)",
+                         Timestamp.iso8601(micros: member.stateSinceUnixMicros)])
+        }
+        print(Table.render(rows), terminator: "")
+    }
+}
+
+/// `ringctl join|leave|remove ADDRESS`.
+struct JoinCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "join", abstract: "Add a member to the cluster (nodes also join by themselves when they start).")
+
+    @Argument(help: "The member's address, host:port.") var address: String
+    @Option(help: "The member's weight on the ring (1...1000).") var weight = 1
+    @OptionGroup var cluster: ClusterOptions
+
+    func validate() throws {
+        guard (1...1000).contains(weight) else { throw ValidationError("--weight must be 1...1000") }
+    }
+
+    func run() async throws {
+        let session = try PlacementSession(cluster)
+        defer { session.close() }
+        let request = WireJoinRequest.with { $0.address = address; $0.weight = UInt32(weight) }
+        let reply = try await session.call(PlacementMethods.join, request, what: "cannot join \(address)")
+        print("joined \(address) at epoch \(reply.epoch)")
+    }
+}
+
+struct LeaveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leave",
+        abstract: "Start a graceful leave: the member leaves the ring, hands its arcs off, then is removed.")
+
+    @Argument(help: "The member's address, host:port.") var address: String
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() async throws {
+        let session = try PlacementSession(cluster)
+        defer { session.close() }
+        let reply = try await session.call(PlacementMethods.leave, WireLeaveRequest.with { $0.address = address },
+                                           what: "cannot start the leave of \(address)")
+        print("\(address) is leaving at epoch \(reply.epoch)")
+    }
+}
+
+struct RemoveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove",
+        abstract: "Remove a member at once (a dead one); the survivors rebuild its replicas.")
+
+    @Argument(help: "The member's address, host:port.") var address: String
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() async throws {
+        let session = try PlacementSession(cluster)
+        defer { session.close() }
+        let reply = try await session.call(PlacementMethods.remove, WireRemoveRequest.with { $0.address = address },
+                                           what: "cannot remove \(address)")
+        print("removed \(address) at epoch \(reply.epoch)")
+    }
+}
+
+enum MemberStateName {
+    static func of(_ state: WireMemberState) -> String {
+        switch state {
+        case .up: "up"
+        case .suspect: "suspect"
+        case .down: "down"
+        case .leaving: "leaving"
+        default: "unknown"
+        }
+    }
+}
