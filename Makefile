@@ -18,12 +18,13 @@ export PATH := $(PATH):/opt/swift/usr/bin
 
 bin = $$($(SWIFT) build -c $(CONFIG) --show-bin-path)
 
-.PHONY: help deps build up down start stop kill test bench proto clean-data status
+.PHONY: help deps build up down start start-node join stop kill test bench proto clean-data status
 
 help:
 	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/"
 	@echo "make down          stop everything gracefully; data stays"
-	@echo "make start N=2     start node 2 (port 7502)      make stop N=2 / make kill N=2: SIGTERM / SIGKILL"
+	@echo "make join N=4      start node 4 (port 7504); it joins the cluster"
+	@echo "make start N=2     (re)start node 2              make stop N=2 / make kill N=2: SIGTERM / SIGKILL"
 	@echo "make status        ringctl status against the local cluster"
 	@echo "make test          every test"
 	@echo "make bench         benchmarks (ring, RPC echo)"
@@ -73,10 +74,10 @@ define stop_service
 endef
 
 up: build
-	$(call start_service,placement,ringstore-placement,--listen tcp://127.0.0.1:7400 --publish tcp://127.0.0.1:7401)
+	$(call start_service,placement,ringstore-placement,--listen tcp://127.0.0.1:7400 --publish tcp://127.0.0.1:7401 --data-dir $(RUN)/placement)
 	$(call start_service,lock,ringstore-lock,--listen tcp://127.0.0.1:7410 --publish tcp://127.0.0.1:7411)
 	@for n in $(NODES); do $(MAKE) --no-print-directory start-node N=$$n; done
-	@$(bin)/ringctl status --wait 20
+	@$(bin)/ringctl status --wait 20 --nodes $$(for n in $(NODES); do printf "127.0.0.1:%d," $$((7500 + n)); done | sed 's/,$$//')
 
 down:
 	@for f in $(RUN)/node-*.pid; do [ -e "$$f" ] || continue; n=$$(basename $$f .pid); n=$${n#node-}; $(MAKE) --no-print-directory stop N=$$n; done
@@ -88,6 +89,9 @@ start-node:
 	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))))
 
 start: build start-node
+
+# A new node joins by itself when it starts: placement adds it to the ring.
+join: build start-node
 
 stop:
 	@test -n "$(N)" || { echo "usage: make stop N=<node number>"; exit 2; }

@@ -8,6 +8,12 @@ import ZeroMQ
 
 /// End-to-end tests with the real built executables.
 @Suite(.serialized) struct ExecutableTests {
+    /// Point a lone node at a placement endpoint nobody serves, never at a
+    /// local cluster on the default ports.
+    static var isolated: [String] {
+        ["--placement", FreePort.endpoint(), "--placement-events", FreePort.endpoint()]
+    }
+
     @Test func servicesAnswerHealthAndStopCleanlyOnSIGTERM() async throws {
         let cluster = try LocalCluster(nodes: 2)
         try await cluster.start()
@@ -21,12 +27,12 @@ import ZeroMQ
         let statuses = try await cluster.stop()
         #expect(statuses == [0, 0, 0, 0])
         #expect(cluster.placement.log.contains("service.stopped"))
-        #expect(cluster.nodes[0].log.contains("service.stopped"))
+        #expect(cluster.node(0).log.contains("service.stopped"))
     }
 
     @Test func sigintStopsAServiceToo() async throws {
         let endpoint = FreePort.endpoint()
-        let node = try ServiceProcess("ringstore-node", ["--listen", endpoint])
+        let node = try ServiceProcess("ringstore-node", ["--listen", endpoint] + Self.isolated)
         let cluster = try LocalCluster(nodes: 0)
         try await cluster.waitHealthy(endpoint, StorageMethods.health)
         #expect(try await node.stop(signal: SIGINT) == 0)
@@ -88,22 +94,22 @@ import ZeroMQ
                 dealer.close()
             }
         }.value
-        #expect(cluster.nodes[0].isRunning)
+        #expect(cluster.node(0).isRunning)
         let client = try RPCClient(context: cluster.context, endpoint: endpoint, caller: "test")
         let reply = try await client.call(StorageMethods.health, WireHealthRequest())
         #expect(reply.status == .serving)
         #expect(reply.details["malformed_requests"] == "5")  // every case above, dropped or answered
         client.close()
-        #expect(cluster.nodes[0].log.contains("rpc.method.unknown"))
+        #expect(cluster.node(0).log.contains("rpc.method.unknown"))
         try await cluster.stop()
     }
 
     @Test func aBusyPortFailsWithAClearErrorAndExitStatus() async throws {
         let endpoint = FreePort.endpoint()
-        let first = try ServiceProcess("ringstore-node", ["--listen", endpoint])
+        let first = try ServiceProcess("ringstore-node", ["--listen", endpoint] + Self.isolated)
         let cluster = try LocalCluster(nodes: 0)
         try await cluster.waitHealthy(endpoint, StorageMethods.health)
-        let second = try ServiceProcess("ringstore-node", ["--listen", endpoint])
+        let second = try ServiceProcess("ringstore-node", ["--listen", endpoint] + Self.isolated)
         let status = try await second.waitForExit()
         #expect(status != 0)
         #expect(second.log.contains("Address already in use"))

@@ -11,25 +11,82 @@ final class LocalCluster: @unchecked Sendable {
     let placementEvents = FreePort.endpoint()
     let lockEndpoint = FreePort.endpoint()
     let lockEvents = FreePort.endpoint()
-    let nodeEndpoints: [String]
+    private(set) var nodeEndpoints: [String]
     private(set) var placement: ServiceProcess!
     private(set) var lock: ServiceProcess!
-    private(set) var nodes: [ServiceProcess] = []
+    private(set) var nodes: [ServiceProcess?] = []
     let context: ZMQContext
+    /// Fast failure detection so tests see suspect and down in seconds.
+    let suspectAfter: Double
+    let downAfter: Double
+    let heartbeatInterval = 0.1
+    let dataDirectory: URL
 
-    init(nodes count: Int) throws {
+    init(nodes count: Int, suspectAfter: Double = 0.6, downAfter: Double = 1.5) throws {
         nodeEndpoints = (0..<count).map { _ in FreePort.endpoint() }
         context = try ZMQContext()
+        self.suspectAfter = suspectAfter
+        self.downAfter = downAfter
+        dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-cluster-\(UUID().uuidString)")
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: dataDirectory)
     }
 
     /// Starts every process and waits until each answers Health.
     func start() async throws {
-        placement = try ServiceProcess("ringstore-placement", ["--listen", placementEndpoint, "--publish", placementEvents])
+        try await startPlacement()
         lock = try ServiceProcess("ringstore-lock", ["--listen", lockEndpoint, "--publish", lockEvents])
-        nodes = try nodeEndpoints.map { try ServiceProcess("ringstore-node", ["--listen", $0]) }
-        try await waitHealthy(placementEndpoint, PlacementMethods.health)
         try await waitHealthy(lockEndpoint, LockMethods.health)
-        for endpoint in nodeEndpoints { try await waitHealthy(endpoint, StorageMethods.health) }
+        for index in nodeEndpoints.indices { try await startNode(index) }
+    }
+
+    /// Starts (or restarts) placement on the same ports and data directory.
+    func startPlacement() async throws {
+        placement = try ServiceProcess("ringstore-placement", [
+            "--listen", placementEndpoint, "--publish", placementEvents,
+            "--data-dir", dataDirectory.appendingPathComponent("placement").path,
+            "--suspect-after", "\(suspectAfter)", "--down-after", "\(downAfter)",
+        ])
+        try await waitHealthy(placementEndpoint, PlacementMethods.health)
+    }
+
+    /// The address of node `index` on the ring.
+    func nodeAddress(_ index: Int) -> String { nodeEndpoints[index].replacingOccurrences(of: "tcp://", with: "") }
+
+    /// Adds a node on a new port (not started).
+    func addNode() -> Int {
+        nodeEndpoints.append(FreePort.endpoint())
+        return nodeEndpoints.count - 1
+    }
+
+    /// Starts (or restarts) node `index` and waits for its Health.
+    func startNode(_ index: Int) async throws {
+        while nodes.count <= index { nodes.append(nil) }
+        nodes[index] = try ServiceProcess("ringstore-node", [
+            "--listen", nodeEndpoints[index], "--placement", placementEndpoint, "--placement-events", placementEvents,
+            "--heartbeat-interval", "\(heartbeatInterval)",
+        ])
+        try await waitHealthy(nodeEndpoints[index], StorageMethods.health)
+    }
+
+    func node(_ index: Int) -> ServiceProcess { nodes[index]! }
+
+    /// Placement's view of the members, by address.
+    func members() async throws -> (epoch: UInt64, members: [String: WireMember]) {
+        let client = try RPCClient(context: context, endpoint: placementEndpoint, caller: "cluster-test")
+        defer { client.close() }
+        let reply = try await client.call(PlacementMethods.getMembers, WireGetMembersRequest())
+        return (reply.epoch, Dictionary(uniqueKeysWithValues: reply.members.map { ($0.address, $0) }))
+    }
+
+    /// Waits until placement lists every address in `addresses` with `state`.
+    func waitForMembers(_ addresses: [String], state: WireMemberState, timeout: Duration = .seconds(20)) async throws {
+        try await waitUntil("\(addresses) to be \(state)", timeout: timeout) {
+            guard let members = try? await members().members else { return false }
+            return addresses.allSatisfy { members[$0]?.state == state }
+        }
     }
 
     func waitHealthy(_ endpoint: String, _ method: RPCMethod<WireHealthRequest, WireHealthReply>) async throws {
@@ -43,14 +100,14 @@ final class LocalCluster: @unchecked Sendable {
     /// The `ringctl` options that point at this cluster.
     var ringctlOptions: [String] {
         ["--placement", placementEndpoint, "--locks", lockEndpoint,
-         "--nodes", nodeEndpoints.map { $0.replacingOccurrences(of: "tcp://", with: "") }.joined(separator: ",")]
+         "--nodes", nodeEndpoints.indices.map(nodeAddress).joined(separator: ",")]
     }
 
     /// Stops everything with SIGTERM and returns the exit statuses.
     @discardableResult
     func stop() async throws -> [Int32] {
         var statuses: [Int32] = []
-        for process in nodes + [lock, placement].compactMap({ $0 }) {
+        for process in (nodes + [lock, placement]).compactMap({ $0 }) where process.isRunning {
             statuses.append(try await process.stop())
         }
         return statuses

@@ -1,0 +1,229 @@
+import Foundation
+import RPC
+import RingProtocol
+import Testing
+import TestKit
+import ZeroMQ
+
+/// Membership, failure detection and the event stream with the real
+/// executables: placement with fast timeouts (suspect 0.6 s, down 1.5 s) and
+/// nodes heartbeating every 0.1 s.
+@Suite(.serialized) struct MembershipProcessTests {
+    @Test func threeNodesJoinAndAreListedUp() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.start()
+        let addresses = (0..<3).map(cluster.nodeAddress)
+        try await cluster.waitForMembers(addresses, state: .up)
+        let run = try await ToolRun.run("ringctl", ["members", "--placement", cluster.placementEndpoint])
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = run.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("ADDRESS") == true)
+        for address in addresses {
+            #expect(lines.contains { $0.hasPrefix(address) && $0.contains(" up ") })
+        }
+        let (epoch, members) = try await cluster.members()
+        #expect(epoch == 3)
+        #expect(Set(members.values.map(\.stateEpoch)) == [1, 2, 3])
+        // Every node follows the ring of all three.
+        for index in 0..<3 {
+            let health = try await nodeHealth(cluster, index)
+            #expect(health.details["ring_members"] == "3")
+            #expect(health.details["member_state"] == "up")
+        }
+        try await cluster.stop()
+    }
+
+    @Test func aKilledNodeGoesSuspectThenDownInOrderAndComesBackUp() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.start()
+        try await cluster.waitForMembers((0..<3).map(cluster.nodeAddress), state: .up)
+        let victim = cluster.nodeAddress(1)
+        let recorder = try EventRecorder(endpoint: cluster.placementEvents, topics: ["membership"])
+        try await recorder.waitUntilConnected(cluster)
+
+        let clock = ContinuousClock()
+        let killedAt = clock.now
+        try await cluster.node(1).stop(signal: SIGKILL)
+        let down = try await recorder.waitFor(type: "member_down", address: victim)
+        let detection = clock.now - killedAt
+        let events = recorder.events(for: victim)
+        #expect(events.map(\.type) == ["member_suspect", "member_down"])
+        #expect(events[0].epoch < events[1].epoch)
+        #expect(events[0].seq < events[1].seq)
+        #expect(detection < .seconds(5), "down after \(detection)")
+        #expect(down.epoch == events[1].epoch)
+
+        try await cluster.startNode(1)
+        let up = try await recorder.waitFor(type: "member_up", address: victim)
+        #expect(up.epoch > down.epoch)
+        try await cluster.waitForMembers([victim], state: .up)
+        // Down is not removed: the member stayed in the ring all along.
+        let ring = try await ring(cluster)
+        #expect(ring.ring.members.map(\.address).contains(victim))
+        try await cluster.stop()
+    }
+
+    @Test func aSIGTERMStoppedNodeStaysAMemberAndTheRingIsUnchanged() async throws {
+        let cluster = try LocalCluster(nodes: 2)
+        try await cluster.start()
+        try await cluster.waitForMembers([cluster.nodeAddress(0), cluster.nodeAddress(1)], state: .up)
+        let before = try await ring(cluster)
+        #expect(try await cluster.node(0).stop() == 0)
+        try await cluster.waitForMembers([cluster.nodeAddress(0)], state: .down)
+        let after = try await ring(cluster)
+        #expect(after.ring.ringEpoch == before.ring.ringEpoch)
+        #expect(after.ring.members.map(\.address) == before.ring.members.map(\.address))
+        try await cluster.stop()
+    }
+
+    @Test func placementRestartKeepsMembershipAndEpochAndDoesNotDeclareEveryoneDown() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.start()
+        let addresses = (0..<3).map(cluster.nodeAddress)
+        try await cluster.waitForMembers(addresses, state: .up)
+        let before = try await cluster.members()
+
+        // A watcher started before the restart keeps going across it.
+        let watch = try ServiceProcess("ringctl", ["watch", "--json", "--count", "2", "--placement", cluster.placementEndpoint,
+                                                   "--locks", cluster.lockEndpoint,
+                                                   "--placement-events", cluster.placementEvents, "--lock-events", cluster.lockEvents])
+        try await waitUntil("the watcher's snapshot") { watch.log.contains("snapshot_ring") }
+        #expect(try await cluster.placement.stop() == 0)
+        try await cluster.startPlacement()
+        let after = try await cluster.members()
+        #expect(after.epoch == before.epoch)
+        #expect(Set(after.members.keys) == Set(addresses))
+        #expect(after.members.values.allSatisfy { $0.state == .up })
+        // Heartbeats resume within the suspect timeout: still all up well past it.
+        let recorder = try EventRecorder(endpoint: cluster.placementEvents, topics: ["membership"])
+        try await recorder.waitUntilConnected(cluster)
+        try await Task.sleep(for: .seconds(cluster.downAfter * 2))
+        #expect(recorder.events.filter { ["member_suspect", "member_down"].contains($0.type) }.isEmpty)
+        let (_, members) = try await cluster.members()
+        #expect(members.values.allSatisfy { $0.state == .up })
+
+        // The watcher sees a join that happens after the restart.
+        let fourth = cluster.addNode()
+        try await cluster.startNode(fourth)
+        #expect(try await watch.waitForExit() == 0, "\(watch.log)")
+        let events = try jsonLines(watch.log).filter { !(($0["type"] as? String) ?? "").hasPrefix("snapshot") }
+        #expect(events.map { $0["type"] as? String } == ["member_joined", "ring_changed"])
+        #expect(events.first?["address"] as? String == cluster.nodeAddress(fourth))
+        try await cluster.stop()
+    }
+
+    @Test func aLateSubscriberSeesTheSnapshotThenOnlyNewerEvents() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.start()
+        let addresses = (0..<3).map(cluster.nodeAddress)
+        try await cluster.waitForMembers(addresses, state: .up)
+        let watch = try ServiceProcess("ringctl", ["watch", "--json", "--count", "3", "--placement", cluster.placementEndpoint,
+                                                   "--locks", cluster.lockEndpoint,
+                                                   "--placement-events", cluster.placementEvents, "--lock-events", cluster.lockEvents])
+        // It subscribes before it asks for the snapshot, so once the snapshot
+        // is printed every later event reaches it.
+        try await waitUntil("the watcher's snapshot") { watch.log.contains("snapshot_ring") }
+        let fourth = cluster.addNode()
+        try await cluster.startNode(fourth)
+        try await cluster.node(fourth).stop(signal: SIGKILL)
+        #expect(try await watch.waitForExit() == 0, "\(watch.log)")
+        let lines = try jsonLines(watch.log)
+        let snapshot = lines.filter { $0["type"] as? String == "snapshot_member" }
+        #expect(Set(snapshot.compactMap { $0["address"] as? String }) == Set(addresses))
+        let snapshotEpoch = snapshot.first?["epoch"] as? Int ?? 0
+        let events = lines.filter { !(($0["type"] as? String) ?? "").hasPrefix("snapshot") }
+        #expect(events.map { $0["type"] as? String } == ["member_joined", "ring_changed", "member_suspect"])
+        #expect(events.allSatisfy { ($0["epoch"] as? Int ?? 0) > snapshotEpoch })
+        #expect(events.allSatisfy { $0["time"] is String && $0["topic"] is String })
+        try await cluster.stop()
+    }
+
+    @Test func badMembershipRequestsGetClearErrorsAndChangeNothing() async throws {
+        let cluster = try LocalCluster(nodes: 1)
+        try await cluster.start()
+        let member = cluster.nodeAddress(0)
+        try await cluster.waitForMembers([member], state: .up)
+        let before = try await cluster.members()
+        let placement = ["--placement", cluster.placementEndpoint]
+        let cases: [([String], String)] = [
+            (["join", member], "already a member"),
+            (["leave", "127.0.0.1:1"], "not a member"),
+            (["remove", "127.0.0.1:1"], "not a member"),
+            (["join", "not-an-address"], "not a valid host:port"),
+            (["join", "127.0.0.1:70000"], "not a valid host:port"),
+        ]
+        for (arguments, message) in cases {
+            let run = try await ToolRun.run("ringctl", arguments + placement)
+            #expect(run.status != 0, "\(arguments)")
+            #expect(run.stderr.contains(message), "\(arguments): \(run.stderr)")
+        }
+        let after = try await cluster.members()
+        #expect(after.epoch == before.epoch)
+        #expect(after.members == before.members)
+
+        // A heartbeat from a removed member is refused; the node says so and stays out.
+        let removed = try await ToolRun.run("ringctl", ["remove", member] + placement)
+        #expect(removed.status == 0, "\(removed.stderr)")
+        try await waitUntil("the node to notice its removal") { cluster.node(0).log.contains("node.removed") }
+        #expect(try await cluster.members().members.isEmpty)
+        #expect(cluster.node(0).isRunning)
+        try await cluster.stop()
+    }
+
+    @Test func gracefulLeaveLeavesTheRingThenTheMemberIsRemoved() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.start()
+        let leaver = cluster.nodeAddress(2)
+        try await cluster.waitForMembers((0..<3).map(cluster.nodeAddress), state: .up)
+        let recorder = try EventRecorder(endpoint: cluster.placementEvents, topics: ["membership", "ring"])
+        try await recorder.waitUntilConnected(cluster)
+        let run = try await ToolRun.run("ringctl", ["leave", leaver, "--placement", cluster.placementEndpoint])
+        #expect(run.status == 0, "\(run.stderr)")
+        _ = try await recorder.waitFor(type: "member_removed", address: leaver)
+        #expect(recorder.events(for: leaver).map(\.type) == ["member_leaving", "member_removed"])
+        #expect(recorder.events.filter { $0.type == "ring_changed" }.count == 1)
+        let ring = try await ring(cluster)
+        #expect(!ring.ring.members.map(\.address).contains(leaver))
+        try await cluster.stop()
+    }
+
+    @Test func ringOwnersFromTheLiveRingMatchTheOfflineComputation() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.start()
+        let addresses = (0..<3).map(cluster.nodeAddress)
+        try await cluster.waitForMembers(addresses, state: .up)
+        let keys = (0..<50).map { "key-\($0)" }
+        let live = try await ToolRun.run("ringctl", ["ring", "owners", "--placement", cluster.placementEndpoint] + keys)
+        let offline = try await ToolRun.run("ringctl", ["ring", "owners", "--members", addresses.joined(separator: ","), "--replicas", "3"] + keys)
+        #expect(live.status == 0, "\(live.stderr)")
+        #expect(live.stdout == offline.stdout)
+        #expect(live.stdout.split(separator: "\n").count == 50)
+        try await cluster.stop()
+    }
+
+    // MARK: Helpers
+
+    func nodeHealth(_ cluster: LocalCluster, _ index: Int) async throws -> WireHealthReply {
+        let client = try RPCClient(context: cluster.context, endpoint: cluster.nodeEndpoints[index], caller: "test")
+        defer { client.close() }
+        var reply = WireHealthReply()
+        try await waitUntil("node \(index) to follow the ring") {
+            reply = try await client.call(StorageMethods.health, WireHealthRequest())
+            return reply.details["member_state"] == "up" && reply.details["ring_members"] != "0"
+        }
+        return reply
+    }
+
+    func ring(_ cluster: LocalCluster) async throws -> WireGetRingReply {
+        let client = try RPCClient(context: cluster.context, endpoint: cluster.placementEndpoint, caller: "test")
+        defer { client.close() }
+        return try await client.call(PlacementMethods.getRing, WireGetRingRequest())
+    }
+
+    /// The JSON objects among the lines of `text` (stderr lines are skipped).
+    func jsonLines(_ text: String) throws -> [[String: Any]] {
+        try text.split(separator: "\n").filter { $0.hasPrefix("{") }.map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any], "not JSON: \($0)")
+        }
+    }
+}
