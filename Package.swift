@@ -19,12 +19,14 @@ let package = Package(
         .executable(name: "ringctl", targets: ["ringctl"]),
         .executable(name: "ringstore-protogen", targets: ["ringstore-protogen"]),
         .executable(name: "ringstore-bench-ring", targets: ["ringstore-bench-ring"]),
+        .executable(name: "ringstore-bench-storage", targets: ["ringstore-bench-storage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // MARK: - System libraries
@@ -100,6 +102,15 @@ let package = Package(
             path: "Services/Lock/LockService"
         ),
         .target(
+            name: "StorageEngine",
+            dependencies: [
+                "Ring",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            path: "Services/StorageNode/StorageEngine"
+        ),
+        .target(
             name: "StorageNode",
             dependencies: ["RPC", "RingProtocol", "ServiceHost", "Ring"],
             path: "Services/StorageNode/StorageNode"
@@ -155,6 +166,11 @@ let package = Package(
             path: "Shared/ProtoGen"
         ),
         .executableTarget(
+            name: "ringstore-bench-storage",
+            dependencies: ["StorageEngine", "Ring"],
+            path: "Tests/Benchmarks/StorageBench"
+        ),
+        .executableTarget(
             name: "ringstore-bench-ring",
             dependencies: ["Ring"],
             path: "Tests/Benchmarks/RingBench"
@@ -187,6 +203,11 @@ let package = Package(
             dependencies: ["Ring"],
             path: "Tests/RingTests",
             exclude: ["Vectors"]
+        ),
+        .testTarget(
+            name: "StorageEngineTests",
+            dependencies: ["StorageEngine", "Ring"],
+            path: "Tests/StorageEngineTests"
         ),
         .testTarget(
             name: "ClusterTests",

@@ -1,0 +1,48 @@
+/// Housekeeping: collecting old tombstones and measuring what the node stores.
+extension StorageEngine {
+    /// Deletes tombstones whose version timestamp is below `timestamp` and returns how many.
+    ///
+    /// A tombstone must outlive every way an older value could come back (hints,
+    /// read repair, a replica returning from a long outage), so callers pass
+    /// "now minus a grace period", e.g. `HybridLogicalClock.timestamp(milliseconds:
+    /// now - grace, counter: 0)`, with a grace longer than hints are kept.
+    @discardableResult
+    public func purgeTombstones(olderThan timestamp: UInt64) throws(StorageError) -> Int {
+        try database.transaction { connection throws(StorageError) in
+            let purge = try database.statement(StorageSchema.purgeTombstones, connection: connection)
+            try purge.bind(StorageSchema.stored(timestamp), at: 1)
+            try purge.run()
+            return purge.changes
+        }
+    }
+
+    /// Live keys, tombstones and bytes stored; reads the whole table, so call it for
+    /// status reports, not per request.
+    public func stats() throws(StorageError) -> StorageStats {
+        try database.access { connection throws(StorageError) in
+            var stats = StorageStats()
+            let totals = try database.statement(StorageSchema.totals, connection: connection)
+            defer { totals.reset() }
+            if try totals.step() {
+                stats.liveKeys = Int(totals.int64(0))
+                stats.tombstones = Int(totals.int64(1))
+                stats.valueBytes = Int(totals.int64(2))
+                stats.keyBytes = Int(totals.int64(3))
+            }
+            let fileSize = try database.statement(StorageSchema.fileSize, connection: connection)
+            defer { fileSize.reset() }
+            if try fileSize.step() {
+                stats.fileBytes = Int(fileSize.int64(0))
+            }
+            return stats
+        }
+    }
+
+    /// Copies the write-ahead log back into the database file now, without waiting for it to
+    /// reach ``StorageOptions/checkpointPages``; a node may call this when idle.
+    public func checkpoint() throws(StorageError) {
+        try database.access { connection throws(StorageError) in
+            try database.statement(StorageSchema.checkpoint, connection: connection).run()
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import Ring
+
+/// A storage node's durable store of versioned records: one SQLite database in WAL mode.
+///
+/// Rows are clustered by ring position, so an arc of the ring is one range scan
+/// (``scan(arc:after:limit:)``, ``count(arc:)``, ``deleteArc(_:)``). Writes are
+/// merges: ``apply(_:)`` keeps, per key, the record with the greatest version, in
+/// one transaction per batch (group commit: the node applies every write of a
+/// reactor turn at once). Durability per commit follows the ``SyncMode``.
+/// Hinted handoff keeps its hints in the same file (``hints``).
+///
+/// The engine is used from one thread, the node's reactor; it is not `Sendable`.
+/// It closes with ``close()`` or when released.
+public final class StorageEngine {
+    /// The database file.
+    public var path: String { database.path }
+    /// The options the database was opened with.
+    public let options: StorageOptions
+    /// How hard each commit pushes data to disk.
+    public var syncMode: SyncMode { options.sync }
+    /// Durable hints for unreachable replicas, stored in the same database.
+    public let hints: HintStore
+
+    let database: EngineDatabase
+
+    /// Opens the database at `path`, creating it and its tables if needed.
+    ///
+    /// - Parameters:
+    ///   - path: The database file; its directory must exist. SQLite adds `<path>-wal`.
+    ///   - options: Durability, cache and checkpointing; see ``StorageOptions``.
+    /// - Throws: ``StorageError/databaseLocked`` when another process has the file open,
+    ///   ``StorageError/incompatibleSchema`` for a file from a newer engine,
+    ///   ``StorageError/sqlite`` when the file cannot be opened or is not a database.
+    public init(path: String, options: StorageOptions = StorageOptions()) throws(StorageError) {
+        guard !path.isEmpty else {
+            throw StorageError.invalidArgument.with(message: "the database path is empty")
+        }
+        database = try EngineDatabase(path: path, options: options)
+        self.options = options
+        hints = HintStore(database: database)
+    }
+
+    /// Opens the database at `path` with the default options but the given sync mode.
+    public convenience init(path: String, sync: SyncMode) throws(StorageError) {
+        try self.init(path: path, options: StorageOptions(sync: sync))
+    }
+
+    deinit {
+        try? database.close()
+    }
+
+    /// Closes the database; the engine and its ``hints`` then throw ``StorageError/closed``.
+    /// Closing twice does nothing.
+    public func close() throws(StorageError) {
+        try database.close()
+    }
+
+    /// Whether ``close()`` has run.
+    public var isClosed: Bool { database.isClosed }
+
+    // MARK: Writes
+
+    /// Merges a batch of records in one transaction and returns, for each record in order,
+    /// whether it was written or the stored version was newer or equal.
+    ///
+    /// Merging keeps the greatest version per key, so applying the same records again
+    /// changes nothing, and any order of the same set of versions, within or across
+    /// batches, ends in the same state. A record may be a tombstone (a delete). When the
+    /// call returns, the batch is committed as durably as ``syncMode`` promises; when it
+    /// throws, nothing of the batch is stored.
+    @discardableResult
+    public func apply(_ batch: [VersionedRecord]) throws(StorageError) -> [ApplyResult] {
+        try database.transaction { connection throws(StorageError) in
+            let upsert = try database.statement(StorageSchema.upsertRecord, connection: connection)
+            var results = [ApplyResult](repeating: .applied, count: batch.count)
+            for index in Self.ringOrder(of: batch) {
+                let record = batch[index]
+                try upsert.execute(binding: record, from: 1)
+                if upsert.changes == 0 {
+                    results[index] = .superseded(stored: try storedVersion(of: record, connection: connection))
+                }
+            }
+            return results
+        }
+    }
+
+    /// The indices of `batch` in ring order (position, then key, then index, so that
+    /// records of one key keep their order): B-tree seeks then walk forward through
+    /// neighbouring pages instead of jumping around the file.
+    static func ringOrder(of batch: [VersionedRecord]) -> [Int] {
+        guard batch.count > 1 else { return Array(batch.indices) }
+        return batch.indices.sorted { lhs, rhs in
+            let left = batch[lhs]
+            let right = batch[rhs]
+            if left.position != right.position { return left.position < right.position }
+            if left.key != right.key { return left.key.lexicographicallyPrecedes(right.key) }
+            return lhs < rhs
+        }
+    }
+
+    /// The version stored for `record`'s key, which just won a merge against it.
+    private func storedVersion(of record: VersionedRecord, connection: OpaquePointer) throws(StorageError) -> Version {
+        let select = try database.statement(StorageSchema.selectVersion, connection: connection)
+        let version = try select.queryKey(position: record.position, key: record.key) { () throws(StorageError) in
+            try select.version(at: 0)
+        }
+        guard let version else {
+            throw StorageError.sqlite.with(message: "a merge kept a stored row that cannot be read back")
+        }
+        return version
+    }
+
+    // MARK: Reads
+
+    /// The stored record of `key`, a tombstone if it was deleted, or `nil` if the key is unknown.
+    ///
+    /// Tombstones are returned so that a coordinator can compare versions across
+    /// replicas; it answers NOT_FOUND for them. Throws ``StorageError/emptyKey`` for an empty key.
+    public func get(key: [UInt8]) throws(StorageError) -> VersionedRecord? {
+        let position = try Self.position(of: key)
+        return try database.access { connection throws(StorageError) in
+            try read(key: key, position: position, with: database.statement(StorageSchema.selectRecord, connection: connection))
+        }
+    }
+
+    /// The stored records of several keys, in order (`nil` for unknown keys), read in one
+    /// database access: the batched form of ``get(key:)`` for a reactor turn's reads.
+    public func get(keys: [[UInt8]]) throws(StorageError) -> [VersionedRecord?] {
+        var positions: [UInt32] = []
+        positions.reserveCapacity(keys.count)
+        for key in keys {
+            positions.append(try Self.position(of: key))
+        }
+        return try database.access { connection throws(StorageError) in
+            let select = try database.statement(StorageSchema.selectRecord, connection: connection)
+            var records: [VersionedRecord?] = []
+            records.reserveCapacity(keys.count)
+            for (key, position) in zip(keys, positions) {
+                records.append(try read(key: key, position: position, with: select))
+            }
+            return records
+        }
+    }
+
+    /// One key's record through the prepared point-read statement.
+    private func read(key: [UInt8], position: UInt32, with select: SQLiteStatement) throws(StorageError) -> VersionedRecord? {
+        try select.queryKey(position: position, key: key) { () throws(StorageError) in
+            let value = select.blob(0)
+            guard value != nil || select.isNull(0) else {
+                throw StorageError.corruptRow.with(message: "the value at position \(position) is not a blob")
+            }
+            return VersionedRecord(key: key, position: position, value: value, version: try select.version(at: 1))
+        }
+    }
+
+    /// The ring position of `key`; ``StorageError/emptyKey`` when it is empty.
+    static func position(of key: [UInt8]) throws(StorageError) -> UInt32 {
+        do {
+            return try HashRing.position(forKey: key)
+        } catch {
+            throw StorageError.emptyKey.with(message: "a key needs at least one byte")
+        }
+    }
+}

@@ -1,0 +1,137 @@
+/// The engine's tables and statements, and how unsigned values map onto SQLite integers.
+///
+/// `records` is a `WITHOUT ROWID` table clustered on `(position, key)`, so the rows of
+/// a ring arc are one contiguous range of the B-tree and a point read is one lookup.
+/// A tombstone is a row whose `value` is NULL (an empty value is an empty blob).
+/// `ts` and `writer` hold a version's unsigned 64-bit parts with the sign bit flipped
+/// (see ``stored(_:)``), so SQLite's signed comparison orders them as unsigned numbers.
+enum StorageSchema {
+    /// The `user_version` of databases this code writes; a larger one is refused.
+    static let version: Int64 = 1
+
+    /// Creates the tables and indices if absent.
+    static let create = """
+        CREATE TABLE IF NOT EXISTS records (
+            position INTEGER NOT NULL,
+            key BLOB NOT NULL,
+            value BLOB,
+            ts INTEGER NOT NULL,
+            writer INTEGER NOT NULL,
+            PRIMARY KEY (position, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS records_tombstones ON records (ts) WHERE value IS NULL;
+        CREATE TABLE IF NOT EXISTS hints (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            target TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            key BLOB NOT NULL,
+            value BLOB,
+            ts INTEGER NOT NULL,
+            writer INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS hints_by_target ON hints (target, id);
+        """
+
+    // MARK: Records
+
+    /// Merges one record: inserts it, or replaces the stored row only when the new version
+    /// is greater (equal versions: greater content), the rule of ``VersionedRecord/merged(with:)``.
+    /// `sqlite3_changes()` is 1 when the record was written, 0 when the stored row won.
+    static let upsertRecord = """
+        INSERT INTO records (position, key, value, ts, writer) VALUES (?1, ?2, ?3, ?4, ?5)
+        ON CONFLICT (position, key) DO UPDATE
+        SET value = excluded.value, ts = excluded.ts, writer = excluded.writer
+        WHERE excluded.ts > records.ts
+           OR (excluded.ts = records.ts AND (excluded.writer > records.writer
+               OR (excluded.writer = records.writer AND excluded.value IS NOT NULL
+                   AND (records.value IS NULL OR excluded.value > records.value))))
+        """
+
+    /// The stored version of one key, read when a merge kept the stored row.
+    static let selectVersion = "SELECT ts, writer FROM records WHERE position = ?1 AND key = ?2"
+
+    /// One key's value and version.
+    static let selectRecord = "SELECT value, ts, writer FROM records WHERE position = ?1 AND key = ?2"
+
+    /// Columns of a full record, in the order ``SQLiteStatement/record(at:)`` reads them.
+    static let recordColumns = "position, key, value, ts, writer"
+
+    /// Records with positions in `?1...?2`, in ring order, at most `?3`.
+    static let scanRange = """
+        SELECT \(recordColumns) FROM records WHERE position >= ?1 AND position <= ?2
+        ORDER BY position, key LIMIT ?3
+        """
+
+    /// Records after `(?1, ?2)` with positions up to `?3`, in ring order, at most `?4`.
+    static let scanAfter = """
+        SELECT \(recordColumns) FROM records WHERE (position, key) > (?1, ?2) AND position <= ?3
+        ORDER BY position, key LIMIT ?4
+        """
+
+    /// Rows, tombstones and key plus value bytes with positions in `?1...?2`.
+    static let countRange = """
+        SELECT count(*), count(*) - count(value), ifnull(sum(length(key) + ifnull(length(value), 0)), 0)
+        FROM records WHERE position >= ?1 AND position <= ?2
+        """
+
+    /// Deletes the rows with positions in `?1...?2`.
+    static let deleteRange = "DELETE FROM records WHERE position >= ?1 AND position <= ?2"
+
+    /// Deletes tombstones whose timestamp is below `?1` (through the partial index).
+    static let purgeTombstones = "DELETE FROM records WHERE value IS NULL AND ts < ?1"
+
+    /// Live keys, tombstones, value bytes and key bytes of the whole table.
+    static let totals = """
+        SELECT count(value), count(*) - count(value), ifnull(sum(length(value)), 0), ifnull(sum(length(key)), 0)
+        FROM records
+        """
+
+    /// The size of the database file in bytes.
+    static let fileSize = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+
+    /// Copies the write-ahead log into the database file and truncates it.
+    static let checkpoint = "PRAGMA wal_checkpoint(TRUNCATE)"
+
+    // MARK: Hints
+
+    /// Stores one hint for target `?1`.
+    static let insertHint = """
+        INSERT INTO hints (target, position, key, value, ts, writer) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        """
+
+    /// A target's hints with ids above `?2`, oldest first, at most `?3`.
+    static let selectHints = """
+        SELECT id, \(recordColumns) FROM hints WHERE target = ?1 AND id > ?2 ORDER BY id LIMIT ?3
+        """
+
+    /// Deletes one hint by id.
+    static let deleteHint = "DELETE FROM hints WHERE id = ?1"
+
+    /// Deletes every hint of target `?1`.
+    static let deleteTargetHints = "DELETE FROM hints WHERE target = ?1"
+
+    /// Pending hints per target.
+    static let countHints = "SELECT target, count(*) FROM hints GROUP BY target"
+
+    // MARK: Transactions
+
+    /// Starts a write transaction, taking the write lock at once.
+    static let begin = "BEGIN IMMEDIATE"
+    /// Commits the open transaction.
+    static let commit = "COMMIT"
+    /// Abandons the open transaction.
+    static let rollback = "ROLLBACK"
+
+    // MARK: Unsigned integers
+
+    /// The SQLite integer storing `value`: its bits with the sign bit flipped, so that signed
+    /// order of stored integers is unsigned order of values.
+    static func stored(_ value: UInt64) -> Int64 {
+        Int64(bitPattern: value ^ (1 << 63))
+    }
+
+    /// The unsigned value of a stored integer; the inverse of ``stored(_:)``.
+    static func unsigned(_ stored: Int64) -> UInt64 {
+        UInt64(bitPattern: stored) ^ (1 << 63)
+    }
+}

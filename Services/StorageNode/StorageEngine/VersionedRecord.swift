@@ -1,0 +1,63 @@
+/// One key's state on a replica: its bytes, ring position, value (or a tombstone for a
+/// delete) and the version of the write that produced it.
+///
+/// Replicas converge by merging: the record with the greater version wins (see
+/// ``merged(with:)``), which is idempotent, commutative and associative, so
+/// migration, hinted handoff and read repair can all just apply records.
+public struct VersionedRecord: Hashable, Sendable {
+    /// The key, arbitrary non-empty bytes.
+    public let key: [UInt8]
+    /// The key's position on the ring, `HashRing.position(forKey: key)`.
+    public let position: UInt32
+    /// The value, arbitrary bytes (possibly none), or `nil` for a tombstone.
+    public let value: [UInt8]?
+    /// The version of the write this record holds.
+    public let version: Version
+
+    /// A record for `key` holding `value` (`nil` for a delete) at `version`; the ring
+    /// position is computed from the key. Throws ``StorageError/emptyKey`` for an empty key.
+    public init(key: [UInt8], value: [UInt8]?, version: Version) throws(StorageError) {
+        self.init(key: key, position: try StorageEngine.position(of: key), value: value, version: version)
+    }
+
+    /// A tombstone for `key`: the record of a delete made at `version`.
+    public static func tombstone(key: [UInt8], version: Version) throws(StorageError) -> VersionedRecord {
+        try VersionedRecord(key: key, value: nil, version: version)
+    }
+
+    /// A record whose position the caller vouches for: rows read back from the database.
+    init(key: [UInt8], position: UInt32, value: [UInt8]?, version: Version) {
+        self.key = key
+        self.position = position
+        self.value = value
+        self.version = version
+    }
+
+    /// Whether this record is the tombstone of a deleted key.
+    public var isTombstone: Bool { value == nil }
+
+    /// The cursor just past this record, to resume a ``StorageEngine/scan(arc:after:limit:)``.
+    public var cursor: ScanCursor { ScanCursor(position: position, key: key) }
+
+    /// The newer of two records of the same key: the greater version wins.
+    ///
+    /// Two records never share a version with different contents when writers follow
+    /// the rules; if they do anyway, the greater content wins (a value beats a tombstone,
+    /// then bytes compare lexicographically), so the merge stays commutative.
+    public func merged(with other: VersionedRecord) -> VersionedRecord {
+        Self.supersedes(other, self) ? other : self
+    }
+
+    /// Whether `candidate` replaces `stored` in a merge; the engine's upsert applies the same rule.
+    static func supersedes(_ candidate: VersionedRecord, _ stored: VersionedRecord) -> Bool {
+        if candidate.version != stored.version { return candidate.version > stored.version }
+        switch (candidate.value, stored.value) {
+        case let (candidateValue?, storedValue?):
+            return storedValue.lexicographicallyPrecedes(candidateValue)
+        case (.some, nil):
+            return true
+        case (nil, _):
+            return false
+        }
+    }
+}
