@@ -83,7 +83,7 @@ public final class RPCClient: Sendable {
                 throw RPCError(reply.header.code, reply.header.message)
             case .notSent:
                 if clock.now < overall && attempt < options.maxAttempts * 4 { break }
-                throw .unavailable("no connection to \(endpoint)")
+                throw RPCError(.unavailable, "no connection to \(endpoint)", neverSent: true)
             case .timedOut:
                 if mayRetry { break }
                 throw .deadlineExceeded("no reply from \(endpoint) to \(path) within \(options.timeout)")

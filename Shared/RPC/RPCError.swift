@@ -4,10 +4,14 @@ import RingProtocol
 public struct RPCError: Error, Equatable, Sendable, CustomStringConvertible {
     public let code: WireStatusCode
     public let message: String
+    /// True when the request never left this process (no connection before
+    /// the deadline): safe to send elsewhere even for a non-idempotent method.
+    public let neverSent: Bool
 
-    public init(_ code: WireStatusCode, _ message: String) {
+    public init(_ code: WireStatusCode, _ message: String, neverSent: Bool = false) {
         self.code = code
         self.message = message
+        self.neverSent = neverSent
     }
 
     public var description: String { "\(code.name): \(message)" }

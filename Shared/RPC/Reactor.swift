@@ -15,6 +15,7 @@ public final class Reactor {
     private let poller = ZMQPoller()
     private var readers: [() -> Void] = []
     private var timers: [ReactorTimer] = []
+    private var turnEndHandlers: [() -> Void] = []
     private var nextTimerID = 0
     private let clock = ContinuousClock()
 
@@ -32,6 +33,13 @@ public final class Reactor {
     public func addReader(_ socket: ZMQSocket, onReadable: @escaping () -> Void) {
         poller.add(socket)
         readers.append(onReadable)
+    }
+
+    /// Runs `body` at the end of every loop turn, after the turn's messages and
+    /// timers: the place for group commit (one transaction, one fsync, for every
+    /// write received in the turn) before the replies go out.
+    public func onTurnEnd(_ body: @escaping () -> Void) {
+        turnEndHandlers.append(body)
     }
 
     /// Runs `body` every `interval` on the reactor thread, first after one interval.
@@ -81,6 +89,7 @@ public final class Reactor {
                 }
             }
             fireDueTimers()
+            for handler in turnEndHandlers { handler() }
         }
         logger.debug("reactor.stopped")
     }

@@ -92,6 +92,7 @@ import ZeroMQ
             Issue.record("a failing non-idempotent call must not succeed by retrying")
         } catch {
             #expect(error.code == .unavailable)
+            #expect(!error.neverSent)  // the server said UNAVAILABLE: it was sent
         }
         #expect(calls.count == 1)
         client.close()
@@ -122,6 +123,7 @@ import ZeroMQ
             Issue.record("expected UNAVAILABLE")
         } catch {
             #expect(error.code == .unavailable)
+            #expect(error.neverSent)
         }
         client.close()
     }

@@ -48,7 +48,19 @@ public enum StorageMethods {
         path: "/ringstore.v1.Storage/Health", idempotent: true)
     public static let echo = RPCMethod<WireEchoRequest, WireEchoReply>(
         path: "/ringstore.v1.Storage/Echo", idempotent: true)
+    public static let put = RPCMethod<WirePutRequest, WirePutReply>(
+        path: "/ringstore.v1.Storage/Put", idempotent: false)
+    public static let get = RPCMethod<WireGetRequest, WireGetReply>(
+        path: "/ringstore.v1.Storage/Get", idempotent: true)
+    public static let delete = RPCMethod<WireDeleteRequest, WireDeleteReply>(
+        path: "/ringstore.v1.Storage/Delete", idempotent: false)
+    public static let replicaWrite = RPCMethod<WireReplicaWriteRequest, WireReplicaWriteReply>(
+        path: "/ringstore.v1.Storage/ReplicaWrite", idempotent: true)
+    public static let replicaRead = RPCMethod<WireReplicaReadRequest, WireReplicaReadReply>(
+        path: "/ringstore.v1.Storage/ReplicaRead", idempotent: true)
+    public static let stats = RPCMethod<WireStatsRequest, WireStatsReply>(
+        path: "/ringstore.v1.Storage/Stats", idempotent: true)
 
     /// Every method path of this service.
-    public static let allPaths: [String] = [health.path, echo.path]
+    public static let allPaths: [String] = [health.path, echo.path, put.path, get.path, delete.path, replicaWrite.path, replicaRead.path, stats.path]
 }
