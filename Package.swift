@@ -88,7 +88,7 @@ let package = Package(
         ),
         .target(
             name: "RingstoreClient",
-            dependencies: ["RPC", "RingProtocol"],
+            dependencies: ["RPC", "RingProtocol", "Ring"],
             path: "Shared/Client"
         ),
         .target(
@@ -112,7 +112,7 @@ let package = Package(
         ),
         .target(
             name: "StorageNode",
-            dependencies: ["RPC", "RingProtocol", "ServiceHost", "Ring"],
+            dependencies: ["RPC", "RingProtocol", "ServiceHost", "Ring", "StorageEngine"],
             path: "Services/StorageNode/StorageNode"
         ),
         .target(
@@ -147,7 +147,7 @@ let package = Package(
         .executableTarget(
             name: "ringstore-node",
             dependencies: [
-                "StorageNode", "ServiceHost",
+                "StorageNode", "ServiceHost", "StorageEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/StorageNode/ringstore-node"
@@ -208,6 +208,11 @@ let package = Package(
             name: "StorageEngineTests",
             dependencies: ["StorageEngine", "Ring"],
             path: "Tests/StorageEngineTests"
+        ),
+        .testTarget(
+            name: "StorageNodeTests",
+            dependencies: ["StorageNode", "StorageEngine", "PlacementService", "RPC", "RingProtocol", "ZeroMQ", "TestKit"],
+            path: "Tests/StorageNodeTests"
         ),
         .testTarget(
             name: "ClusterTests",

@@ -21,6 +21,8 @@ final class LocalCluster: @unchecked Sendable {
     let downAfter: Double
     let heartbeatInterval = 0.1
     let dataDirectory: URL
+    /// Extra arguments for every node (e.g. `--sync normal`).
+    var nodeArguments: [String] = []
 
     init(nodes count: Int, suspectAfter: Double = 0.6, downAfter: Double = 1.5) throws {
         nodeEndpoints = (0..<count).map { _ in FreePort.endpoint() }
@@ -67,7 +69,8 @@ final class LocalCluster: @unchecked Sendable {
         nodes[index] = try ServiceProcess("ringstore-node", [
             "--listen", nodeEndpoints[index], "--placement", placementEndpoint, "--placement-events", placementEvents,
             "--heartbeat-interval", "\(heartbeatInterval)",
-        ])
+            "--data-dir", dataDirectory.appendingPathComponent("node-\(index)").path,
+        ] + nodeArguments)
         try await waitHealthy(nodeEndpoints[index], StorageMethods.health)
     }
 
@@ -94,6 +97,33 @@ final class LocalCluster: @unchecked Sendable {
         defer { client.close() }
         try await waitUntil("\(endpoint) to answer Health", timeout: .seconds(20)) {
             (try? await client.call(method, WireHealthRequest(), options: CallOptions(timeout: .milliseconds(500))))?.status == .serving
+        }
+    }
+
+    /// An RPC client of node `index`.
+    func nodeClient(_ index: Int) throws -> RPCClient {
+        try RPCClient(context: context, endpoint: nodeEndpoints[index], caller: "cluster-test")
+    }
+
+    /// Node `index`'s engine figures.
+    func stats(_ index: Int) async throws -> WireStatsReply {
+        let client = try nodeClient(index)
+        defer { client.close() }
+        return try await client.call(StorageMethods.stats, WireStatsRequest())
+    }
+
+    /// Starts the cluster and waits until every node is an up member following
+    /// a ring of all of them.
+    func startAndSettle() async throws {
+        try await start()
+        try await waitForMembers(nodeEndpoints.indices.map(nodeAddress), state: .up)
+        for index in nodeEndpoints.indices {
+            let client = try nodeClient(index)
+            defer { client.close() }
+            try await waitUntil("node \(index) to follow the full ring") {
+                let health = try await client.call(StorageMethods.health, WireHealthRequest())
+                return health.details["ring_members"] == "\(nodeEndpoints.count)"
+            }
         }
     }
 

@@ -24,9 +24,17 @@ final class PlacementLink {
     private var callInFlight = false
     private var ringFetchInFlight = false
     private var handoffReported = false
+    private var handoffWaitLogged = false
     private var bound: ReactorBound<PlacementLink>!
+    /// What placement last said about each member's liveness.
+    private(set) var memberStates: [String: WireMemberState] = [:]
     /// Called on the reactor thread after a new ring epoch was adopted.
     var onRingChange: ((WireRingInfo) -> Void)?
+    /// Called when a member's state changes (`nil`: removed).
+    var onMemberState: ((String, WireMemberState?) -> Void)?
+    /// Asked before reporting a leave's handoff complete: how many keys this
+    /// node still holds (it reports only when none are left to hand off).
+    var keysHeld: (() -> Int)?
 
     init(reactor: Reactor, address: String, weight: Int, placement: String, placementEvents: String, heartbeatInterval: Duration) throws {
         self.address = address
@@ -35,7 +43,7 @@ final class PlacementLink {
         logger[metadataKey: "node.address"] = "\(address)"
         client = try RPCClient(context: reactor.context, endpoint: placement, caller: "node \(address)", logger: logger)
         bound = reactor.bind(self)
-        listener = try EventListener(reactor: reactor, endpoints: [placementEvents], topics: ["ring"]) { [unowned self] received in
+        listener = try EventListener(reactor: reactor, endpoints: [placementEvents], topics: ["ring", "membership"]) { [unowned self] received in
             handle(received)
         }
         reactor.every(heartbeatInterval) { [unowned self] in tick() }
@@ -103,6 +111,18 @@ final class PlacementLink {
     // MARK: Following the ring
 
     private func handle(_ received: ReceivedEvent) {
+        if case .member(let member)? = received.event.details {
+            let state: WireMemberState? = switch member.state {
+            case "up": .up
+            case "suspect": .suspect
+            case "down": .down
+            case "leaving": .leaving
+            default: nil
+            }
+            if let state { memberStates[member.address] = state } else { memberStates.removeValue(forKey: member.address) }
+            onMemberState?(member.address, state)
+            return
+        }
         guard received.event.type == "ring_changed", case .ring(let details)? = received.event.details else { return }
         guard details.members.count == details.weights.count else {
             logger.notice("ring.event.malformed", metadata: ["ring.epoch": "\(received.event.epoch)"])
@@ -139,16 +159,25 @@ final class PlacementLink {
     private func adopt(_ info: WireRingInfo) {
         guard info.ringEpoch > (ring?.ringEpoch ?? 0) || ring == nil else { return }
         ring = info
+        for member in info.members where member.state != .unknown { memberStates[member.address] = member.state }
         logger.info("node.ring.adopted", metadata: ["ring.epoch": "\(info.ringEpoch)", "ring.members": "\(info.members.count)"])
         onRingChange?(info)
     }
 
     // MARK: Leaving
 
-    /// This node holds no data yet (the storage engine arrives with its issue),
-    /// so its handoff is complete as soon as it is leaving.
+    /// A leaving node reports its handoff complete once it holds no keys. Until
+    /// migration streams arcs away (its own issue), a node with data stays
+    /// leaving; the operator can `ringctl remove` it once its replicas are rebuilt.
     private func reportHandoff() {
         guard !handoffReported else { return }
+        if let held = keysHeld?(), held > 0 {
+            if !handoffWaitLogged {
+                handoffWaitLogged = true
+                logger.notice("node.handoff.waiting", metadata: ["node.keys": "\(held)"])
+            }
+            return
+        }
         handoffReported = true
         let client = client, address = address, bound = bound!
         Task {

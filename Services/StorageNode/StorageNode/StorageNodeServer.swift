@@ -3,66 +3,125 @@ import Logging
 import RPC
 import RingProtocol
 import ServiceHost
+import StorageEngine
 
-/// How a storage node runs and how it is known on the ring.
-public struct StorageNodeOptions: Sendable {
-    /// The ROUTER endpoint for requests.
-    public var listen: String
-    /// The node's identity on the ring, `host:port`; by default the listen address.
-    public var advertise: String?
-    /// The placement service's request and event endpoints.
-    public var placement: String
-    public var placementEvents: String
-    /// The node's weight on the ring.
-    public var weight: Int
-    /// How often the node heartbeats to placement.
-    public var heartbeatInterval: Duration
-
-    public init(listen: String = "tcp://127.0.0.1:7501", advertise: String? = nil,
-                placement: String = "tcp://127.0.0.1:7400", placementEvents: String = "tcp://127.0.0.1:7401",
-                weight: Int = 1, heartbeatInterval: Duration = .seconds(1)) {
-        self.listen = listen
-        self.advertise = advertise
-        self.placement = placement
-        self.placementEvents = placementEvents
-        self.weight = weight
-        self.heartbeatInterval = heartbeatInterval
-    }
-}
-
-/// A storage node's sockets and handlers on its reactor thread.
-///
-/// It answers Health and Echo, joins the cluster through placement, heartbeats
-/// and follows the ring; the engine, replication and migration arrive with
-/// their issues.
+/// A storage node on its reactor thread: the engine with group commit, the
+/// coordinator for client requests, replica requests from peers, hinted
+/// handoff, and the link to placement (join, heartbeats, the ring).
 public final class StorageNodeServer {
     public let rpc: RPCServer
     public let address: String
     let placement: PlacementLink
+    let store: LocalStore
+    let coordinator: Coordinator
+    let hints: HintReplayer
+    private let peers: PeerClients
+    private let tasks: ReactorTasks
+    private var view: RingView?
+    private var cachedStats: (at: ContinuousClock.Instant, stats: StorageStats, hints: HintCounts)?
+    private let reactor: Reactor
 
     public init(reactor: Reactor, options: StorageNodeOptions) throws {
-        rpc = try RPCServer(reactor: reactor, endpoint: options.listen)
+        self.reactor = reactor
+        var logger = reactor.logger
+        try FileManager.default.createDirectory(at: options.dataDirectory, withIntermediateDirectories: true)
+        let engine = try StorageEngine(path: options.dataDirectory.appendingPathComponent("node.sqlite").path, sync: options.sync)
+        rpc = try RPCServer(reactor: reactor, endpoint: options.listen, maxMessageBytes: Int64(options.maxValueBytes + options.maxKeyBytes + (64 << 10)))
         let address = options.advertise ?? Endpoint.address(of: rpc.endpoint)
         self.address = address
+        logger[metadataKey: "node.address"] = "\(address)"
+        store = LocalStore(engine: engine, logger: logger)
+        tasks = ReactorTasks(reactor: reactor)
+        peers = PeerClients(context: reactor.context, caller: "node \(address)", logger: logger)
         placement = try PlacementLink(reactor: reactor, address: address, weight: options.weight,
                                       placement: options.placement, placementEvents: options.placementEvents,
                                       heartbeatInterval: options.heartbeatInterval)
+        var viewGetter: (() -> RingView?)!
+        coordinator = Coordinator(address: address, store: store, peers: peers, tasks: tasks, options: options,
+                                  logger: logger) { viewGetter() }
+        let link = placement
+        hints = HintReplayer(store: store, coordinator: coordinator, logger: logger) { link.memberStates }
+        viewGetter = { [unowned self] in view }
+        coordinator.register(on: rpc)
+        registerStats()
+
+        placement.onRingChange = { [unowned self] info in
+            view = RingView(info: info)
+            view?.states = placement.memberStates
+        }
+        placement.onMemberState = { [unowned self] member, state in
+            view?.states = placement.memberStates
+            if state == .up { hints.replay(to: member) }
+            if state == nil {
+                hints.drop(target: member)
+                peers.forget(member)
+            }
+        }
+        placement.keysHeld = { [unowned self] in (try? store.engine.stats().liveKeys) ?? 1 }
+        reactor.onTurnEnd { [unowned self] in store.flush() }
+        reactor.every(.seconds(1)) { [unowned self] in hints.replay() }
+
         Diagnostics.register(on: rpc, health: StorageMethods.health, echo: StorageMethods.echo,
                              service: "node", address: address) { [unowned self] in
-            [
+            var details = [
                 "ring_epoch": "\(placement.ring?.ringEpoch ?? 0)",
                 "ring_members": "\(placement.ring?.members.count ?? 0)",
-                "member_state": placement.removed ? "removed" : placement.joined ? "\(placement.memberState)" : "joining",
+                "member_state": placement.removed ? "removed" : placement.joined ? MemberStateText.of(placement.memberState) : "joining",
+                "sync": options.sync.rawValue,
+                "commits": "\(store.commits)",
+                "hints_delivered": "\(hints.delivered)",
             ]
+            if let (stats, hintCounts) = statistics() {
+                details["keys"] = "\(stats.liveKeys)"
+                details["tombstones"] = "\(stats.tombstones)"
+                details["bytes"] = "\(stats.valueBytes + stats.keyBytes)"
+                details["hints_pending"] = "\(hintCounts.total)"
+            }
+            return details
         }
         reactor.logger.info("node.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "node.address": "\(address)",
-                                                         "placement.endpoint": "\(options.placement)"])
+                                                         "placement.endpoint": "\(options.placement)",
+                                                         "node.data": "\(options.dataDirectory.path)", "node.sync": "\(options.sync.rawValue)"])
+    }
+
+    /// Engine figures, recomputed at most once a second (they scan the table).
+    private func statistics() -> (StorageStats, HintCounts)? {
+        if let cached = cachedStats, reactor.now - cached.at < .seconds(1) { return (cached.stats, cached.hints) }
+        guard let stats = try? store.engine.stats(), let counts = try? store.engine.hints.pendingHintCount() else { return nil }
+        cachedStats = (reactor.now, stats, counts)
+        return (stats, counts)
+    }
+
+    private func registerStats() {
+        rpc.register(StorageMethods.stats) { [unowned self] _, _ in
+            cachedStats = nil
+            guard let (stats, counts) = statistics() else { return .failure(.internalError("cannot read the engine's statistics")) }
+            return .reply(WireStatsReply.with {
+                $0.liveKeys = UInt64(stats.liveKeys)
+                $0.tombstones = UInt64(stats.tombstones)
+                $0.valueBytes = UInt64(stats.valueBytes)
+                $0.hintsPending = UInt64(counts.total)
+                $0.hintsByTarget = counts.byTarget.mapValues { UInt64($0) }
+            })
+        }
     }
 
     /// The storage node as a lifecycle `Service`, for the executable and tests.
     public static func service(options: StorageNodeOptions, logger: Logger) -> ReactorService {
         ReactorService(name: "node", logger: logger) { reactor in
             try StorageNodeServer(reactor: reactor, options: options)
+        }
+    }
+}
+
+enum MemberStateText {
+    static func of(_ state: WireMemberState) -> String {
+        switch state {
+        case .up: "up"
+        case .suspect: "suspect"
+        case .down: "down"
+        case .leaving: "leaving"
+        default: "unknown"
         }
     }
 }

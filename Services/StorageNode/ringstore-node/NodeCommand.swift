@@ -1,7 +1,11 @@
 import ArgumentParser
+import Foundation
 import Logging
 import ServiceHost
+import StorageEngine
 import StorageNode
+
+extension SyncMode: ExpressibleByArgument {}
 
 @main
 struct NodeCommand: AsyncParsableCommand {
@@ -28,6 +32,27 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeats to placement.")
     var heartbeatInterval = 1.0
 
+    @Option(help: "Directory of the node's database.")
+    var dataDir = "node-data"
+
+    @Option(help: "full: fsync every group commit (durable on power loss; the default). normal: durable on process crash only.")
+    var sync: SyncMode = .full
+
+    @Option(help: "Largest key accepted, in bytes.")
+    var maxKeyBytes = 1024
+
+    @Option(help: "Largest value accepted, in bytes.")
+    var maxValueBytes = 1 << 20
+
+    @Option(help: "Default write quorum W when a request does not set one.")
+    var defaultW = 2
+
+    @Option(help: "Default read quorum R when a request does not set one.")
+    var defaultR = 2
+
+    @Option(help: "Seconds a coordinator waits for one replica.")
+    var replicaTimeout = 1.0
+
     @OptionGroup var server: ServerOptions
 
     func validate() throws {
@@ -39,13 +64,21 @@ struct NodeCommand: AsyncParsableCommand {
         }
         guard (1...1000).contains(weight) else { throw ValidationError("--weight must be 1...1000") }
         guard heartbeatInterval > 0, heartbeatInterval <= 60 else { throw ValidationError("--heartbeat-interval must be in (0, 60] seconds") }
+        guard (1...65_536).contains(maxKeyBytes) else { throw ValidationError("--max-key-bytes must be 1...65536") }
+        guard (0...(64 << 20)).contains(maxValueBytes) else { throw ValidationError("--max-value-bytes must be 0...67108864") }
+        guard (1...16).contains(defaultW), (1...16).contains(defaultR) else { throw ValidationError("--default-w and --default-r must be 1...16") }
+        guard replicaTimeout > 0, replicaTimeout <= 60 else { throw ValidationError("--replica-timeout must be in (0, 60] seconds") }
+        guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
     }
 
     func run() async throws {
         ServiceRunner.bootstrapLogging(level: server.logLevel)
         let logger = Logger(label: "ringstore.node")
         let options = StorageNodeOptions(listen: listen, advertise: advertise, placement: placement, placementEvents: placementEvents,
-                                         weight: weight, heartbeatInterval: .seconds(heartbeatInterval))
+                                         weight: weight, heartbeatInterval: .seconds(heartbeatInterval),
+                                         dataDirectory: URL(fileURLWithPath: dataDir), sync: sync,
+                                         maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes,
+                                         defaultW: defaultW, defaultR: defaultR, replicaTimeout: .seconds(replicaTimeout))
         try await ServiceRunner.run([StorageNodeServer.service(options: options, logger: logger)], logger: logger)
     }
 }

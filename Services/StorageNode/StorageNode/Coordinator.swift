@@ -1,0 +1,290 @@
+import Foundation
+import Logging
+import RPC
+import RingProtocol
+import StorageEngine
+
+/// The coordinator every node runs: it takes Put, Get and Delete from clients,
+/// sends them to the key's N replicas (itself included when it is one), and
+/// answers once W acknowledged or R answered. Replicas that fail or are down
+/// get a hint stored here; stale replicas found by a read are repaired.
+///
+/// Quorums are strict: only preference-list replicas count toward W and R, so
+/// R + W > N means a read sees the latest acknowledged write. Runs entirely on
+/// the node's reactor thread.
+final class Coordinator {
+    let address: String
+    let store: LocalStore
+    let options: StorageNodeOptions
+    private let peers: PeerClients
+    private let tasks: ReactorTasks
+    private let clock: HybridLogicalClock
+    private let writer: UInt64
+    private let ringView: () -> RingView?
+    private var logger: Logger
+    private weak var rpc: RPCServer?
+
+    init(address: String, store: LocalStore, peers: PeerClients, tasks: ReactorTasks, options: StorageNodeOptions,
+         logger: Logger, ringView: @escaping () -> RingView?) {
+        self.address = address
+        self.store = store
+        self.peers = peers
+        self.tasks = tasks
+        self.options = options
+        self.logger = logger
+        self.ringView = ringView
+        clock = HybridLogicalClock()
+        // The address names the writer; the start time keeps a restarted node
+        // whose wall clock went backwards from ever reusing a version.
+        writer = Self.fnv1a(Array(address.utf8)) ^ UInt64(Date().timeIntervalSince1970 * 1_000_000)
+    }
+
+    func register(on rpc: RPCServer) {
+        self.rpc = rpc
+        rpc.register(StorageMethods.put) { [unowned self] context, request in
+            put(context, key: [UInt8](request.key), value: [UInt8](request.value), quorum: request.quorum,
+                ifVersion: request.hasIfVersion ? Version(wire: request.ifVersion) : nil, ifAbsent: request.ifAbsent) { result in
+                result.map { version, acks in WirePutReply.with { $0.version = version.wire; $0.acks = UInt32(acks) } }
+            }
+        }
+        rpc.register(StorageMethods.delete) { [unowned self] context, request in
+            put(context, key: [UInt8](request.key), value: nil, quorum: request.quorum, ifVersion: nil, ifAbsent: false) { result in
+                result.map { version, acks in WireDeleteReply.with { $0.version = version.wire; $0.acks = UInt32(acks) } }
+            }
+        }
+        rpc.register(StorageMethods.get) { [unowned self] context, request in get(context, request) }
+        rpc.register(StorageMethods.replicaWrite) { [unowned self] context, request in replicaWrite(context, request) }
+        rpc.register(StorageMethods.replicaRead) { [unowned self] _, request in replicaRead(request) }
+    }
+
+    // MARK: Client requests
+
+    /// Put (value) or Delete (nil value), optionally conditional.
+    private func put<Reply>(_ context: RequestContext, key: [UInt8], value: [UInt8]?, quorum: WireQuorum,
+                            ifVersion: Version?, ifAbsent: Bool,
+                            makeReply: @escaping (Result<(Version, Int), RPCError>) -> Result<Reply, RPCError>) -> HandlerOutcome<Reply> {
+        if let problem = validate(key: key, value: value) { return .failure(problem) }
+        let plan: (replicas: [String], needed: Int)
+        do { plan = try self.plan(key: key, quorum: quorum, write: true) } catch { return .failure(error) }
+        let write = { [unowned self] in
+            let version = Version(timestamp: clock.now(), writer: writer)
+            // Cannot fail: the key was validated as non-empty.
+            guard let record = try? VersionedRecord(key: key, value: value, version: version) else { return }
+            let pending = PendingWrite(record: record, replicas: plan.replicas, needed: plan.needed) { [unowned self] result in
+                rpc?.reply(to: context, makeReply(result.map { (version, $0) }))
+            }
+            replicate(record, pending: pending)
+        }
+        guard ifVersion != nil || ifAbsent else {
+            write()
+            return .parked
+        }
+        // Conditional put: a quorum read decides. Best effort, not linearizable:
+        // two writers can both pass; fenced writes give mutual exclusion.
+        let readNeeded = min(plan.replicas.count, max(plan.needed, options.defaultR))
+        read(key: key, replicas: plan.replicas, needed: readNeeded) { [unowned self] result in
+            switch result {
+            case .failure(let error):
+                rpc?.reply(to: context, makeReply(.failure(error)))
+            case .success(let (current, _)):
+                let live = current.flatMap { $0.isTombstone ? nil : $0 }
+                if ifAbsent, let live {
+                    rpc?.reply(to: context, makeReply(.failure(.failedPrecondition("key exists at version \(live.version)"))))
+                } else if let ifVersion, current?.version != ifVersion {
+                    let found = current.map { "\($0.version)" } ?? "none"
+                    rpc?.reply(to: context, makeReply(.failure(.failedPrecondition("current version is \(found), not \(ifVersion)"))))
+                } else {
+                    if let current { clock.observe(remote: current.version.timestamp) }
+                    write()
+                }
+            }
+        }
+        return .parked
+    }
+
+    private func get(_ context: RequestContext, _ request: WireGetRequest) -> HandlerOutcome<WireGetReply> {
+        let key = [UInt8](request.key)
+        if let problem = validate(key: key, value: nil) { return .failure(problem) }
+        let plan: (replicas: [String], needed: Int)
+        do { plan = try self.plan(key: key, quorum: request.quorum, write: false) } catch { return .failure(error) }
+        read(key: key, replicas: plan.replicas, needed: plan.needed) { [unowned self] result in
+            rpc?.reply(to: context, result.map { record, replies in
+                WireGetReply.with {
+                    $0.replies = UInt32(replies)
+                    if let record, let value = record.value {
+                        $0.found = true
+                        $0.value = Data(value)
+                        $0.version = record.version.wire
+                    }
+                }
+            })
+        }
+        return .parked
+    }
+
+    // MARK: Replication
+
+    private func replicate(_ record: VersionedRecord, pending: PendingWrite) {
+        let view = ringView()
+        for replica in pending.replicas {
+            if replica == address {
+                store.enqueue([record]) { result in
+                    switch result {
+                    case .success: pending.acknowledged(by: replica)
+                    case .failure(let error): pending.failed(replica, "local commit failed: \(error)")
+                    }
+                }
+            } else if view?.isDown(replica) == true {
+                pending.failed(replica, "down")
+                store.enqueueHint(record, for: replica)
+            } else {
+                send([record], to: replica) { [unowned self] result in
+                    switch result {
+                    case .success: pending.acknowledged(by: replica)
+                    case .failure(let error):
+                        pending.failed(replica, error.description)
+                        store.enqueueHint(record, for: replica)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the key from `replicas`, answering after `needed`; repairs stale replicas afterwards.
+    private func read(key: [UInt8], replicas: [String], needed: Int,
+                      reply: @escaping (Result<(record: VersionedRecord?, replies: Int), RPCError>) -> Void) {
+        let view = ringView()
+        let pending = PendingRead(replicas: replicas, needed: needed, reply: reply) { [unowned self] newest, stale in
+            logger.debug("node.read_repair", metadata: ["repair.replicas": "\(stale)"])
+            for replica in stale {
+                if replica == address {
+                    store.enqueue([newest]) { _ in }
+                } else {
+                    send([newest], to: replica) { _ in }
+                }
+            }
+        }
+        for replica in replicas {
+            if replica == address {
+                do {
+                    pending.answered(by: replica, try store.engine.get(key: key))
+                } catch {
+                    pending.failed(replica, "local read failed: \(error)")
+                }
+            } else if view?.isDown(replica) == true {
+                pending.failed(replica, "down")
+            } else if let client = peers.client(for: replica) {
+                let request = WireReplicaReadRequest.with { $0.key = Data(key) }
+                let timeout = options.replicaTimeout
+                tasks.run({ await client.result(StorageMethods.replicaRead, request, options: CallOptions(timeout: timeout)) }) { result in
+                    switch result {
+                    case .success(let answer):
+                        if answer.found, let record = try? VersionedRecord(wire: answer.record) {
+                            pending.answered(by: replica, record)
+                        } else if answer.found {
+                            pending.failed(replica, "undecodable record")
+                        } else {
+                            pending.answered(by: replica, nil)
+                        }
+                    case .failure(let error):
+                        pending.failed(replica, error.description)
+                    }
+                }
+            } else {
+                pending.failed(replica, "no client")
+            }
+        }
+    }
+
+    /// Sends records to a replica with ReplicaWrite.
+    func send(_ records: [VersionedRecord], to replica: String, then: @escaping (Result<WireReplicaWriteReply, RPCError>) -> Void) {
+        guard let client = peers.client(for: replica) else {
+            then(.failure(.unavailable("no client for \(replica)")))
+            return
+        }
+        let request = WireReplicaWriteRequest.with { $0.records = records.map(\.wire) }
+        let timeout = options.replicaTimeout
+        tasks.run({ await client.result(StorageMethods.replicaWrite, request, options: CallOptions(timeout: timeout)) }, then: then)
+    }
+
+    // MARK: Replica requests
+
+    private func replicaWrite(_ context: RequestContext, _ request: WireReplicaWriteRequest) -> HandlerOutcome<WireReplicaWriteReply> {
+        var records: [VersionedRecord] = []
+        records.reserveCapacity(request.records.count)
+        for wire in request.records {
+            if let problem = validate(key: [UInt8](wire.key), value: wire.tombstone ? nil : [UInt8](wire.value)) {
+                return .failure(problem)
+            }
+            guard let record = try? VersionedRecord(wire: wire) else { return .failure(.invalidArgument("record with an empty key")) }
+            records.append(record)
+        }
+        for record in records { clock.observe(remote: record.version.timestamp) }
+        store.enqueue(records) { [unowned self] result in
+            switch result {
+            case .success(let applied):
+                rpc?.reply(to: context, .success(WireReplicaWriteReply.with { $0.applied = applied.map(\.wasApplied) }))
+            case .failure(let error):
+                rpc?.fail(context, .internalError("commit failed: \(error)"))
+            }
+        }
+        return .parked
+    }
+
+    private func replicaRead(_ request: WireReplicaReadRequest) -> HandlerOutcome<WireReplicaReadReply> {
+        let key = [UInt8](request.key)
+        if let problem = validate(key: key, value: nil) { return .failure(problem) }
+        do {
+            let record = try store.engine.get(key: key)
+            return .reply(WireReplicaReadReply.with {
+                if let record {
+                    $0.found = true
+                    $0.record = record.wire
+                }
+            })
+        } catch {
+            return .failure(.internalError("read failed: \(error)"))
+        }
+    }
+
+    // MARK: Checks
+
+    private func validate(key: [UInt8], value: [UInt8]?) -> RPCError? {
+        if key.isEmpty { return .invalidArgument("the key is empty") }
+        if key.count > options.maxKeyBytes {
+            return .invalidArgument("the key is \(key.count) bytes; the limit is \(options.maxKeyBytes)")
+        }
+        if let value, value.count > options.maxValueBytes {
+            return .invalidArgument("the value is \(value.count) bytes; the limit is \(options.maxValueBytes)")
+        }
+        return nil
+    }
+
+    /// The replicas and the acknowledgements (W) or answers (R) needed.
+    private func plan(key: [UInt8], quorum: WireQuorum, write: Bool) throws(RPCError) -> (replicas: [String], needed: Int) {
+        guard let view = ringView(), view.ring != nil else {
+            throw .unavailable("this node has no ring yet (is placement reachable, and has any node joined?)")
+        }
+        let n = quorum.n == 0 ? view.replicas : Int(quorum.n)
+        guard (1...16).contains(n) else { throw .invalidArgument("N=\(n) must be 1...16") }
+        let asked = Int(write ? quorum.w : quorum.r)
+        let needed = asked == 0 ? min(write ? options.defaultW : options.defaultR, n) : asked
+        guard (1...n).contains(needed) else {
+            throw .invalidArgument("\(write ? "W" : "R")=\(needed) must be between 1 and N=\(n)")
+        }
+        let replicas = view.preferenceList(forKey: key, replicas: n)
+        guard replicas.count >= needed else {
+            throw .unavailable("the ring has \(replicas.count) members; \(write ? "W" : "R")=\(needed) cannot be met")
+        }
+        return (replicas, needed)
+    }
+
+    private static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        return hash
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import StorageEngine
+
+/// How a storage node runs and how it is known on the ring.
+public struct StorageNodeOptions: Sendable {
+    /// The ROUTER endpoint for requests.
+    public var listen: String
+    /// The node's identity on the ring, `host:port`; by default the listen address.
+    public var advertise: String?
+    /// The placement service's request and event endpoints.
+    public var placement: String
+    public var placementEvents: String
+    /// The node's weight on the ring.
+    public var weight: Int
+    /// How often the node heartbeats to placement.
+    public var heartbeatInterval: Duration
+    /// Where the node's database lives.
+    public var dataDirectory: URL
+    /// `.full` fsyncs every group commit (durable on power loss); `.normal`
+    /// survives a process crash only. Full is the default: with group commit it
+    /// costs one fsync per reactor turn, not per write.
+    public var sync: SyncMode
+    /// Largest key and value accepted (INVALID_ARGUMENT beyond).
+    public var maxKeyBytes: Int
+    public var maxValueBytes: Int
+    /// Cluster defaults for W and R when a request does not set them.
+    public var defaultW: Int
+    public var defaultR: Int
+    /// How long a coordinator waits for one replica.
+    public var replicaTimeout: Duration
+
+    public init(listen: String = "tcp://127.0.0.1:7501", advertise: String? = nil,
+                placement: String = "tcp://127.0.0.1:7400", placementEvents: String = "tcp://127.0.0.1:7401",
+                weight: Int = 1, heartbeatInterval: Duration = .seconds(1),
+                dataDirectory: URL = URL(fileURLWithPath: "node-data"), sync: SyncMode = .full,
+                maxKeyBytes: Int = 1024, maxValueBytes: Int = 1 << 20, defaultW: Int = 2, defaultR: Int = 2,
+                replicaTimeout: Duration = .seconds(1)) {
+        self.listen = listen
+        self.advertise = advertise
+        self.placement = placement
+        self.placementEvents = placementEvents
+        self.weight = weight
+        self.heartbeatInterval = heartbeatInterval
+        self.dataDirectory = dataDirectory
+        self.sync = sync
+        self.maxKeyBytes = maxKeyBytes
+        self.maxValueBytes = maxValueBytes
+        self.defaultW = defaultW
+        self.defaultR = defaultR
+        self.replicaTimeout = replicaTimeout
+    }
+}
