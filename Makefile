@@ -8,6 +8,8 @@ SHELL := /bin/bash
 CONFIG ?= release
 RUN := .run
 NODES ?= 1 2 3
+# Node durability: full fsyncs every group commit; normal survives process crashes only.
+SYNC ?= full
 APT_PACKAGES := libzmq3-dev libssl-dev pkg-config protobuf-compiler
 SWIFT := swift
 PROTO_DIR := Shared/Protocol/proto
@@ -86,7 +88,7 @@ down:
 
 start-node:
 	@test -n "$(N)" || { echo "usage: make start N=<node number>"; exit 2; }
-	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))))
+	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))) --data-dir $(RUN)/node-$(N) --sync $(SYNC))
 
 start: build start-node
 

@@ -28,13 +28,16 @@ public struct StorageNodeOptions: Sendable {
     public var defaultR: Int
     /// How long a coordinator waits for one replica.
     public var replicaTimeout: Duration
+    /// Tombstones older than this are purged. It must outlast any replica's
+    /// absence (hints, repair), or a purged delete could come back.
+    public var tombstoneGrace: Duration
 
     public init(listen: String = "tcp://127.0.0.1:7501", advertise: String? = nil,
                 placement: String = "tcp://127.0.0.1:7400", placementEvents: String = "tcp://127.0.0.1:7401",
                 weight: Int = 1, heartbeatInterval: Duration = .seconds(1),
                 dataDirectory: URL = URL(fileURLWithPath: "node-data"), sync: SyncMode = .full,
                 maxKeyBytes: Int = 1024, maxValueBytes: Int = 1 << 20, defaultW: Int = 2, defaultR: Int = 2,
-                replicaTimeout: Duration = .seconds(1)) {
+                replicaTimeout: Duration = .seconds(1), tombstoneGrace: Duration = .seconds(10 * 24 * 3600)) {
         self.listen = listen
         self.advertise = advertise
         self.placement = placement
@@ -48,5 +51,6 @@ public struct StorageNodeOptions: Sendable {
         self.defaultW = defaultW
         self.defaultR = defaultR
         self.replicaTimeout = replicaTimeout
+        self.tombstoneGrace = tombstoneGrace
     }
 }

@@ -60,6 +60,10 @@ public final class StorageNodeServer {
         placement.keysHeld = { [unowned self] in (try? store.engine.stats().liveKeys) ?? 1 }
         reactor.onTurnEnd { [unowned self] in store.flush() }
         reactor.every(.seconds(1)) { [unowned self] in hints.replay() }
+        let grace = options.tombstoneGrace.components
+        let graceMillis = UInt64(grace.seconds) * 1000 + UInt64(grace.attoseconds / 1_000_000_000_000_000)
+        let purgeInterval = min(Duration.seconds(60), max(.milliseconds(500), options.tombstoneGrace / 2))
+        reactor.every(purgeInterval) { [unowned self] in purgeTombstones(graceMillis: graceMillis) }
 
         Diagnostics.register(on: rpc, health: StorageMethods.health, echo: StorageMethods.echo,
                              service: "node", address: address) { [unowned self] in
@@ -82,6 +86,19 @@ public final class StorageNodeServer {
         reactor.logger.info("node.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "node.address": "\(address)",
                                                          "placement.endpoint": "\(options.placement)",
                                                          "node.data": "\(options.dataDirectory.path)", "node.sync": "\(options.sync.rawValue)"])
+    }
+
+    /// Drops tombstones older than the grace period (by their HLC timestamps).
+    private func purgeTombstones(graceMillis: UInt64) {
+        let now = HybridLogicalClock.systemMilliseconds()
+        guard now > graceMillis else { return }
+        let cutoff = HybridLogicalClock.timestamp(milliseconds: now - graceMillis, counter: 0)
+        do {
+            let purged = try store.engine.purgeTombstones(olderThan: cutoff)
+            if purged > 0 { reactor.logger.info("node.tombstones.purged", metadata: ["tombstones.count": "\(purged)"]) }
+        } catch {
+            reactor.logger.error("node.tombstones.purge.failed", metadata: ["storage.error": "\(error)"])
+        }
     }
 
     /// Engine figures, recomputed at most once a second (they scan the table).

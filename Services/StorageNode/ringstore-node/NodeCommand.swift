@@ -53,6 +53,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a coordinator waits for one replica.")
     var replicaTimeout = 1.0
 
+    @Option(help: "Seconds a delete's tombstone is kept before it is purged (default 10 days).")
+    var tombstoneGrace = 864_000.0
+
     @OptionGroup var server: ServerOptions
 
     func validate() throws {
@@ -68,6 +71,7 @@ struct NodeCommand: AsyncParsableCommand {
         guard (0...(64 << 20)).contains(maxValueBytes) else { throw ValidationError("--max-value-bytes must be 0...67108864") }
         guard (1...16).contains(defaultW), (1...16).contains(defaultR) else { throw ValidationError("--default-w and --default-r must be 1...16") }
         guard replicaTimeout > 0, replicaTimeout <= 60 else { throw ValidationError("--replica-timeout must be in (0, 60] seconds") }
+        guard tombstoneGrace >= 1 else { throw ValidationError("--tombstone-grace must be at least 1 second") }
         guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
     }
 
@@ -78,7 +82,8 @@ struct NodeCommand: AsyncParsableCommand {
                                          weight: weight, heartbeatInterval: .seconds(heartbeatInterval),
                                          dataDirectory: URL(fileURLWithPath: dataDir), sync: sync,
                                          maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes,
-                                         defaultW: defaultW, defaultR: defaultR, replicaTimeout: .seconds(replicaTimeout))
+                                         defaultW: defaultW, defaultR: defaultR, replicaTimeout: .seconds(replicaTimeout),
+                                         tombstoneGrace: .seconds(tombstoneGrace))
         try await ServiceRunner.run([StorageNodeServer.service(options: options, logger: logger)], logger: logger)
     }
 }
