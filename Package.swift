@@ -88,7 +88,7 @@ let package = Package(
         ),
         .target(
             name: "RingstoreClient",
-            dependencies: ["RPC", "RingProtocol", "Ring"],
+            dependencies: ["RPC", "RingProtocol", "Ring", "ZeroMQ"],
             path: "Shared/Client"
         ),
         .target(
@@ -208,6 +208,11 @@ let package = Package(
             name: "StorageEngineTests",
             dependencies: ["StorageEngine", "Ring"],
             path: "Tests/StorageEngineTests"
+        ),
+        .testTarget(
+            name: "ClientTests",
+            dependencies: ["RingstoreClient", "RingctlCommands", "RingProtocol", "Ring", "RPC", "ZeroMQ"],
+            path: "Tests/ClientTests"
         ),
         .testTarget(
             name: "StorageNodeTests",

@@ -9,9 +9,10 @@ import ZeroMQ
 /// End-to-end tests with the real built executables.
 @Suite(.serialized) struct ExecutableTests {
     /// Point a lone node at a placement endpoint nobody serves, never at a
-    /// local cluster on the default ports.
+    /// local cluster on the default ports, with a data directory of its own.
     static var isolated: [String] {
-        ["--placement", FreePort.endpoint(), "--placement-events", FreePort.endpoint()]
+        ["--placement", FreePort.endpoint(), "--placement-events", FreePort.endpoint(),
+         "--data-dir", FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-lone-\(UUID().uuidString)").path]
     }
 
     @Test func servicesAnswerHealthAndStopCleanlyOnSIGTERM() async throws {

@@ -51,6 +51,51 @@ import ZeroMQ
         try await cluster.stop()
     }
 
+    @Test func tombstonesArePurgedAfterTheGracePeriod() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        cluster.nodeArguments = ["--tombstone-grace", "1"]
+        try await cluster.startAndSettle()
+        let client = try cluster.nodeClient(0)
+        defer { client.close() }
+        _ = try await put(client, Array("short-lived".utf8), Array("x".utf8), w: 3)
+        _ = try await client.call(StorageMethods.delete, WireDeleteRequest.with { $0.key = Data("short-lived".utf8); $0.quorum.w = 3 })
+        #expect(try await cluster.stats(0).tombstones == 1)
+        try await waitUntil("the tombstones to be purged on every replica") {
+            var total: UInt64 = 0
+            for index in 0..<3 { total += try await cluster.stats(index).tombstones }
+            return total == 0
+        }
+        #expect(try await get(client, Array("short-lived".utf8)).found == false)
+        try await cluster.stop()
+    }
+
+    @Test func ringctlPutGetDelAndBulkModesRoundTrip() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.startAndSettle()
+        let target = ["--placement", cluster.placementEndpoint]
+        #expect(try await ToolRun.run("ringctl", ["put", "k", "v"] + target).status == 0)
+        let got = try await ToolRun.run("ringctl", ["get", "k"] + target)
+        #expect(got.status == 0 && got.stdout == "v\n")
+        #expect(try await ToolRun.run("ringctl", ["del", "k"] + target).status == 0)
+        let gone = try await ToolRun.run("ringctl", ["get", "k"] + target)
+        #expect(gone.status == 1 && gone.stdout.isEmpty && gone.stderr.contains("not found"))
+
+        let count = 2000
+        let lines = (0..<count).map { "bulk-\($0)\tvalue-\($0)" }
+        let put = try await ToolRun.run("ringctl", ["put", "--stdin"] + target, stdin: lines.joined(separator: "\n") + "\n")
+        #expect(put.status == 0, "\(put.stderr)")
+        #expect(Set(put.stdout.split(separator: "\n").map(String.init)) == Set((0..<count).map { "bulk-\($0)\tOK" }))
+        let keys = (0..<count).map { "bulk-\($0)" } + ["never-put"]
+        let get = try await ToolRun.run("ringctl", ["get", "--stdin"] + target, stdin: keys.joined(separator: "\n") + "\n")
+        #expect(Set(get.stdout.split(separator: "\n").map(String.init)) == Set(lines + ["never-put\tNOT_FOUND"]))
+        // Malformed input lines get an ERROR line each, and a non-zero exit.
+        let bad = try await ToolRun.run("ringctl", ["put", "--stdin"] + target, stdin: "no-tab-here\n\tempty-key\nfine\tyes\n")
+        #expect(bad.status != 0)
+        #expect(bad.stdout.split(separator: "\n").filter { $0.contains("ERROR") }.count == 2)
+        #expect(bad.stdout.contains("fine\tOK"))
+        try await cluster.stop()
+    }
+
     @Test func badRequestsAreRefusedAndNothingIsStored() async throws {
         let cluster = try LocalCluster(nodes: 3)
         try await cluster.startAndSettle()

@@ -6,15 +6,17 @@ import RingstoreClient
 /// Renders health results for `ringctl status`.
 enum StatusFormatter {
     static func table(_ results: [HealthResult]) -> String {
-        var rows = [["SERVICE", "ADDRESS", "STATUS", "MEMBER", "VERSION", "UPTIME", "PID", "LATENCY", "DETAIL"]]
+        var rows = [["SERVICE", "ADDRESS", "STATUS", "MEMBER", "KEYS", "BYTES", "HINTS", "VERSION", "UPTIME", "PID", "LATENCY", "DETAIL"]]
         for result in results {
             let address = result.reply?.address ?? result.endpoint.replacingOccurrences(of: "tcp://", with: "")
             if let reply = result.reply {
-                rows.append([result.role, address, statusName(reply.status), result.memberState ?? "-", reply.version,
+                rows.append([result.role, address, statusName(reply.status), result.memberState ?? "-",
+                             reply.details["keys"] ?? "-", reply.details["bytes"].flatMap(UInt64.init).map(bytes) ?? "-",
+                             reply.details["hints_pending"] ?? "-", reply.version,
                              uptime(reply.uptimeMillis), "\(reply.pid)", milliseconds(result.latency), ""])
             } else {
                 let error = result.error.map { "\($0.code.name): \($0.message)" } ?? "no answer"
-                rows.append([result.role, address, "UNREACHABLE", "-", "-", "-", "-", "-", error])
+                rows.append([result.role, address, "UNREACHABLE", "-", "-", "-", "-", "-", "-", "-", "-", error])
             }
         }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -42,6 +44,18 @@ enum StatusFormatter {
         }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// 1234567 → "1.2MB".
+    static func bytes(_ count: UInt64) -> String {
+        let units = ["B", "KB", "MB", "GB", "TB"]
+        var value = Double(count)
+        var unit = 0
+        while value >= 1000 && unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        return unit == 0 ? "\(count)B" : String(format: "%.1f%@", value, units[unit])
     }
 
     static func statusName(_ status: WireHealthReply.ServingStatus) -> String {
