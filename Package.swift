@@ -221,7 +221,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["RPC", "RingProtocol", "ZeroMQ", "TestKit", "RingstoreClient"],
+            dependencies: ["RPC", "RingProtocol", "ZeroMQ", "TestKit", "RingstoreClient", "Ring"],
             path: "Tests/ClusterTests"
         ),
     ]

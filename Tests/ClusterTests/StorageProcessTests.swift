@@ -1,5 +1,6 @@
 import Foundation
 import RPC
+import Ring
 import RingProtocol
 import Testing
 import TestKit
@@ -162,6 +163,76 @@ import ZeroMQ
             if !(reply.found && [UInt8](reply.record.value) == key + Array("-value".utf8)) { missing.append(String(decoding: key, as: UTF8.self)) }
         }
         #expect(missing.isEmpty, "missing on the restarted node: \(missing)")
+        try await cluster.stop()
+    }
+
+    @Test func missedWritesGoToTheNextMemberOnTheRingAsHints() async throws {
+        let cluster = try LocalCluster(nodes: 4)
+        try await cluster.startAndSettle()
+        let dead = cluster.nodeAddress(3)
+        try await cluster.node(3).stop(signal: SIGKILL)
+        try await cluster.waitForMembers([dead], state: .down)
+        let client = try cluster.nodeClient(0)
+        defer { client.close() }
+        // Where each key's hint should land: the first member past its 3 replicas.
+        let ring = try HashRing(members: (0..<4).map { try RingMember(address: cluster.nodeAddress($0)) })
+        var expected: [String: UInt64] = [:]
+        let keys = (0..<120).map { Array("handoff-\($0)".utf8) }
+        for key in keys {
+            let order = try ring.preferenceList(forKey: key, replicas: 4).map(\.address)
+            if order.prefix(3).contains(dead) { expected[order[3], default: 0] += 1 }
+            _ = try await put(client, key, key, w: 2)
+        }
+        #expect(!expected.isEmpty)
+        try await waitUntil("hints on the stand-ins") {
+            var held: [String: UInt64] = [:]
+            for index in 0..<3 { held[cluster.nodeAddress(index)] = try await cluster.stats(index).hintsByTarget[dead] }
+            return held.filter { $0.value > 0 } == expected
+        }
+        try await cluster.startNode(3)
+        try await waitUntil("the stand-ins to deliver their hints", timeout: .seconds(30)) {
+            var pending: UInt64 = 0
+            for index in 0..<3 { pending += try await cluster.stats(index).hintsPending }
+            return pending == 0
+        }
+        let restarted = try cluster.nodeClient(3)
+        defer { restarted.close() }
+        for key in keys where try ring.preferenceList(forKey: key, replicas: 3).map(\.address).contains(dead) {
+            let reply = try await restarted.call(StorageMethods.replicaRead, WireReplicaReadRequest.with { $0.key = Data(key) })
+            #expect(reply.found && [UInt8](reply.record.value) == key)
+        }
+        try await cluster.stop()
+    }
+
+    @Test func aReplicaAnsweringGarbageCountsAsFailedAndNothingBreaks() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.startAndSettle()
+        let fake = try GarbageReplica()
+        let placement = try RPCClient(context: cluster.context, endpoint: cluster.placementEndpoint, caller: "test")
+        defer { placement.close() }
+        _ = try await placement.call(PlacementMethods.join, WireJoinRequest.with { $0.address = fake.address })
+        // Keep the fake member up: heartbeat on its behalf.
+        let heartbeats = Task {
+            while !Task.isCancelled {
+                _ = try? await placement.call(PlacementMethods.heartbeat, WireHeartbeatRequest.with { $0.address = fake.address })
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        defer { heartbeats.cancel() }
+        let client = try cluster.nodeClient(0)
+        defer { client.close() }
+        try await waitUntil("node 0 to route to four members") {
+            try await client.call(StorageMethods.health, WireHealthRequest()).details["ring_members"] == "4"
+        }
+        for index in 0..<40 {
+            let key = Array("garbage-\(index)".utf8)
+            #expect(try await put(client, key, key, w: 2).acks >= 2)
+            let read = try await get(client, key, r: 2)
+            #expect(read.found && [UInt8](read.value) == key)
+        }
+        #expect(fake.requestCount > 0)
+        for index in 0..<3 { #expect(cluster.node(index).isRunning) }
+        try await fake.stop()
         try await cluster.stop()
     }
 

@@ -136,17 +136,31 @@ final class Coordinator {
                 }
             } else if view?.isDown(replica) == true {
                 pending.failed(replica, "down")
-                store.enqueueHint(record, for: replica)
+                handOff(record, for: replica, replicas: pending.replicas)
             } else {
                 send([record], to: replica) { [unowned self] result in
                     switch result {
                     case .success: pending.acknowledged(by: replica)
                     case .failure(let error):
                         pending.failed(replica, error.description)
-                        store.enqueueHint(record, for: replica)
+                        handOff(record, for: replica, replicas: pending.replicas)
                     }
                 }
             }
+        }
+    }
+
+    /// Hinted handoff: the write `target` missed goes to a stand-in, the next
+    /// live member clockwise past the key's replicas, which keeps it as a hint;
+    /// when there is none (every member is a replica) or it fails, this node
+    /// keeps the hint itself. Hints do not count toward W: quorums stay strict.
+    private func handOff(_ record: VersionedRecord, for target: String, replicas: [String]) {
+        guard let standIn = ringView()?.standIn(forKey: record.key, replicas: replicas), standIn != address else {
+            store.enqueueHint(record, for: target)
+            return
+        }
+        send([record], to: standIn, hintFor: target) { [unowned self] result in
+            if case .failure = result { store.enqueueHint(record, for: target) }
         }
     }
 
@@ -197,12 +211,16 @@ final class Coordinator {
     }
 
     /// Sends records to a replica with ReplicaWrite.
-    func send(_ records: [VersionedRecord], to replica: String, then: @escaping (Result<WireReplicaWriteReply, RPCError>) -> Void) {
+    func send(_ records: [VersionedRecord], to replica: String, hintFor target: String = "",
+              then: @escaping (Result<WireReplicaWriteReply, RPCError>) -> Void) {
         guard let client = peers.client(for: replica) else {
             then(.failure(.unavailable("no client for \(replica)")))
             return
         }
-        let request = WireReplicaWriteRequest.with { $0.records = records.map(\.wire) }
+        let request = WireReplicaWriteRequest.with {
+            $0.records = records.map(\.wire)
+            $0.hintFor = target
+        }
         let timeout = options.replicaTimeout
         tasks.run({ await client.result(StorageMethods.replicaWrite, request, options: CallOptions(timeout: timeout)) }, then: then)
     }
@@ -220,6 +238,17 @@ final class Coordinator {
             records.append(record)
         }
         for record in records { clock.observe(remote: record.version.timestamp) }
+        if !request.hintFor.isEmpty {
+            // We are a stand-in: keep the records as hints for their replica.
+            guard request.hintFor != address else { return .failure(.invalidArgument("a node cannot hold hints for itself")) }
+            store.enqueueHints(records, for: request.hintFor) { [unowned self] result in
+                switch result {
+                case .success: rpc?.reply(to: context, .success(WireReplicaWriteReply.with { $0.applied = records.map { _ in true } }))
+                case .failure(let error): rpc?.fail(context, .internalError("hint commit failed: \(error)"))
+                }
+            }
+            return .parked
+        }
         store.enqueue(records) { [unowned self] result in
             switch result {
             case .success(let applied):

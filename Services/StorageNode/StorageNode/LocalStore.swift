@@ -10,6 +10,7 @@ final class LocalStore {
     private var queued: [VersionedRecord] = []
     private var completions: [(range: Range<Int>, done: (Result<[ApplyResult], StorageError>) -> Void)] = []
     private var queuedHints: [(target: String, record: VersionedRecord)] = []
+    private var hintCompletions: [(Result<Void, StorageError>) -> Void] = []
     /// Figures for Health and Stats.
     private(set) var commits = 0
     private(set) var largestBatch = 0
@@ -31,17 +32,30 @@ final class LocalStore {
         queuedHints.append((target, record))
     }
 
+    /// Queues hints a coordinator handed to this node as a stand-in; `done`
+    /// runs once they are committed.
+    func enqueueHints(_ records: [VersionedRecord], for target: String, done: @escaping (Result<Void, StorageError>) -> Void) {
+        for record in records { queuedHints.append((target, record)) }
+        hintCompletions.append(done)
+    }
+
     /// Commits everything queued in one transaction each for data and hints,
     /// then runs the completions.
     func flush() {
         if !queuedHints.isEmpty {
             let hints = queuedHints
+            let waiting = hintCompletions
             queuedHints.removeAll(keepingCapacity: true)
+            hintCompletions.removeAll(keepingCapacity: true)
+            let result: Result<Void, StorageError>
             do {
                 _ = try engine.hints.addHints(hints)
+                result = .success(())
             } catch {
                 logger.error("node.hints.store.failed", metadata: ["storage.error": "\(error)", "hints.count": "\(hints.count)"])
+                result = .failure(error)
             }
+            for done in waiting { done(result) }
         }
         guard !queued.isEmpty else { return }
         let records = queued

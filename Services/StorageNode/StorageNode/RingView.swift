@@ -23,6 +23,16 @@ struct RingView {
         return list.map(\.address)
     }
 
+    /// The member that keeps a hint for a replica of this key that cannot take
+    /// a write: the first live member clockwise after the key's replicas
+    /// (Dynamo's sloppy stand-in); `nil` when every member is a replica.
+    func standIn(forKey key: [UInt8], replicas: [String]) -> String? {
+        guard let ring else { return nil }
+        let taken = Set(replicas)
+        return preferenceList(forKey: key, replicas: ring.members.count)
+            .first { !taken.contains($0) && states[$0] != .down && states[$0] != .suspect }
+    }
+
     /// Whether placement considers `address` down (so writes hint at once).
     func isDown(_ address: String) -> Bool { states[address] == .down }
 }

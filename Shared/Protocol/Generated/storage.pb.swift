@@ -259,6 +259,11 @@ public nonisolated struct WireReplicaWriteRequest: Sendable {
 
   public var records: [WireRecord] = []
 
+  /// Hinted handoff: the receiver is a stand-in for this member, which could
+  /// not take the write; it stores the records as hints (not as its own data)
+  /// and delivers them when the member is back up.
+  public var hintFor: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -731,7 +736,7 @@ nonisolated extension WireDeleteReply: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplicaWriteRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0\u{3}hint_for\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -740,6 +745,7 @@ nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProto
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.records) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.hintFor) }()
       default: break
       }
     }
@@ -749,11 +755,15 @@ nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProto
     if !self.records.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.records, fieldNumber: 1)
     }
+    if !self.hintFor.isEmpty {
+      try visitor.visitSingularStringField(value: self.hintFor, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireReplicaWriteRequest, rhs: WireReplicaWriteRequest) -> Bool {
     if lhs.records != rhs.records {return false}
+    if lhs.hintFor != rhs.hintFor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
