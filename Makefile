@@ -29,7 +29,7 @@ help:
 	@echo "make start N=2     (re)start node 2              make stop N=2 / make kill N=2: SIGTERM / SIGKILL"
 	@echo "make status        ringctl status against the local cluster"
 	@echo "make test          every test"
-	@echo "make bench         benchmarks (ring, RPC echo)"
+	@echo "make bench         benchmarks (ring, storage engine, key-value path on the local cluster, RPC echo)"
 	@echo "make proto         regenerate the protobuf Swift code"
 	@echo "make clean-data    remove $(RUN)/ (after make down)"
 
@@ -116,6 +116,11 @@ bench: deps
 	$(SWIFT) build -c release
 	@echo "== ring (Shared/Ring) =="
 	@$(bin)/ringstore-bench-ring
+	@echo "== storage engine (StorageEngine) =="
+	@$(bin)/ringstore-bench-storage
+	@echo "== key-value path on the local cluster (make up) =="
+	@$(MAKE) --no-print-directory up >/dev/null
+	@$(bin)/ringctl bench kv --keys 10000
 	@echo "== RPC echo (placement on a free port, started and stopped here) =="
 	@port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
 	$(bin)/ringstore-placement --listen tcp://127.0.0.1:$$port --publish tcp://127.0.0.1:* --log-level warning & pid=$$!; \
