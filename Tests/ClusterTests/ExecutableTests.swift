@@ -12,8 +12,12 @@ import ZeroMQ
     /// local cluster on the default ports, with a data directory of its own.
     static var isolated: [String] {
         ["--placement", FreePort.endpoint(), "--placement-events", FreePort.endpoint(),
-         "--data-dir", FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-lone-\(UUID().uuidString)").path]
+         "--data-dir", loneDataRoot.appendingPathComponent(UUID().uuidString).path]
     }
+
+    /// Where lone nodes keep their data; removed when the suite is done.
+    static let loneDataRoot = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-lone-\(UUID().uuidString)")
+
 
     @Test func servicesAnswerHealthAndStopCleanlyOnSIGTERM() async throws {
         let cluster = try LocalCluster(nodes: 2)
@@ -37,6 +41,7 @@ import ZeroMQ
         let cluster = try LocalCluster(nodes: 0)
         try await cluster.waitHealthy(endpoint, StorageMethods.health)
         #expect(try await node.stop(signal: SIGINT) == 0)
+        try? FileManager.default.removeItem(at: Self.loneDataRoot)
     }
 
     @Test func statusJSONAndNonZeroExitWhenAServiceIsUnreachable() async throws {
@@ -115,6 +120,7 @@ import ZeroMQ
         #expect(status != 0)
         #expect(second.log.contains("Address already in use"))
         #expect(try await first.stop() == 0)
+        try? FileManager.default.removeItem(at: Self.loneDataRoot)
     }
 
     @Test(arguments: [

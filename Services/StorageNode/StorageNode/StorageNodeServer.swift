@@ -70,7 +70,7 @@ public final class StorageNodeServer {
             var details = [
                 "ring_epoch": "\(placement.ring?.ringEpoch ?? 0)",
                 "ring_members": "\(placement.ring?.members.count ?? 0)",
-                "member_state": placement.removed ? "removed" : placement.joined ? MemberStateText.of(placement.memberState) : "joining",
+                "member_state": placement.removed ? "removed" : placement.joined ? placement.memberState.name : "joining",
                 "sync": options.sync.rawValue,
                 "commits": "\(store.commits)",
                 "hints_delivered": "\(hints.delivered)",
@@ -127,18 +127,6 @@ public final class StorageNodeServer {
     public static func service(options: StorageNodeOptions, logger: Logger) -> ReactorService {
         ReactorService(name: "node", logger: logger) { reactor in
             try StorageNodeServer(reactor: reactor, options: options)
-        }
-    }
-}
-
-enum MemberStateText {
-    static func of(_ state: WireMemberState) -> String {
-        switch state {
-        case .up: "up"
-        case .suspect: "suspect"
-        case .down: "down"
-        case .leaving: "leaving"
-        default: "unknown"
         }
     }
 }

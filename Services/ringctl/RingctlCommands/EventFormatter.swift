@@ -49,7 +49,7 @@ enum EventFormatter {
         let time = Timestamp.iso8601(micros: Int64(Date().timeIntervalSince1970 * 1_000_000))
         var lines: [String] = []
         for member in snapshot.members {
-            let state = MemberStateName.of(member.state)
+            let state = member.state.name
             if json {
                 lines.append(JSONLine.encode(["topic": "membership", "type": "snapshot_member", "time": time, "epoch": Int(snapshot.epoch),
                                               "address": member.address, "state": state, "weight": Int(member.weight),

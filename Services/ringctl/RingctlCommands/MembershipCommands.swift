@@ -48,7 +48,7 @@ struct MembersCommand: AsyncParsableCommand {
         if cluster.json {
             for member in reply.members {
                 print(JSONLine.encode([
-                    "address": member.address, "state": MemberStateName.of(member.state), "weight": Int(member.weight),
+                    "address": member.address, "state": member.state.name, "weight": Int(member.weight),
                     "epoch": Int(member.stateEpoch), "cluster_epoch": Int(reply.epoch),
                     "since": Timestamp.iso8601(micros: member.stateSinceUnixMicros),
                 ]))
@@ -57,7 +57,7 @@ struct MembersCommand: AsyncParsableCommand {
         }
         var rows = [["ADDRESS", "STATE", "WEIGHT", "EPOCH", "SINCE"]]
         for member in reply.members {
-            rows.append([member.address, MemberStateName.of(member.state), "\(member.weight)", "\(member.stateEpoch)",
+            rows.append([member.address, member.state.name, "\(member.weight)", "\(member.stateEpoch)",
                          Timestamp.iso8601(micros: member.stateSinceUnixMicros)])
         }
         print(Table.render(rows), terminator: "")
@@ -117,17 +117,5 @@ struct RemoveCommand: AsyncParsableCommand {
         let reply = try await session.call(PlacementMethods.remove, WireRemoveRequest.with { $0.address = address },
                                            what: "cannot remove \(address)")
         print("removed \(address) at epoch \(reply.epoch)")
-    }
-}
-
-enum MemberStateName {
-    static func of(_ state: WireMemberState) -> String {
-        switch state {
-        case .up: "up"
-        case .suspect: "suspect"
-        case .down: "down"
-        case .leaving: "leaving"
-        default: "unknown"
-        }
     }
 }
