@@ -17,7 +17,8 @@ public final class StorageNodeServer {
     let hints: HintReplayer
     private let peers: PeerClients
     private let tasks: ReactorTasks
-    private var view: RingView?
+    /// The ring this node routes by, shared with the coordinator.
+    private let current = CurrentRing()
     private var cachedStats: (at: ContinuousClock.Instant, stats: StorageStats, hints: HintCounts)?
     private let reactor: Reactor
 
@@ -36,21 +37,20 @@ public final class StorageNodeServer {
         placement = try PlacementLink(reactor: reactor, address: address, weight: options.weight,
                                       placement: options.placement, placementEvents: options.placementEvents,
                                       heartbeatInterval: options.heartbeatInterval)
-        var viewGetter: (() -> RingView?)!
+        let current = self.current
         coordinator = Coordinator(address: address, store: store, peers: peers, tasks: tasks, options: options,
-                                  logger: logger) { viewGetter() }
+                                  logger: logger) { current.view }
         let link = placement
         hints = HintReplayer(store: store, coordinator: coordinator, logger: logger) { link.memberStates }
-        viewGetter = { [unowned self] in view }
         coordinator.register(on: rpc)
         registerStats()
 
         placement.onRingChange = { [unowned self] info in
-            view = RingView(info: info)
-            view?.states = placement.memberStates
+            current.view = RingView(info: info)
+            current.view?.states = placement.memberStates
         }
         placement.onMemberState = { [unowned self] member, state in
-            view?.states = placement.memberStates
+            current.view?.states = placement.memberStates
             if state == .up { hints.replay(to: member) }
             if state == nil {
                 hints.drop(target: member)
@@ -129,4 +129,9 @@ public final class StorageNodeServer {
             try StorageNodeServer(reactor: reactor, options: options)
         }
     }
+}
+
+/// The latest ring view, owned by the reactor thread and read by the coordinator.
+final class CurrentRing {
+    var view: RingView?
 }
