@@ -110,7 +110,7 @@ status:
 
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	$(SWIFT) test --no-parallel
 
 bench: deps
 	$(SWIFT) build -c release

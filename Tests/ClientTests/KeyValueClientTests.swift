@@ -21,12 +21,11 @@ import ZeroMQ
         await #expect(throws: RPCError.invalidArgument("empty key")) { try await client.delete(key: []) }
     }
 
-    @Test func withoutPlacementTheStaticNodesAreUsed() async throws {
+    @Test(.timeLimit(.minutes(1)))  // a hang guard, not a speed check
+    func withoutPlacementTheStaticNodesAreUsed() async throws {
         let context = try ZMQContext()
         let client = try unreachableClient(context: context)
         defer { client.close(); context.shutdown() }
-        let clock = ContinuousClock()
-        let start = clock.now
         do {
             _ = try await client.put(key: Array("k".utf8), value: Array("v".utf8))
             Issue.record("a put without any server succeeded")
@@ -34,7 +33,6 @@ import ZeroMQ
             #expect(error.code == .unavailable)
             #expect(error.neverSent)
         }
-        #expect(clock.now - start < .seconds(3))
         #expect(await client.refreshRing() == false)
         let router = try #require(client.currentRouter)
         #expect(!router.isFromPlacement)

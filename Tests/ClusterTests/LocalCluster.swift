@@ -24,7 +24,7 @@ final class LocalCluster: @unchecked Sendable {
     /// Extra arguments for every node (e.g. `--sync normal`).
     var nodeArguments: [String] = []
 
-    init(nodes count: Int, suspectAfter: Double = 0.6, downAfter: Double = 1.5) throws {
+    init(nodes count: Int, suspectAfter: Double = 1.0, downAfter: Double = 2.0) throws {
         nodeEndpoints = (0..<count).map { _ in FreePort.endpoint() }
         context = try ZMQContext()
         self.suspectAfter = suspectAfter

@@ -22,6 +22,7 @@ final class PlacementLink {
     private var listener: EventListener?
     private var logger: Logger
     private var callInFlight = false
+    private var callTimeout: Duration = .seconds(1)
     private var ringFetchInFlight = false
     private var handoffReported = false
     private var handoffWaitLogged = false
@@ -46,6 +47,10 @@ final class PlacementLink {
         listener = try EventListener(reactor: reactor, endpoints: [placementEvents], topics: ["ring", "membership"]) { [unowned self] received in
             handle(received)
         }
+        // A heartbeat lost with a dropped connection (placement restarting) must
+        // not hold the next one back past placement's suspect timeout: give each
+        // call about one interval, then the next tick sends a fresh one.
+        callTimeout = max(heartbeatInterval, .milliseconds(250))
         reactor.every(heartbeatInterval) { [unowned self] in tick() }
         tick()
     }
@@ -59,16 +64,17 @@ final class PlacementLink {
         callInFlight = true
         let client = client, address = address, weight = weight, bound = bound!
         let ringEpoch = ring?.ringEpoch ?? 0
+        let options = CallOptions(timeout: callTimeout)
         if !joined {
             Task {
                 let request = WireJoinRequest.with { $0.address = address; $0.weight = UInt32(weight) }
-                let result = await client.result(PlacementMethods.join, request, options: CallOptions(timeout: .seconds(2)))
+                let result = await client.result(PlacementMethods.join, request, options: options)
                 bound.post { $0.joinFinished(result) }
             }
         } else {
             Task {
                 let request = WireHeartbeatRequest.with { $0.address = address; $0.ringEpoch = ringEpoch }
-                let result = await client.result(PlacementMethods.heartbeat, request, options: CallOptions(timeout: .seconds(2)))
+                let result = await client.result(PlacementMethods.heartbeat, request, options: options)
                 bound.post { $0.heartbeatFinished(result) }
             }
         }
