@@ -200,13 +200,13 @@ let package = Package(
         ),
         .testTarget(
             name: "RingTests",
-            dependencies: ["Ring"],
+            dependencies: ["Ring", "TestKit"],
             path: "Tests/RingTests",
             exclude: ["Vectors"]
         ),
         .testTarget(
             name: "StorageEngineTests",
-            dependencies: ["StorageEngine", "Ring"],
+            dependencies: ["StorageEngine", "Ring", "TestKit"],
             path: "Tests/StorageEngineTests"
         ),
         .testTarget(

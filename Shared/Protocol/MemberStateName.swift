@@ -9,4 +9,16 @@ extension WireMemberState {
         default: "unknown"
         }
     }
+
+    /// The state named `name` (as `name` spells it); `nil` for anything else,
+    /// such as "removed".
+    public init?(name: String) {
+        switch name {
+        case "up": self = .up
+        case "suspect": self = .suspect
+        case "down": self = .down
+        case "leaving": self = .leaving
+        default: return nil
+        }
+    }
 }

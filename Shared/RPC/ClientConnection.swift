@@ -123,7 +123,7 @@ private final class ClientLoop {
         var closing = false
         while !closing {
             poller.setEvents(unsent.isEmpty ? .readable : [.readable, .writable], at: dealer)
-            let nearest = (pending.values.map(\.deadline) + unsent.map(\.deadline)).min()
+            let nearest = [pending.values.lazy.map(\.deadline).min(), unsent.lazy.map(\.deadline).min()].compactMap { $0 }.min()
             let timeout = nearest.map { max(.zero, $0 - clock.now) }
             do {
                 let ready = try poller.poll(timeout: timeout)

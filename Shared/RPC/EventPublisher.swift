@@ -26,11 +26,8 @@ public final class EventPublisher {
         self.logger = reactor.logger
     }
 
-    /// The sequence number of the last event published on `topic` (0: none yet),
-    /// which a snapshot reports so subscribers can skip older events.
-    public func lastSequence(of topic: String) -> UInt64 { sequences[topic, default: 0] }
-
-    /// The last sequence number of every topic published so far.
+    /// The last sequence number of every topic published so far, which a
+    /// snapshot reports so subscribers can skip older events.
     public var lastSequences: [String: UInt64] { sequences }
 
     /// Publishes an event and returns it as sent. PUB never blocks: a slow

@@ -73,7 +73,7 @@ public final class Reactor {
     public func run() throws(ZMQError) {
         logger.debug("reactor.started")
         while !handle.isStopped {
-            let timeout = timers.map { $0.deadline }.min().map { max(.zero, $0 - clock.now) }
+            let timeout = timers.lazy.map(\.deadline).min().map { max(.zero, $0 - clock.now) }
             let ready: [Int]
             do {
                 ready = try poller.poll(timeout: timeout)
@@ -96,8 +96,8 @@ public final class Reactor {
 
     private func fireDueTimers() {
         let now = clock.now
+        guard timers.contains(where: { $0.deadline <= now }) else { return }
         let due = timers.filter { $0.deadline <= now }
-        guard !due.isEmpty else { return }
         timers.removeAll { $0.deadline <= now && $0.interval == nil }
         for index in timers.indices where timers[index].deadline <= now {
             if let interval = timers[index].interval {

@@ -12,9 +12,6 @@ public final class ReactorTasks {
         bound = reactor.bind(self)
     }
 
-    /// Tasks started and not yet finished.
-    public var inFlight: Int { callbacks.count }
-
     /// Starts `work` as a task; `then` runs on the reactor thread with its result.
     public func run<Result: Sendable>(_ work: @escaping @Sendable () async -> Result, then: @escaping (Result) -> Void) {
         nextID += 1

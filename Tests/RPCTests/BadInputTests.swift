@@ -75,7 +75,7 @@ import ZeroMQ
     @Test func randomFramesNeverStopTheServer() async throws {
         let harness = try await TestService.start()
         try await Task.detached {
-            var generator = SplitMix64(seed: 42)
+            var generator = SeededGenerator(seed: 42)
             let context = try ZMQContext()
             let dealer = try ZMQSocket(context: context, type: .dealer)
             try dealer.connect(harness.endpoint)
@@ -109,15 +109,3 @@ import ZeroMQ
     }
 }
 
-/// A small deterministic generator for reproducible random input.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Ring
+import TestKit
 
 @Suite("Owner lines")
 struct OwnerLineFormatterTests {

@@ -1,21 +1,5 @@
 @testable import Ring
-
-/// A small deterministic generator (SplitMix64), so randomised tests replay exactly.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import TestKit
 
 /// Members `127.0.0.1:<firstPort + i>` for i in 0 ..< count, all of weight 1.
 func localMembers(_ count: Int, firstPort: Int = 7501) throws -> [RingMember] {

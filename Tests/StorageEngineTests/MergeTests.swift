@@ -1,5 +1,6 @@
 import StorageEngine
 import Testing
+import TestKit
 
 @Suite("Merging versions")
 struct MergeTests {

@@ -2,6 +2,7 @@ import Foundation
 import Ring
 import StorageEngine
 import Testing
+import TestKit
 
 @Suite("Storage engine: durability, reads and bad input")
 struct StorageEngineTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Ring
 import StorageEngine
+import TestKit
 
 /// A fresh directory under the system temporary directory, removed with everything in it on deinit.
 final class TemporaryDirectory {
@@ -22,26 +23,6 @@ final class TemporaryDirectory {
     }
 }
 
-/// SplitMix64: a tiny seeded generator, so randomised tests are reproducible.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func bytes(count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &self) }
-    }
-}
 
 /// A record of a text key and value (`nil` for a tombstone) at timestamp `ts` by `writer`.
 func record(_ key: String, _ value: String?, ts: UInt64, writer: UInt64 = 1) throws -> VersionedRecord {
@@ -83,5 +64,12 @@ func ringOrder(from first: UInt32) -> (VersionedRecord, VersionedRecord) -> Bool
         let left = lhs.position &- first
         let right = rhs.position &- first
         return left != right ? left < right : lhs.key.lexicographicallyPrecedes(rhs.key)
+    }
+}
+
+extension SeededGenerator {
+    /// `count` random bytes from this generator.
+    mutating func bytes(count: Int) -> [UInt8] {
+        (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &self) }
     }
 }

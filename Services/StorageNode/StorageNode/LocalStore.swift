@@ -11,9 +11,8 @@ final class LocalStore {
     private var completions: [(range: Range<Int>, done: (Result<[ApplyResult], StorageError>) -> Void)] = []
     private var queuedHints: [(target: String, record: VersionedRecord)] = []
     private var hintCompletions: [(Result<Void, StorageError>) -> Void] = []
-    /// Figures for Health and Stats.
+    /// Commits so far, for Health.
     private(set) var commits = 0
-    private(set) var largestBatch = 0
 
     init(engine: StorageEngine, logger: Logger) {
         self.engine = engine
@@ -66,7 +65,6 @@ final class LocalStore {
         do {
             result = .success(try engine.apply(records))
             commits += 1
-            largestBatch = max(largestBatch, records.count)
         } catch {
             logger.error("node.commit.failed", metadata: ["storage.error": "\(error)", "commit.records": "\(records.count)"])
             result = .failure(error)

@@ -118,13 +118,7 @@ final class PlacementLink {
 
     private func handle(_ received: ReceivedEvent) {
         if case .member(let member)? = received.event.details {
-            let state: WireMemberState? = switch member.state {
-            case "up": .up
-            case "suspect": .suspect
-            case "down": .down
-            case "leaving": .leaving
-            default: nil
-            }
+            let state = WireMemberState(name: member.state)
             if let state { memberStates[member.address] = state } else { memberStates.removeValue(forKey: member.address) }
             onMemberState?(member.address, state)
             return

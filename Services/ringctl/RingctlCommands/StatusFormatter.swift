@@ -19,12 +19,7 @@ enum StatusFormatter {
                 rows.append([result.role, address, "UNREACHABLE", "-", "-", "-", "-", "-", "-", "-", "-", error])
             }
         }
-        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-        return rows.map { row in
-            row.enumerated().map { index, cell in
-                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n") + "\n"
+        return Table.render(rows)
     }
 
     static func json(_ result: HealthResult) -> String {
@@ -42,8 +37,7 @@ enum StatusFormatter {
             object["status"] = "UNREACHABLE"
             object["error"] = result.error.map { "\($0.code.name): \($0.message)" } ?? "no answer"
         }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        return JSONLine.encode(object)
     }
 
     /// 1234567 → "1.2MB".
