@@ -98,7 +98,10 @@ let package = Package(
         ),
         .target(
             name: "LockService",
-            dependencies: ["RPC", "RingProtocol", "ServiceHost"],
+            dependencies: [
+                "RPC", "RingProtocol", "ServiceHost",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "Services/Lock/LockService"
         ),
         .target(
@@ -218,6 +221,11 @@ let package = Package(
             name: "StorageNodeTests",
             dependencies: ["StorageNode", "StorageEngine", "PlacementService", "RPC", "RingProtocol", "ZeroMQ", "TestKit"],
             path: "Tests/StorageNodeTests"
+        ),
+        .testTarget(
+            name: "LockTests",
+            dependencies: ["LockService", "RingstoreClient", "RPC", "RingProtocol", "ZeroMQ", "TestKit"],
+            path: "Tests/LockTests"
         ),
         .testTarget(
             name: "ClusterTests",

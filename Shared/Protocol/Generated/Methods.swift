@@ -37,9 +37,21 @@ public enum LockMethods {
         path: "/ringstore.v1.Lock/Health", idempotent: true)
     public static let echo = RPCMethod<WireEchoRequest, WireEchoReply>(
         path: "/ringstore.v1.Lock/Echo", idempotent: true)
+    public static let acquire = RPCMethod<WireLockAcquireRequest, WireLockAcquireReply>(
+        path: "/ringstore.v1.Lock/Acquire", idempotent: false)
+    public static let renew = RPCMethod<WireLockRenewRequest, WireLockRenewReply>(
+        path: "/ringstore.v1.Lock/Renew", idempotent: true)
+    public static let release = RPCMethod<WireLockReleaseRequest, WireLockReleaseReply>(
+        path: "/ringstore.v1.Lock/Release", idempotent: false)
+    public static let status = RPCMethod<WireLockStatusRequest, WireLockStatusReply>(
+        path: "/ringstore.v1.Lock/Status", idempotent: true)
+    public static let list = RPCMethod<WireLockListRequest, WireLockListReply>(
+        path: "/ringstore.v1.Lock/List", idempotent: true)
+    public static let snapshot = RPCMethod<WireLockSnapshotRequest, WireLockSnapshotReply>(
+        path: "/ringstore.v1.Lock/Snapshot", idempotent: true)
 
     /// Every method path of this service.
-    public static let allPaths: [String] = [health.path, echo.path]
+    public static let allPaths: [String] = [health.path, echo.path, acquire.path, renew.path, release.path, status.path, list.path, snapshot.path]
 }
 
 /// The methods of `ringstore.v1.Storage` (services.proto).
@@ -60,7 +72,9 @@ public enum StorageMethods {
         path: "/ringstore.v1.Storage/ReplicaRead", idempotent: true)
     public static let stats = RPCMethod<WireStatsRequest, WireStatsReply>(
         path: "/ringstore.v1.Storage/Stats", idempotent: true)
+    public static let migrateBatch = RPCMethod<WireMigrateBatchRequest, WireMigrateBatchReply>(
+        path: "/ringstore.v1.Storage/MigrateBatch", idempotent: true)
 
     /// Every method path of this service.
-    public static let allPaths: [String] = [health.path, echo.path, put.path, get.path, delete.path, replicaWrite.path, replicaRead.path, stats.path]
+    public static let allPaths: [String] = [health.path, echo.path, put.path, get.path, delete.path, replicaWrite.path, replicaRead.path, stats.path, migrateBatch.path]
 }

@@ -23,66 +23,90 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-public nonisolated struct WireEvent: Sendable {
+public nonisolated struct WireEvent: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The topic frame repeated, so that a stored event is self-describing.
-  public var topic: String = String()
+  public var topic: String {
+    get {_storage._topic}
+    set {_uniqueStorage()._topic = newValue}
+  }
 
   /// What happened, e.g. "member_joined", "ring_changed", "acquired".
-  public var type: String = String()
+  public var type: String {
+    get {_storage._type}
+    set {_uniqueStorage()._type = newValue}
+  }
 
   /// The cluster epoch the event belongs to (membership, ring, migration).
-  public var epoch: UInt64 = 0
+  public var epoch: UInt64 {
+    get {_storage._epoch}
+    set {_uniqueStorage()._epoch = newValue}
+  }
 
   /// Per-topic sequence number from the publishing process, starting at 1.
-  public var seq: UInt64 = 0
+  public var seq: UInt64 {
+    get {_storage._seq}
+    set {_uniqueStorage()._seq = newValue}
+  }
 
   /// When it happened, microseconds since the Unix epoch.
-  public var timeUnixMicros: Int64 = 0
+  public var timeUnixMicros: Int64 {
+    get {_storage._timeUnixMicros}
+    set {_uniqueStorage()._timeUnixMicros = newValue}
+  }
 
   /// The publishing process's address.
-  public var source: String = String()
+  public var source: String {
+    get {_storage._source}
+    set {_uniqueStorage()._source = newValue}
+  }
 
   /// The run of the publishing process (its start time in microseconds):
   /// sequence numbers restart when it changes.
-  public var incarnation: UInt64 = 0
+  public var incarnation: UInt64 {
+    get {_storage._incarnation}
+    set {_uniqueStorage()._incarnation = newValue}
+  }
 
   /// Details; later services add their messages to this oneof.
-  public var details: WireEvent.OneOf_Details? = nil
+  public var details: OneOf_Details? {
+    get {return _storage._details}
+    set {_uniqueStorage()._details = newValue}
+  }
 
   public var member: WireMemberDetails {
     get {
-      if case .member(let v)? = details {return v}
+      if case .member(let v)? = _storage._details {return v}
       return WireMemberDetails()
     }
-    set {details = .member(newValue)}
+    set {_uniqueStorage()._details = .member(newValue)}
   }
 
   public var ring: WireRingDetails {
     get {
-      if case .ring(let v)? = details {return v}
+      if case .ring(let v)? = _storage._details {return v}
       return WireRingDetails()
     }
-    set {details = .ring(newValue)}
+    set {_uniqueStorage()._details = .ring(newValue)}
   }
 
   public var migration: WireMigrationDetails {
     get {
-      if case .migration(let v)? = details {return v}
+      if case .migration(let v)? = _storage._details {return v}
       return WireMigrationDetails()
     }
-    set {details = .migration(newValue)}
+    set {_uniqueStorage()._details = .migration(newValue)}
   }
 
   public var lock: WireLockDetails {
     get {
-      if case .lock(let v)? = details {return v}
+      if case .lock(let v)? = _storage._details {return v}
       return WireLockDetails()
     }
-    set {details = .lock(newValue)}
+    set {_uniqueStorage()._details = .lock(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -97,6 +121,8 @@ public nonisolated struct WireEvent: Sendable {
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct WireMemberDetails: Sendable {
@@ -133,9 +159,22 @@ public nonisolated struct WireRingDetails: Sendable {
 
   public var weights: [UInt32] = []
 
+  /// Arcs still moving and their transfers; a `ring_settled` event carries
+  /// the plan after arcs settle.
+  public var plan: WireMigrationPlan {
+    get {_plan ?? WireMigrationPlan()}
+    set {_plan = newValue}
+  }
+  /// Returns true if `plan` has been explicitly set.
+  public var hasPlan: Bool {self._plan != nil}
+  /// Clears the value of `plan`. Subsequent reads from it will return its default value.
+  public mutating func clearPlan() {self._plan = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _plan: WireMigrationPlan? = nil
 }
 
 public nonisolated struct WireMigrationDetails: Sendable {
@@ -161,6 +200,21 @@ public nonisolated struct WireMigrationDetails: Sendable {
 
   public var reason: String = String()
 
+  /// The transfer this event is about, and its plan.
+  public var transferID: UInt64 = 0
+
+  public var planVersion: UInt64 = 0
+
+  /// How many arcs the transfer covers (arc_start/arc_end are its first
+  /// arc's ends).
+  public var arcs: UInt32 = 0
+
+  /// Bytes per second since the last progress report.
+  public var rate: UInt64 = 0
+
+  /// migration_failed: whether the sender will try again.
+  public var willRetry: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -177,6 +231,13 @@ public nonisolated struct WireLockDetails: Sendable {
 
   public var token: UInt64 = 0
 
+  /// The lease's end for acquired (and renewed) locks, microseconds since
+  /// the Unix epoch.
+  public var expiresUnixMicros: Int64 = 0
+
+  /// Why, for expired and lost: e.g. "lease not renewed".
+  public var reason: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -190,133 +251,183 @@ nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
   public static let protoMessageName: String = _protobuf_package + ".Event"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}topic\0\u{1}type\0\u{1}epoch\0\u{1}seq\0\u{3}time_unix_micros\0\u{1}source\0\u{1}incarnation\0\u{2}\u{3}member\0\u{1}ring\0\u{1}migration\0\u{1}lock\0")
 
+  fileprivate class _StorageClass {
+    var _topic: String = String()
+    var _type: String = String()
+    var _epoch: UInt64 = 0
+    var _seq: UInt64 = 0
+    var _timeUnixMicros: Int64 = 0
+    var _source: String = String()
+    var _incarnation: UInt64 = 0
+    var _details: WireEvent.OneOf_Details?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _topic = source._topic
+      _type = source._type
+      _epoch = source._epoch
+      _seq = source._seq
+      _timeUnixMicros = source._timeUnixMicros
+      _source = source._source
+      _incarnation = source._incarnation
+      _details = source._details
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.topic) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.type) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.timeUnixMicros) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.source) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
-      case 10: try {
-        var v: WireMemberDetails?
-        var hadOneofValue = false
-        if let current = self.details {
-          hadOneofValue = true
-          if case .member(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._topic) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._type) }()
+        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._epoch) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._seq) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._timeUnixMicros) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._source) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._incarnation) }()
+        case 10: try {
+          var v: WireMemberDetails?
+          var hadOneofValue = false
+          if let current = _storage._details {
+            hadOneofValue = true
+            if case .member(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._details = .member(v)
+          }
+        }()
+        case 11: try {
+          var v: WireRingDetails?
+          var hadOneofValue = false
+          if let current = _storage._details {
+            hadOneofValue = true
+            if case .ring(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._details = .ring(v)
+          }
+        }()
+        case 12: try {
+          var v: WireMigrationDetails?
+          var hadOneofValue = false
+          if let current = _storage._details {
+            hadOneofValue = true
+            if case .migration(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._details = .migration(v)
+          }
+        }()
+        case 13: try {
+          var v: WireLockDetails?
+          var hadOneofValue = false
+          if let current = _storage._details {
+            hadOneofValue = true
+            if case .lock(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._details = .lock(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.details = .member(v)
-        }
-      }()
-      case 11: try {
-        var v: WireRingDetails?
-        var hadOneofValue = false
-        if let current = self.details {
-          hadOneofValue = true
-          if case .ring(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.details = .ring(v)
-        }
-      }()
-      case 12: try {
-        var v: WireMigrationDetails?
-        var hadOneofValue = false
-        if let current = self.details {
-          hadOneofValue = true
-          if case .migration(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.details = .migration(v)
-        }
-      }()
-      case 13: try {
-        var v: WireLockDetails?
-        var hadOneofValue = false
-        if let current = self.details {
-          hadOneofValue = true
-          if case .lock(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.details = .lock(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.topic.isEmpty {
-      try visitor.visitSingularStringField(value: self.topic, fieldNumber: 1)
-    }
-    if !self.type.isEmpty {
-      try visitor.visitSingularStringField(value: self.type, fieldNumber: 2)
-    }
-    if self.epoch != 0 {
-      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 3)
-    }
-    if self.seq != 0 {
-      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 4)
-    }
-    if self.timeUnixMicros != 0 {
-      try visitor.visitSingularInt64Field(value: self.timeUnixMicros, fieldNumber: 5)
-    }
-    if !self.source.isEmpty {
-      try visitor.visitSingularStringField(value: self.source, fieldNumber: 6)
-    }
-    if self.incarnation != 0 {
-      try visitor.visitSingularUInt64Field(value: self.incarnation, fieldNumber: 7)
-    }
-    switch self.details {
-    case .member?: try {
-      guard case .member(let v)? = self.details else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .ring?: try {
-      guard case .ring(let v)? = self.details else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .migration?: try {
-      guard case .migration(let v)? = self.details else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .lock?: try {
-      guard case .lock(let v)? = self.details else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._topic.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._topic, fieldNumber: 1)
+      }
+      if !_storage._type.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._type, fieldNumber: 2)
+      }
+      if _storage._epoch != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._epoch, fieldNumber: 3)
+      }
+      if _storage._seq != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._seq, fieldNumber: 4)
+      }
+      if _storage._timeUnixMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._timeUnixMicros, fieldNumber: 5)
+      }
+      if !_storage._source.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._source, fieldNumber: 6)
+      }
+      if _storage._incarnation != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._incarnation, fieldNumber: 7)
+      }
+      switch _storage._details {
+      case .member?: try {
+        guard case .member(let v)? = _storage._details else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .ring?: try {
+        guard case .ring(let v)? = _storage._details else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .migration?: try {
+        guard case .migration(let v)? = _storage._details else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .lock?: try {
+        guard case .lock(let v)? = _storage._details else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireEvent, rhs: WireEvent) -> Bool {
-    if lhs.topic != rhs.topic {return false}
-    if lhs.type != rhs.type {return false}
-    if lhs.epoch != rhs.epoch {return false}
-    if lhs.seq != rhs.seq {return false}
-    if lhs.timeUnixMicros != rhs.timeUnixMicros {return false}
-    if lhs.source != rhs.source {return false}
-    if lhs.incarnation != rhs.incarnation {return false}
-    if lhs.details != rhs.details {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._topic != rhs_storage._topic {return false}
+        if _storage._type != rhs_storage._type {return false}
+        if _storage._epoch != rhs_storage._epoch {return false}
+        if _storage._seq != rhs_storage._seq {return false}
+        if _storage._timeUnixMicros != rhs_storage._timeUnixMicros {return false}
+        if _storage._source != rhs_storage._source {return false}
+        if _storage._incarnation != rhs_storage._incarnation {return false}
+        if _storage._details != rhs_storage._details {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -369,7 +480,7 @@ nonisolated extension WireMemberDetails: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RingDetails"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}density\0\u{1}replicas\0\u{1}weights\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}density\0\u{1}replicas\0\u{1}weights\0\u{1}plan\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -381,12 +492,17 @@ nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.density) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.replicas) }()
       case 4: try { try decoder.decodeRepeatedUInt32Field(value: &self.weights) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._plan) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.members.isEmpty {
       try visitor.visitRepeatedStringField(value: self.members, fieldNumber: 1)
     }
@@ -399,6 +515,9 @@ nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.weights.isEmpty {
       try visitor.visitPackedUInt32Field(value: self.weights, fieldNumber: 4)
     }
+    try { if let v = self._plan {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -407,6 +526,7 @@ nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.density != rhs.density {return false}
     if lhs.replicas != rhs.replicas {return false}
     if lhs.weights != rhs.weights {return false}
+    if lhs._plan != rhs._plan {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -414,7 +534,7 @@ nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension WireMigrationDetails: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MigrationDetails"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}arc_start\0\u{3}arc_end\0\u{1}from\0\u{1}to\0\u{1}keys\0\u{1}bytes\0\u{3}expected_keys\0\u{3}expected_bytes\0\u{1}reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}arc_start\0\u{3}arc_end\0\u{1}from\0\u{1}to\0\u{1}keys\0\u{1}bytes\0\u{3}expected_keys\0\u{3}expected_bytes\0\u{1}reason\0\u{3}transfer_id\0\u{3}plan_version\0\u{1}arcs\0\u{1}rate\0\u{3}will_retry\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -431,6 +551,11 @@ nonisolated extension WireMigrationDetails: SwiftProtobuf.Message, SwiftProtobuf
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.expectedKeys) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.expectedBytes) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.transferID) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.planVersion) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.arcs) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.rate) }()
+      case 14: try { try decoder.decodeSingularBoolField(value: &self.willRetry) }()
       default: break
       }
     }
@@ -464,6 +589,21 @@ nonisolated extension WireMigrationDetails: SwiftProtobuf.Message, SwiftProtobuf
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 9)
     }
+    if self.transferID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.transferID, fieldNumber: 10)
+    }
+    if self.planVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.planVersion, fieldNumber: 11)
+    }
+    if self.arcs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.arcs, fieldNumber: 12)
+    }
+    if self.rate != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rate, fieldNumber: 13)
+    }
+    if self.willRetry != false {
+      try visitor.visitSingularBoolField(value: self.willRetry, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -477,6 +617,11 @@ nonisolated extension WireMigrationDetails: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.expectedKeys != rhs.expectedKeys {return false}
     if lhs.expectedBytes != rhs.expectedBytes {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.transferID != rhs.transferID {return false}
+    if lhs.planVersion != rhs.planVersion {return false}
+    if lhs.arcs != rhs.arcs {return false}
+    if lhs.rate != rhs.rate {return false}
+    if lhs.willRetry != rhs.willRetry {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -484,7 +629,7 @@ nonisolated extension WireMigrationDetails: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension WireLockDetails: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LockDetails"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}owner\0\u{1}token\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}owner\0\u{1}token\0\u{3}expires_unix_micros\0\u{1}reason\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -495,6 +640,8 @@ nonisolated extension WireLockDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.owner) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.token) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.expiresUnixMicros) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       default: break
       }
     }
@@ -510,6 +657,12 @@ nonisolated extension WireLockDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.token != 0 {
       try visitor.visitSingularUInt64Field(value: self.token, fieldNumber: 3)
     }
+    if self.expiresUnixMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiresUnixMicros, fieldNumber: 4)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -517,6 +670,8 @@ nonisolated extension WireLockDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.name != rhs.name {return false}
     if lhs.owner != rhs.owner {return false}
     if lhs.token != rhs.token {return false}
+    if lhs.expiresUnixMicros != rhs.expiresUnixMicros {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

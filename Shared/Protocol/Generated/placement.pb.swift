@@ -116,9 +116,21 @@ public nonisolated struct WireRingInfo: Sendable {
 
   public var replicas: UInt32 = 0
 
+  /// Arcs still moving to their new replicas, and the transfers moving them.
+  public var plan: WireMigrationPlan {
+    get {_plan ?? WireMigrationPlan()}
+    set {_plan = newValue}
+  }
+  /// Returns true if `plan` has been explicitly set.
+  public var hasPlan: Bool {self._plan != nil}
+  /// Clears the value of `plan`. Subsequent reads from it will return its default value.
+  public mutating func clearPlan() {self._plan = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _plan: WireMigrationPlan? = nil
 }
 
 /// What placement persists (atomically, fsync'd) before it publishes a change.
@@ -133,9 +145,20 @@ public nonisolated struct WirePlacementState: Sendable {
 
   public var ringEpoch: UInt64 = 0
 
+  public var plan: WireMigrationPlan {
+    get {_plan ?? WireMigrationPlan()}
+    set {_plan = newValue}
+  }
+  /// Returns true if `plan` has been explicitly set.
+  public var hasPlan: Bool {self._plan != nil}
+  /// Clears the value of `plan`. Subsequent reads from it will return its default value.
+  public mutating func clearPlan() {self._plan = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _plan: WireMigrationPlan? = nil
 }
 
 public nonisolated struct WireJoinRequest: Sendable {
@@ -237,6 +260,9 @@ public nonisolated struct WireHeartbeatReply: Sendable {
   public var ringEpoch: UInt64 = 0
 
   public var state: WireMemberState = .unknown
+
+  /// The migration plan's version, so a node can tell it is behind.
+  public var planVersion: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -371,10 +397,17 @@ public nonisolated struct WireReportMigrationRequest: Sendable {
   fileprivate var _details: WireMigrationDetails? = nil
 }
 
+/// The plan as placement has it after the report (a node learns that it is
+/// behind, or that its transfer was cancelled).
 public nonisolated struct WireReportMigrationReply: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  public var planVersion: UInt64 = 0
+
+  /// False when the transfer is no longer in the current plan: stop it.
+  public var transferCurrent: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -455,7 +488,7 @@ nonisolated extension WireMember: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension WireRingInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RingInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ring_epoch\0\u{1}members\0\u{1}density\0\u{1}replicas\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ring_epoch\0\u{1}members\0\u{1}density\0\u{1}replicas\0\u{1}plan\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -467,12 +500,17 @@ nonisolated extension WireRingInfo: SwiftProtobuf.Message, SwiftProtobuf._Messag
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.members) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.density) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.replicas) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._plan) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.ringEpoch != 0 {
       try visitor.visitSingularUInt64Field(value: self.ringEpoch, fieldNumber: 1)
     }
@@ -485,6 +523,9 @@ nonisolated extension WireRingInfo: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if self.replicas != 0 {
       try visitor.visitSingularUInt32Field(value: self.replicas, fieldNumber: 4)
     }
+    try { if let v = self._plan {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -493,6 +534,7 @@ nonisolated extension WireRingInfo: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if lhs.members != rhs.members {return false}
     if lhs.density != rhs.density {return false}
     if lhs.replicas != rhs.replicas {return false}
+    if lhs._plan != rhs._plan {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -500,7 +542,7 @@ nonisolated extension WireRingInfo: SwiftProtobuf.Message, SwiftProtobuf._Messag
 
 nonisolated extension WirePlacementState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PlacementState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{1}members\0\u{3}ring_epoch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{1}members\0\u{3}ring_epoch\0\u{1}plan\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -511,12 +553,17 @@ nonisolated extension WirePlacementState: SwiftProtobuf.Message, SwiftProtobuf._
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.members) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.ringEpoch) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._plan) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.epoch != 0 {
       try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 1)
     }
@@ -526,6 +573,9 @@ nonisolated extension WirePlacementState: SwiftProtobuf.Message, SwiftProtobuf._
     if self.ringEpoch != 0 {
       try visitor.visitSingularUInt64Field(value: self.ringEpoch, fieldNumber: 3)
     }
+    try { if let v = self._plan {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -533,6 +583,7 @@ nonisolated extension WirePlacementState: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.epoch != rhs.epoch {return false}
     if lhs.members != rhs.members {return false}
     if lhs.ringEpoch != rhs.ringEpoch {return false}
+    if lhs._plan != rhs._plan {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -739,7 +790,7 @@ nonisolated extension WireHeartbeatRequest: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension WireHeartbeatReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{3}ring_epoch\0\u{1}state\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{3}ring_epoch\0\u{1}state\0\u{3}plan_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -750,6 +801,7 @@ nonisolated extension WireHeartbeatReply: SwiftProtobuf.Message, SwiftProtobuf._
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.ringEpoch) }()
       case 3: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.planVersion) }()
       default: break
       }
     }
@@ -765,6 +817,9 @@ nonisolated extension WireHeartbeatReply: SwiftProtobuf.Message, SwiftProtobuf._
     if self.state != .unknown {
       try visitor.visitSingularEnumField(value: self.state, fieldNumber: 3)
     }
+    if self.planVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.planVersion, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -772,6 +827,7 @@ nonisolated extension WireHeartbeatReply: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.epoch != rhs.epoch {return false}
     if lhs.ringEpoch != rhs.ringEpoch {return false}
     if lhs.state != rhs.state {return false}
+    if lhs.planVersion != rhs.planVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1008,18 +1064,34 @@ nonisolated extension WireReportMigrationRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension WireReportMigrationReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReportMigrationReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}plan_version\0\u{3}transfer_current\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.planVersion) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.transferCurrent) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.planVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.planVersion, fieldNumber: 1)
+    }
+    if self.transferCurrent != false {
+      try visitor.visitSingularBoolField(value: self.transferCurrent, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireReportMigrationReply, rhs: WireReportMigrationReply) -> Bool {
+    if lhs.planVersion != rhs.planVersion {return false}
+    if lhs.transferCurrent != rhs.transferCurrent {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -121,12 +121,39 @@ public nonisolated struct WirePutRequest: Sendable {
   /// Conditional put: apply only if the key is absent (or deleted).
   public var ifAbsent: Bool = false
 
+  /// Fenced write: refused (FAILED_PRECONDITION) by a replica that has seen a
+  /// higher token for this lock name on this key.
+  public var fence: WireFence {
+    get {_fence ?? WireFence()}
+    set {_fence = newValue}
+  }
+  /// Returns true if `fence` has been explicitly set.
+  public var hasFence: Bool {self._fence != nil}
+  /// Clears the value of `fence`. Subsequent reads from it will return its default value.
+  public mutating func clearFence() {self._fence = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _quorum: WireQuorum? = nil
   fileprivate var _ifVersion: WireVersion? = nil
+  fileprivate var _fence: WireFence? = nil
+}
+
+/// A lock's fencing token, as the lock service granted it.
+public nonisolated struct WireFence: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var token: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct WirePutReply: Sendable {
@@ -264,9 +291,23 @@ public nonisolated struct WireReplicaWriteRequest: Sendable {
   /// and delivers them when the member is back up.
   public var hintFor: String = String()
 
+  /// A fenced write (one record): the replica refuses it with
+  /// FAILED_PRECONDITION if it has seen a higher token for this name on the
+  /// record's key, and otherwise remembers the token durably.
+  public var fence: WireFence {
+    get {_fence ?? WireFence()}
+    set {_fence = newValue}
+  }
+  /// Returns true if `fence` has been explicitly set.
+  public var hasFence: Bool {self._fence != nil}
+  /// Clears the value of `fence`. Subsequent reads from it will return its default value.
+  public mutating func clearFence() {self._fence = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _fence: WireFence? = nil
 }
 
 public nonisolated struct WireReplicaWriteReply: Sendable {
@@ -341,6 +382,47 @@ public nonisolated struct WireStatsReply: Sendable {
   public var hintsPending: UInt64 = 0
 
   public var hintsByTarget: Dictionary<String,UInt64> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Migration: a batch of one transfer's rows, sent in order. The receiver
+/// merges them durably before it answers, so the sender's cursor after the
+/// batch is confirmed.
+public nonisolated struct WireMigrateBatchRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var planVersion: UInt64 = 0
+
+  public var transferID: UInt64 = 0
+
+  public var from: String = String()
+
+  /// Sequence number of the batch within the transfer, from 1.
+  public var batch: UInt64 = 0
+
+  public var records: [WireRecord] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireMigrateBatchReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// How many more batches the receiver accepts in flight (credit-based
+  /// flow control); the sender never has more unanswered batches than this.
+  public var credit: UInt32 = 0
+
+  /// Records newer than what the receiver held.
+  public var applied: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -477,7 +559,7 @@ nonisolated extension WireQuorum: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension WirePutRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PutRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0\u{1}quorum\0\u{3}if_version\0\u{3}if_absent\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0\u{1}quorum\0\u{3}if_version\0\u{3}if_absent\0\u{1}fence\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -490,6 +572,7 @@ nonisolated extension WirePutRequest: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 3: try { try decoder.decodeSingularMessageField(value: &self._quorum) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._ifVersion) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.ifAbsent) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._fence) }()
       default: break
       }
     }
@@ -515,6 +598,9 @@ nonisolated extension WirePutRequest: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.ifAbsent != false {
       try visitor.visitSingularBoolField(value: self.ifAbsent, fieldNumber: 5)
     }
+    try { if let v = self._fence {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -524,6 +610,42 @@ nonisolated extension WirePutRequest: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs._quorum != rhs._quorum {return false}
     if lhs._ifVersion != rhs._ifVersion {return false}
     if lhs.ifAbsent != rhs.ifAbsent {return false}
+    if lhs._fence != rhs._fence {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireFence: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Fence"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}token\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.token) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.token != 0 {
+      try visitor.visitSingularUInt64Field(value: self.token, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireFence, rhs: WireFence) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.token != rhs.token {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -736,7 +858,7 @@ nonisolated extension WireDeleteReply: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplicaWriteRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0\u{3}hint_for\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0\u{3}hint_for\0\u{1}fence\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -746,24 +868,33 @@ nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProto
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.records) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.hintFor) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._fence) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.records.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.records, fieldNumber: 1)
     }
     if !self.hintFor.isEmpty {
       try visitor.visitSingularStringField(value: self.hintFor, fieldNumber: 2)
     }
+    try { if let v = self._fence {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireReplicaWriteRequest, rhs: WireReplicaWriteRequest) -> Bool {
     if lhs.records != rhs.records {return false}
     if lhs.hintFor != rhs.hintFor {return false}
+    if lhs._fence != rhs._fence {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -932,6 +1063,91 @@ nonisolated extension WireStatsReply: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.valueBytes != rhs.valueBytes {return false}
     if lhs.hintsPending != rhs.hintsPending {return false}
     if lhs.hintsByTarget != rhs.hintsByTarget {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireMigrateBatchRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MigrateBatchRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}plan_version\0\u{3}transfer_id\0\u{1}from\0\u{1}batch\0\u{1}records\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.planVersion) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.transferID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.batch) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.records) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.planVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.planVersion, fieldNumber: 1)
+    }
+    if self.transferID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.transferID, fieldNumber: 2)
+    }
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 3)
+    }
+    if self.batch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.batch, fieldNumber: 4)
+    }
+    if !self.records.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.records, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireMigrateBatchRequest, rhs: WireMigrateBatchRequest) -> Bool {
+    if lhs.planVersion != rhs.planVersion {return false}
+    if lhs.transferID != rhs.transferID {return false}
+    if lhs.from != rhs.from {return false}
+    if lhs.batch != rhs.batch {return false}
+    if lhs.records != rhs.records {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireMigrateBatchReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MigrateBatchReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}credit\0\u{1}applied\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.credit) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.applied) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.credit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.credit, fieldNumber: 1)
+    }
+    if self.applied != 0 {
+      try visitor.visitSingularUInt32Field(value: self.applied, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireMigrateBatchReply, rhs: WireMigrateBatchReply) -> Bool {
+    if lhs.credit != rhs.credit {return false}
+    if lhs.applied != rhs.applied {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
