@@ -81,6 +81,15 @@ public struct FixtureError: Error, CustomStringConvertible {
 
 /// Runs a tool (ringctl) to completion and returns its exit status and output.
 public struct ToolRun: Sendable {
+    /// Runs blocking `work` on a new thread; the task's value is its result.
+    private static func onThread(_ work: @escaping @Sendable () -> Data) -> Task<Data, Never> {
+        Task {
+            await withCheckedContinuation { continuation in
+                Thread.detachNewThread { continuation.resume(returning: work()) }
+            }
+        }
+    }
+
     public let status: Int32
     public let stdout: String
     public let stderr: String
@@ -96,13 +105,18 @@ public struct ToolRun: Sendable {
         process.standardError = err
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.run()
+        // Read both pipes and write the input concurrently, on threads of their
+        // own (blocking I/O must not occupy the few threads of Swift's task pool),
+        // so that neither side blocks on a full pipe while the other waits.
+        let outData = Self.onThread { out.fileHandleForReading.readDataToEndOfFile() }
+        let errData = Self.onThread { err.fileHandleForReading.readDataToEndOfFile() }
         if let stdin {
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try input.fileHandleForWriting.close()
+            let writer = input.fileHandleForWriting
+            Thread.detachNewThread {
+                writer.write(Data(stdin.utf8))
+                try? writer.close()
+            }
         }
-        // Read both pipes concurrently so a chatty process never blocks on a full pipe.
-        let outData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }
-        let errData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }
         do {
             try await waitUntil("\(executable) to exit", timeout: timeout) { !process.isRunning }
         } catch {

@@ -74,6 +74,12 @@ public struct Membership: Sendable {
     /// The epoch of the last change to the ring's member set.
     public private(set) var ringEpoch: UInt64 = 0
     private var records: [String: MemberRecord] = [:]
+    /// Arcs moving to new replicas and the transfers moving them (see `MigrationPlanner`).
+    public private(set) var plan = WireMigrationPlan()
+    /// The ring of the members in the ring, kept to diff against the next one.
+    private var ring: HashRing?
+    /// Arcs the last replan found without a live replica, for placement to report.
+    public private(set) var lostArcs: [WirePendingArc] = []
 
     /// The heaviest weight accepted, which keeps the ring's size bounded.
     public static let maximumWeight = 1000
@@ -89,6 +95,7 @@ public struct Membership: Sendable {
         self.settings = settings
         epoch = state.epoch
         ringEpoch = state.ringEpoch
+        plan = state.plan
         for member in state.members {
             guard let memberState = MemberState(wire: member.state) else { continue }
             records[member.address] = MemberRecord(
@@ -96,6 +103,7 @@ public struct Membership: Sendable {
                 stateEpoch: member.stateEpoch, stateSinceWallMicros: member.stateSinceUnixMicros,
                 lastHeartbeat: now.monotonic, stateSince: now.monotonic)
         }
+        ring = Self.hashRing(of: ringMembers, density: settings.density)
     }
 
     /// Every member, sorted by address.
@@ -145,7 +153,9 @@ public struct Membership: Sendable {
         epoch += 1
         let removed = MembershipEvent(kind: .memberRemoved, epoch: epoch, address: address, state: "removed",
                                       previousState: record.state.rawValue, weight: record.weight)
-        return [removed] + (record.inRing ? ringChanged() : [])
+        if record.inRing { return [removed] + ringChanged() }
+        replan()
+        return [removed]
     }
 
     /// A leaving member handed off every arc: remove it.
@@ -178,6 +188,8 @@ public struct Membership: Sendable {
             if records[record.address]?.state == .suspect && silence >= settings.downAfter {
                 setState(record.address, .down, now: now)
                 events.append(event(.memberDown, record.address, previous: "suspect"))
+                // Its transfers pass to live replicas.
+                if plan.transfers.contains(where: { $0.from == record.address && !$0.done }) { replan() }
             }
             if let removeAfter = settings.removeAfter, let current = records[record.address], current.state == .down,
                now.monotonic - current.stateSince >= removeAfter {
@@ -196,6 +208,7 @@ public struct Membership: Sendable {
             $0.epoch = epoch
             $0.ringEpoch = ringEpoch
             $0.members = members.map(\.wire)
+            $0.plan = plan
         }
     }
 
@@ -206,7 +219,30 @@ public struct Membership: Sendable {
             $0.members = ringMembers.map(\.wire)
             $0.density = UInt32(settings.density)
             $0.replicas = UInt32(settings.replicas)
+            $0.plan = plan
         }
+    }
+
+    // MARK: Migration
+
+    /// A node reports a transfer finished: arcs whose transfers are all done
+    /// settle. Returns false when the transfer is not in the plan (cancelled
+    /// by a replan, or reported twice).
+    public mutating func completeTransfer(_ id: UInt64) -> Bool {
+        var next = plan
+        guard MigrationPlanner.complete(transfer: id, in: &next) else { return false }
+        next.version = plan.version + 1
+        plan = next
+        lostArcs = []
+        return true
+    }
+
+    /// Records a sender's progress report on a transfer of the plan (not a
+    /// change of the plan: its version stays).
+    public mutating func recordProgress(_ id: UInt64, _ update: (inout WireTransfer) -> Void) -> Bool {
+        guard let index = plan.transfers.firstIndex(where: { $0.id == id }) else { return false }
+        update(&plan.transfers[index])
+        return true
     }
 
     // MARK: Internals
@@ -227,7 +263,30 @@ public struct Membership: Sendable {
 
     private mutating func ringChanged() -> [MembershipEvent] {
         ringEpoch = epoch
+        replan()
         return [MembershipEvent(kind: .ringChanged, epoch: epoch, address: "", state: "", previousState: "", weight: 0)]
+    }
+}
+
+extension Membership {
+    /// Plans the move from the ring we had to the ring of the current members.
+    mutating func replan() {
+        let newRing = Self.hashRing(of: ringMembers, density: settings.density)
+        let outcome = MigrationPlanner.plan(
+            previous: plan, oldRing: ring ?? newRing, newRing: newRing, replicas: settings.replicas,
+            version: plan.version + 1, ringEpoch: ringEpoch
+        ) { [records] address in
+            guard let record = records[address] else { return false }
+            return record.state != .down
+        }
+        plan = outcome.plan
+        lostArcs = outcome.lost
+        ring = newRing
+    }
+
+    static func hashRing(of members: [MemberRecord], density: Int) -> HashRing? {
+        let ringMembers = members.compactMap { try? RingMember(address: $0.address, weight: $0.weight) }
+        return ringMembers.isEmpty ? nil : try? HashRing(members: ringMembers, density: density)
     }
 }
 

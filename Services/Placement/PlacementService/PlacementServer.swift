@@ -110,6 +110,7 @@ public final class PlacementServer {
                 WireHeartbeatReply.with {
                     $0.epoch = membership.epoch
                     $0.ringEpoch = membership.ringEpoch
+                    $0.planVersion = membership.plan.version
                     $0.state = membership.member(request.address)?.state.wire ?? .unknown
                 }
             }
@@ -138,14 +139,68 @@ public final class PlacementServer {
                 $0.lastSeq = events.lastSequences
             })
         }
-        rpc.register(PlacementMethods.reportMigration) { [unowned self] _, request in
-            let types = ["migration_started", "migration_progress", "migration_completed", "migration_failed"]
-            guard types.contains(request.type) else {
-                return .failure(.invalidArgument("migration event type '\(request.type)' is not one of \(types.joined(separator: ", "))"))
-            }
-            events.publish(topic: "migration", type: request.type, epoch: request.epoch, details: .migration(request.details))
-            return .reply(WireReportMigrationReply())
+        rpc.register(PlacementMethods.reportMigration) { [unowned self] _, request in reportMigration(request) }
+    }
+
+    /// A sender reports on a transfer of the plan; placement records it,
+    /// relays it on the `migration` topic and, when a transfer completes,
+    /// settles its arcs and publishes the plan (`ring_settled`). A report
+    /// without a transfer id is relayed as it is.
+    private func reportMigration(_ request: WireReportMigrationRequest) -> HandlerOutcome<WireReportMigrationReply> {
+        let types = ["migration_started", "migration_progress", "migration_completed", "migration_failed"]
+        guard types.contains(request.type) else {
+            return .failure(.invalidArgument("migration event type '\(request.type)' is not one of \(types.joined(separator: ", "))"))
         }
+        let id = request.details.transferID
+        var current = true
+        if id != 0 {
+            let details = request.details
+            let wallMicros = Self.wallMicros()
+            if request.type == "migration_completed" {
+                let pendingBefore = membership.plan.pending.count
+                _ = membership.recordProgress(id) { transfer in
+                    transfer.keys = details.keys
+                    transfer.bytes = details.bytes
+                    transfer.updatedUnixMicros = wallMicros
+                }
+                let result = apply { (membership: inout Membership, _) throws(MembershipError) in
+                    current = membership.completeTransfer(id)
+                    return []
+                }
+                if case .failure(let error) = result { return .failure(error) }
+                if current {
+                    events.publish(topic: "migration", type: request.type, epoch: membership.plan.ringEpoch, details: .migration(details))
+                    let settled = pendingBefore - membership.plan.pending.count
+                    logger.info("migration.transfer.completed", metadata: [
+                        "transfer.id": "\(id)", "transfer.from": "\(details.from)", "transfer.to": "\(details.to)",
+                        "transfer.keys": "\(details.keys)", "plan.pending": "\(membership.plan.pending.count)", "plan.settled": "\(settled)",
+                    ])
+                    publishPlan(type: "ring_settled")
+                }
+            } else {
+                current = membership.recordProgress(id) { transfer in
+                    if request.type == "migration_started" {
+                        transfer.expectedKeys = details.expectedKeys
+                        transfer.expectedBytes = details.expectedBytes
+                        if transfer.startedUnixMicros == 0 { transfer.startedUnixMicros = wallMicros }
+                    }
+                    transfer.keys = details.keys
+                    transfer.bytes = details.bytes
+                    transfer.rate = details.rate
+                    transfer.lastError = request.type == "migration_failed" ? details.reason : ""
+                    transfer.updatedUnixMicros = wallMicros
+                }
+                if current {
+                    events.publish(topic: "migration", type: request.type, epoch: membership.plan.ringEpoch, details: .migration(details))
+                }
+            }
+        } else {
+            events.publish(topic: "migration", type: request.type, epoch: request.epoch, details: .migration(request.details))
+        }
+        return .reply(WireReportMigrationReply.with {
+            $0.planVersion = membership.plan.version
+            $0.transferCurrent = current
+        })
     }
 
     // MARK: Applying changes
@@ -160,7 +215,7 @@ public final class PlacementServer {
         } catch {
             return .failure(error.rpcError)
         }
-        if next.epoch != membership.epoch {
+        if next.epoch != membership.epoch || next.plan.version != membership.plan.version {
             do {
                 try store.save(next.persisted)
             } catch {
@@ -168,8 +223,15 @@ public final class PlacementServer {
                 return .failure(.internalError("cannot persist membership: \(error)"))
             }
         }
+        let planChanged = next.plan.version != membership.plan.version
         membership = next
         for event in events { publish(event) }
+        if planChanged {
+            for arc in membership.lostArcs { publishLost(arc) }
+            if !events.contains(where: { $0.kind == .ringChanged }) && !events.isEmpty {
+                publishPlan(type: "ring_replanned")
+            }
+        }
         return .success(())
     }
 
@@ -182,14 +244,10 @@ public final class PlacementServer {
 
     private func publish(_ event: MembershipEvent) {
         if event.kind == .ringChanged {
-            let ring = membership.ringInfo
-            events.publish(topic: event.topic, type: event.kind.rawValue, epoch: event.epoch, details: .ring(WireRingDetails.with {
-                $0.members = ring.members.map(\.address)
-                $0.weights = ring.members.map(\.weight)
-                $0.density = ring.density
-                $0.replicas = ring.replicas
-            }))
-            logger.info("ring.changed", metadata: ["ring.epoch": "\(event.epoch)", "ring.members": "\(ring.members.count)"])
+            publishPlan(type: event.kind.rawValue, epoch: event.epoch)
+            logger.info("ring.changed", metadata: ["ring.epoch": "\(event.epoch)", "ring.members": "\(membership.ringMembers.count)",
+                                                   "plan.pending": "\(membership.plan.pending.count)",
+                                                   "plan.transfers": "\(membership.plan.transfers.count)"])
         } else {
             events.publish(topic: event.topic, type: event.kind.rawValue, epoch: event.epoch, details: .member(WireMemberDetails.with {
                 $0.address = event.address
@@ -200,6 +258,32 @@ public final class PlacementServer {
             logger.info("membership.changed", metadata: ["member.address": "\(event.address)", "member.event": "\(event.kind.rawValue)",
                                                          "cluster.epoch": "\(event.epoch)"])
         }
+    }
+
+    /// Publishes the ring with its migration plan on the `ring` topic.
+    private func publishPlan(type: String, epoch: UInt64? = nil) {
+        let ring = membership.ringInfo
+        events.publish(topic: "ring", type: type, epoch: epoch ?? membership.ringEpoch, details: .ring(WireRingDetails.with {
+            $0.members = ring.members.map(\.address)
+            $0.weights = ring.members.map(\.weight)
+            $0.density = ring.density
+            $0.replicas = ring.replicas
+            $0.plan = ring.plan
+        }))
+    }
+
+    /// An arc none of whose replicas is live any more: its data cannot be moved.
+    private func publishLost(_ arc: WirePendingArc) {
+        logger.error("migration.arc.lost", metadata: ["arc.first": "\(arc.arc.first)", "arc.last": "\(arc.arc.last)",
+                                                      "arc.old": "\(arc.oldReplicas)"])
+        events.publish(topic: "migration", type: "migration_failed", epoch: membership.ringEpoch, details: .migration(WireMigrationDetails.with {
+            $0.arcStart = arc.arc.first
+            $0.arcEnd = arc.arc.last
+            $0.from = arc.oldReplicas.joined(separator: ",")
+            $0.to = arc.newReplicas.joined(separator: ",")
+            $0.reason = "no live replica holds this arc"
+            $0.willRetry = false
+        }))
     }
 
     private var now: MembershipTime {

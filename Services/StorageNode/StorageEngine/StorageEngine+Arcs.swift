@@ -100,6 +100,22 @@ extension StorageEngine {
         }
     }
 
+    /// Deletes every row of several arcs in one transaction; returns how many there were.
+    @discardableResult
+    public func deleteArcs(_ arcs: [RingArc]) throws(StorageError) -> Int {
+        try database.transaction { connection throws(StorageError) in
+            let delete = try database.statement(StorageSchema.deleteRange, connection: connection)
+            var deleted = 0
+            for range in arcs.flatMap(\.ranges) {
+                try delete.bind(Int64(range.lowerBound), at: 1)
+                try delete.bind(Int64(range.upperBound), at: 2)
+                try delete.run()
+                deleted += delete.changes
+            }
+            return deleted
+        }
+    }
+
     /// The arc's non-wrapping ranges in ring (clockwise) order from its first position.
     static func segments(of arc: RingArc) -> [ClosedRange<UInt32>] {
         arc.wraps ? [arc.first...UInt32.max, 0...arc.last] : [arc.first...arc.last]

@@ -20,6 +20,8 @@ public final class StorageEngine {
     public var syncMode: SyncMode { options.sync }
     /// Durable hints for unreachable replicas, stored in the same database.
     public let hints: HintStore
+    /// Durable cursors of outgoing migration transfers, in the same database.
+    public let migrationCursors: MigrationCursorStore
 
     let database: EngineDatabase
 
@@ -38,6 +40,7 @@ public final class StorageEngine {
         database = try EngineDatabase(path: path, options: options)
         self.options = options
         hints = HintStore(database: database)
+        migrationCursors = MigrationCursorStore(database: database)
     }
 
     /// Opens the database at `path` with the default options but the given sync mode.

@@ -30,6 +30,39 @@ enum StorageSchema {
             writer INTEGER NOT NULL
         );
         CREATE INDEX IF NOT EXISTS hints_by_target ON hints (target, id);
+        CREATE TABLE IF NOT EXISTS migration_cursors (
+            transfer_id INTEGER PRIMARY KEY,
+            arc_index INTEGER NOT NULL,
+            position INTEGER,
+            key BLOB,
+            keys INTEGER NOT NULL,
+            bytes INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS fences (
+            key BLOB NOT NULL,
+            name TEXT NOT NULL,
+            token INTEGER NOT NULL,
+            PRIMARY KEY (key, name)
+        ) WITHOUT ROWID;
+        """
+
+    // MARK: Migration cursors
+
+    static let upsertCursor = """
+        INSERT INTO migration_cursors (transfer_id, arc_index, position, key, keys, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        ON CONFLICT (transfer_id) DO UPDATE SET arc_index = excluded.arc_index, position = excluded.position,
+            key = excluded.key, keys = excluded.keys, bytes = excluded.bytes
+        """
+    static let selectCursor = "SELECT arc_index, position, key, keys, bytes FROM migration_cursors WHERE transfer_id = ?1"
+    static let selectCursorIDs = "SELECT transfer_id FROM migration_cursors"
+    static let deleteCursor = "DELETE FROM migration_cursors WHERE transfer_id = ?1"
+
+    // MARK: Fences
+
+    static let selectFence = "SELECT token FROM fences WHERE key = ?1 AND name = ?2"
+    static let upsertFence = """
+        INSERT INTO fences (key, name, token) VALUES (?1, ?2, ?3)
+        ON CONFLICT (key, name) DO UPDATE SET token = max(token, excluded.token)
         """
 
     // MARK: Records

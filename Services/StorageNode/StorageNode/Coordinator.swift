@@ -43,12 +43,13 @@ final class Coordinator {
         self.rpc = rpc
         rpc.register(StorageMethods.put) { [unowned self] context, request in
             put(context, key: [UInt8](request.key), value: [UInt8](request.value), quorum: request.quorum,
-                ifVersion: request.hasIfVersion ? Version(wire: request.ifVersion) : nil, ifAbsent: request.ifAbsent) { result in
+                ifVersion: request.hasIfVersion ? Version(wire: request.ifVersion) : nil, ifAbsent: request.ifAbsent,
+                fence: request.hasFence ? request.fence : nil) { result in
                 result.map { version, acks in WirePutReply.with { $0.version = version.wire; $0.acks = UInt32(acks) } }
             }
         }
         rpc.register(StorageMethods.delete) { [unowned self] context, request in
-            put(context, key: [UInt8](request.key), value: nil, quorum: request.quorum, ifVersion: nil, ifAbsent: false) { result in
+            put(context, key: [UInt8](request.key), value: nil, quorum: request.quorum, ifVersion: nil, ifAbsent: false, fence: nil) { result in
                 result.map { version, acks in WireDeleteReply.with { $0.version = version.wire; $0.acks = UInt32(acks) } }
             }
         }
@@ -61,19 +62,22 @@ final class Coordinator {
 
     /// Put (value) or Delete (nil value), optionally conditional.
     private func put<Reply>(_ context: RequestContext, key: [UInt8], value: [UInt8]?, quorum: WireQuorum,
-                            ifVersion: Version?, ifAbsent: Bool,
+                            ifVersion: Version?, ifAbsent: Bool, fence: WireFence?,
                             makeReply: @escaping (Result<(Version, Int), RPCError>) -> Result<Reply, RPCError>) -> HandlerOutcome<Reply> {
         if let problem = validate(key: key, value: value) { return .failure(problem) }
-        let plan: (replicas: [String], needed: Int)
+        if let fence, fence.name.isEmpty || fence.name.utf8.count > 256 || fence.token == 0 {
+            return .failure(.invalidArgument("a fence needs a lock name of 1...256 bytes and a token above 0"))
+        }
+        let plan: QuorumGroups
         do { plan = try self.plan(key: key, quorum: quorum, write: true) } catch { return .failure(error) }
         let write = { [unowned self] in
             let version = Version(timestamp: clock.now(), writer: writer)
             // Cannot fail: the key was validated as non-empty.
             guard let record = try? VersionedRecord(key: key, value: value, version: version) else { return }
-            let pending = PendingWrite(record: record, replicas: plan.replicas, needed: plan.needed) { [unowned self] result in
+            let pending = PendingWrite(record: record, quorum: plan) { [unowned self] result in
                 rpc?.reply(to: context, makeReply(result.map { (version, $0) }))
             }
-            replicate(record, pending: pending)
+            replicate(record, pending: pending, fence: fence)
         }
         guard ifVersion != nil || ifAbsent else {
             write()
@@ -81,8 +85,8 @@ final class Coordinator {
         }
         // Conditional put: a quorum read decides. Best effort, not linearizable:
         // two writers can both pass; fenced writes give mutual exclusion.
-        let readNeeded = min(plan.replicas.count, max(plan.needed, options.defaultR))
-        read(key: key, replicas: plan.replicas, needed: readNeeded) { [unowned self] result in
+        let readQuorum = QuorumGroups(replicas: plan.replicas, groups: plan.groups, needed: max(plan.needed, options.defaultR))
+        read(key: key, quorum: readQuorum) { [unowned self] result in
             switch result {
             case .failure(let error):
                 rpc?.reply(to: context, makeReply(.failure(error)))
@@ -105,9 +109,9 @@ final class Coordinator {
     private func get(_ context: RequestContext, _ request: WireGetRequest) -> HandlerOutcome<WireGetReply> {
         let key = [UInt8](request.key)
         if let problem = validate(key: key, value: nil) { return .failure(problem) }
-        let plan: (replicas: [String], needed: Int)
+        let plan: QuorumGroups
         do { plan = try self.plan(key: key, quorum: request.quorum, write: false) } catch { return .failure(error) }
-        read(key: key, replicas: plan.replicas, needed: plan.needed) { [unowned self] result in
+        read(key: key, quorum: plan) { [unowned self] result in
             rpc?.reply(to: context, result.map { record, replies in
                 WireGetReply.with {
                     $0.replies = UInt32(replies)
@@ -124,23 +128,33 @@ final class Coordinator {
 
     // MARK: Replication
 
-    private func replicate(_ record: VersionedRecord, pending: PendingWrite) {
+    private func replicate(_ record: VersionedRecord, pending: PendingWrite, fence: WireFence?) {
         let view = ringView()
         for replica in pending.replicas {
             if replica == address {
-                store.enqueue([record]) { result in
-                    switch result {
-                    case .success: pending.acknowledged(by: replica)
-                    case .failure(let error): pending.failed(replica, "local commit failed: \(error)")
+                guard let fence else {
+                    store.enqueue([record]) { result in
+                        switch result {
+                        case .success: pending.acknowledged(by: replica)
+                        case .failure(let error): pending.failed(replica, "local commit failed: \(error)")
+                        }
                     }
+                    continue
+                }
+                switch applyFenced(record, fence) {
+                case .success: pending.acknowledged(by: replica)
+                case .failure(let error) where error.code == .failedPrecondition: pending.refused(by: replica, error)
+                case .failure(let error): pending.failed(replica, error.message)
                 }
             } else if view?.isDown(replica) == true {
                 pending.failed(replica, "down")
                 handOff(record, for: replica, replicas: pending.replicas)
             } else {
-                send([record], to: replica) { [unowned self] result in
+                send([record], to: replica, fence: fence) { [unowned self] result in
                     switch result {
                     case .success: pending.acknowledged(by: replica)
+                    case .failure(let error) where error.code == .failedPrecondition && fence != nil:
+                        pending.refused(by: replica, error)
                     case .failure(let error):
                         pending.failed(replica, error.description)
                         handOff(record, for: replica, replicas: pending.replicas)
@@ -150,11 +164,28 @@ final class Coordinator {
         }
     }
 
+    /// Applies a fenced write locally (its own transaction, durable on return):
+    /// FAILED_PRECONDITION when a higher token for the lock was seen on the key.
+    private func applyFenced(_ record: VersionedRecord, _ fence: WireFence) -> Result<Void, RPCError> {
+        do {
+            switch try store.engine.applyFenced(record, name: fence.name, token: fence.token) {
+            case .accepted: return .success(())
+            case .refused(let highest):
+                return .failure(.failedPrecondition(
+                    "fencing token \(fence.token) for lock '\(fence.name)' is stale: this key has seen token \(highest)"))
+            }
+        } catch {
+            return .failure(.internalError("fenced write failed: \(error)"))
+        }
+    }
+
     /// Hinted handoff: the write `target` missed goes to a stand-in, the next
     /// live member clockwise past the key's replicas, which keeps it as a hint;
     /// when there is none (every member is a replica) or it fails, this node
     /// keeps the hint itself. Hints do not count toward W: quorums stay strict.
     private func handOff(_ record: VersionedRecord, for target: String, replicas: [String]) {
+        // A member that was removed gets no hints (its arcs are being rebuilt elsewhere).
+        guard ringView()?.isKnownMember(target) ?? true else { return }
         guard let standIn = ringView()?.standIn(forKey: record.key, replicas: replicas), standIn != address else {
             store.enqueueHint(record, for: target)
             return
@@ -165,10 +196,11 @@ final class Coordinator {
     }
 
     /// Reads the key from `replicas`, answering after `needed`; repairs stale replicas afterwards.
-    private func read(key: [UInt8], replicas: [String], needed: Int,
+    private func read(key: [UInt8], quorum: QuorumGroups,
                       reply: @escaping (Result<(record: VersionedRecord?, replies: Int), RPCError>) -> Void) {
         let view = ringView()
-        let pending = PendingRead(replicas: replicas, needed: needed, reply: reply) { [unowned self] newest, stale in
+        let replicas = quorum.replicas
+        let pending = PendingRead(quorum: quorum, reply: reply) { [unowned self] newest, stale in
             logger.debug("node.read_repair", metadata: ["repair.replicas": "\(stale)"])
             for replica in stale {
                 if replica == address {
@@ -211,7 +243,7 @@ final class Coordinator {
     }
 
     /// Sends records to a replica with ReplicaWrite.
-    func send(_ records: [VersionedRecord], to replica: String, hintFor target: String = "",
+    func send(_ records: [VersionedRecord], to replica: String, hintFor target: String = "", fence: WireFence? = nil,
               then: @escaping (Result<WireReplicaWriteReply, RPCError>) -> Void) {
         guard let client = peers.client(for: replica) else {
             then(.failure(.unavailable("no client for \(replica)")))
@@ -220,6 +252,7 @@ final class Coordinator {
         let request = WireReplicaWriteRequest.with {
             $0.records = records.map(\.wire)
             $0.hintFor = target
+            if let fence { $0.fence = fence }
         }
         let timeout = options.replicaTimeout
         tasks.run({ await client.result(StorageMethods.replicaWrite, request, options: CallOptions(timeout: timeout)) }, then: then)
@@ -238,6 +271,15 @@ final class Coordinator {
             records.append(record)
         }
         for record in records { clock.observe(remote: record.version.timestamp) }
+        if request.hasFence {
+            guard records.count == 1, request.hintFor.isEmpty, !request.fence.name.isEmpty else {
+                return .failure(.invalidArgument("a fenced replica write carries exactly one record, a lock name and no hint"))
+            }
+            return switch applyFenced(records[0], request.fence) {
+            case .success: .reply(WireReplicaWriteReply.with { $0.applied = [true] })
+            case .failure(let error): .failure(error)
+            }
+        }
         if !request.hintFor.isEmpty {
             // We are a stand-in: keep the records as hints for their replica.
             guard request.hintFor != address else { return .failure(.invalidArgument("a node cannot hold hints for itself")) }
@@ -289,8 +331,9 @@ final class Coordinator {
         return nil
     }
 
-    /// The replicas and the acknowledgements (W) or answers (R) needed.
-    private func plan(key: [UInt8], quorum: WireQuorum, write: Bool) throws(RPCError) -> (replicas: [String], needed: Int) {
+    /// The replicas, grouped (new and old while the key's arc moves), and the
+    /// acknowledgements (W) or answers (R) each group must give.
+    private func plan(key: [UInt8], quorum: WireQuorum, write: Bool) throws(RPCError) -> QuorumGroups {
         guard let view = ringView(), view.ring != nil else {
             throw .unavailable("this node has no ring yet (is placement reachable, and has any node joined?)")
         }
@@ -301,11 +344,11 @@ final class Coordinator {
         guard (1...n).contains(needed) else {
             throw .invalidArgument("\(write ? "W" : "R")=\(needed) must be between 1 and N=\(n)")
         }
-        let replicas = view.preferenceList(forKey: key, replicas: n)
-        guard replicas.count >= needed else {
-            throw .unavailable("the ring has \(replicas.count) members; \(write ? "W" : "R")=\(needed) cannot be met")
+        let placement = view.placement(forKey: key, replicas: n)
+        guard let list = placement.groups.first, list.count >= needed else {
+            throw .unavailable("the ring has \(placement.groups.first?.count ?? 0) members; \(write ? "W" : "R")=\(needed) cannot be met")
         }
-        return (replicas, needed)
+        return QuorumGroups(replicas: placement.replicas, groups: placement.groups, needed: needed)
     }
 
     private static func fnv1a(_ bytes: [UInt8]) -> UInt64 {

@@ -27,6 +27,7 @@ final class PlacementLink {
     private var handoffReported = false
     private var handoffWaitLogged = false
     private var bound: ReactorBound<PlacementLink>!
+    private let tasks: ReactorTasks
     /// What placement last said about each member's liveness.
     private(set) var memberStates: [String: WireMemberState] = [:]
     /// Called on the reactor thread after a new ring epoch was adopted.
@@ -36,6 +37,8 @@ final class PlacementLink {
     /// Asked before reporting a leave's handoff complete: how many keys this
     /// node still holds (it reports only when none are left to hand off).
     var keysHeld: (() -> Int)?
+    /// Called with the migration plan version of every heartbeat reply.
+    var onPlanVersion: ((UInt64) -> Void)?
 
     init(reactor: Reactor, address: String, weight: Int, placement: String, placementEvents: String, heartbeatInterval: Duration) throws {
         self.address = address
@@ -43,6 +46,7 @@ final class PlacementLink {
         logger = reactor.logger
         logger[metadataKey: "node.address"] = "\(address)"
         client = try RPCClient(context: reactor.context, endpoint: placement, caller: "node \(address)", logger: logger)
+        tasks = ReactorTasks(reactor: reactor)
         bound = reactor.bind(self)
         listener = try EventListener(reactor: reactor, endpoints: [placementEvents], topics: ["ring", "membership"]) { [unowned self] received in
             handle(received)
@@ -103,7 +107,8 @@ final class PlacementLink {
         switch result {
         case .success(let reply):
             memberState = reply.state
-            if reply.ringEpoch > (ring?.ringEpoch ?? 0) { fetchRing() }
+            if reply.ringEpoch > (ring?.ringEpoch ?? 0) || reply.planVersion > (ring?.plan.version ?? 0) { fetchRing() }
+            onPlanVersion?(reply.planVersion)
             if reply.state == .leaving { reportHandoff() }
         case .failure(let error) where error.code == .notFound:
             removed = true
@@ -123,7 +128,7 @@ final class PlacementLink {
             onMemberState?(member.address, state)
             return
         }
-        guard received.event.type == "ring_changed", case .ring(let details)? = received.event.details else { return }
+        guard case .ring(let details)? = received.event.details else { return }
         guard details.members.count == details.weights.count else {
             logger.notice("ring.event.malformed", metadata: ["ring.epoch": "\(received.event.epoch)"])
             fetchRing()
@@ -136,7 +141,23 @@ final class PlacementLink {
             }
             $0.density = details.density
             $0.replicas = details.replicas
+            $0.plan = details.plan
         })
+    }
+
+    /// Fetches the ring and plan now (this node found it is behind).
+    func refresh() { fetchRing() }
+
+    /// Sends a migration report to placement; `then` runs on the reactor thread.
+    func report(_ type: String, _ details: WireMigrationDetails,
+                then: @escaping (Result<WireReportMigrationReply, RPCError>) -> Void) {
+        let client = client
+        let request = WireReportMigrationRequest.with {
+            $0.type = type
+            $0.epoch = ring?.ringEpoch ?? 0
+            $0.details = details
+        }
+        tasks.run({ await client.result(PlacementMethods.reportMigration, request, options: CallOptions(timeout: .seconds(2))) }, then: then)
     }
 
     private func fetchRing() {
@@ -155,20 +176,20 @@ final class PlacementLink {
         }
     }
 
-    /// Adopts `info` if it is newer than the ring we have.
+    /// Adopts `info` if its ring, or its migration plan, is newer than ours.
     private func adopt(_ info: WireRingInfo) {
-        guard info.ringEpoch > (ring?.ringEpoch ?? 0) || ring == nil else { return }
+        if let ring, (info.ringEpoch, info.plan.version) <= (ring.ringEpoch, ring.plan.version) { return }
         ring = info
         for member in info.members where member.state != .unknown { memberStates[member.address] = member.state }
-        logger.info("node.ring.adopted", metadata: ["ring.epoch": "\(info.ringEpoch)", "ring.members": "\(info.members.count)"])
+        logger.info("node.ring.adopted", metadata: ["ring.epoch": "\(info.ringEpoch)", "ring.members": "\(info.members.count)",
+                                                    "plan.version": "\(info.plan.version)", "plan.pending": "\(info.plan.pending.count)"])
         onRingChange?(info)
     }
 
     // MARK: Leaving
 
-    /// A leaving node reports its handoff complete once it holds no keys. Until
-    /// migration streams arcs away (its own issue), a node with data stays
-    /// leaving; the operator can `ringctl remove` it once its replicas are rebuilt.
+    /// A leaving node reports its handoff complete once it holds no keys: its
+    /// transfers are done, the plan settled its arcs and it swept them.
     private func reportHandoff() {
         guard !handoffReported else { return }
         if let held = keysHeld?(), held > 0 {

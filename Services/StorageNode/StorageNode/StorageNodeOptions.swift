@@ -31,6 +31,10 @@ public struct StorageNodeOptions: Sendable {
     /// Tombstones older than this are purged. It must outlast any replica's
     /// absence (hints, repair), or a purged delete could come back.
     public var tombstoneGrace: Duration
+    /// Migration: records per batch, and the bytes per second each transfer
+    /// may send (0: unlimited).
+    public var migrationBatchKeys: Int = 512
+    public var migrationRateLimit: Int = 0
 
     public init(listen: String = "tcp://127.0.0.1:7501", advertise: String? = nil,
                 placement: String = "tcp://127.0.0.1:7400", placementEvents: String = "tcp://127.0.0.1:7401",

@@ -15,6 +15,7 @@ public final class StorageNodeServer {
     let store: LocalStore
     let coordinator: Coordinator
     let hints: HintReplayer
+    let migrator: Migrator
     private let peers: PeerClients
     private let tasks: ReactorTasks
     /// The ring this node routes by, shared with the coordinator.
@@ -43,12 +44,23 @@ public final class StorageNodeServer {
         let link = placement
         hints = HintReplayer(store: store, coordinator: coordinator, logger: logger) { link.memberStates }
         coordinator.register(on: rpc)
+        var migration = Migrator.Settings()
+        migration.batchKeys = options.migrationBatchKeys
+        migration.rateLimit = options.migrationRateLimit
+        migrator = Migrator(address: address, store: store, peers: peers, tasks: tasks, reactor: reactor, settings: migration,
+                            logger: logger, report: { type, details, then in link.report(type, details, then: then) },
+                            refreshPlan: { link.refresh() })
+        migrator.register(on: rpc)
         registerStats()
 
         placement.onRingChange = { [unowned self] info in
-            current.view = RingView(info: info)
-            current.view?.states = placement.memberStates
+            var view = RingView(info: info)
+            view.states = placement.memberStates
+            current.view = view
+            migrator.planChanged(view)
         }
+        placement.onPlanVersion = { [unowned self] version in migrator.placementReported(planVersion: version) }
+        migrator.maySweep = { [unowned self] in placement.joined && !placement.removed }
         placement.onMemberState = { [unowned self] member, state in
             current.view?.states = placement.memberStates
             if state == .up { hints.replay(to: member) }
@@ -74,6 +86,11 @@ public final class StorageNodeServer {
                 "sync": options.sync.rawValue,
                 "commits": "\(store.commits)",
                 "hints_delivered": "\(hints.delivered)",
+                "plan_version": "\(placement.ring?.plan.version ?? 0)",
+                "migrations_out": "\(migrator.activeTransfers)",
+                "migrated_keys_sent": "\(migrator.sentKeys)",
+                "migrated_keys_received": "\(migrator.receivedKeys)",
+                "swept_keys": "\(migrator.sweptKeys)",
             ]
             if let (stats, hintCounts) = statistics() {
                 details["keys"] = "\(stats.liveKeys)"

@@ -56,6 +56,12 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a delete's tombstone is kept before it is purged (default 10 days).")
     var tombstoneGrace = 864_000.0
 
+    @Option(help: "Migration: records per batch sent to a new replica.")
+    var migrationBatchKeys = 512
+
+    @Option(help: "Migration: megabytes per second each outgoing transfer may send (0: unlimited).")
+    var migrationRateMb = 0.0
+
     @OptionGroup var server: ServerOptions
 
     func validate() throws {
@@ -72,18 +78,22 @@ struct NodeCommand: AsyncParsableCommand {
         guard (1...16).contains(defaultW), (1...16).contains(defaultR) else { throw ValidationError("--default-w and --default-r must be 1...16") }
         guard replicaTimeout > 0, replicaTimeout <= 60 else { throw ValidationError("--replica-timeout must be in (0, 60] seconds") }
         guard tombstoneGrace >= 1 else { throw ValidationError("--tombstone-grace must be at least 1 second") }
+        guard (1...100_000).contains(migrationBatchKeys) else { throw ValidationError("--migration-batch-keys must be 1...100000") }
+        guard migrationRateMb >= 0, migrationRateMb <= 100_000 else { throw ValidationError("--migration-rate-mb must be 0...100000") }
         guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
     }
 
     func run() async throws {
         ServiceRunner.bootstrapLogging(level: server.logLevel)
         let logger = Logger(label: "ringstore.node")
-        let options = StorageNodeOptions(listen: listen, advertise: advertise, placement: placement, placementEvents: placementEvents,
+        var options = StorageNodeOptions(listen: listen, advertise: advertise, placement: placement, placementEvents: placementEvents,
                                          weight: weight, heartbeatInterval: .seconds(heartbeatInterval),
                                          dataDirectory: URL(fileURLWithPath: dataDir), sync: sync,
                                          maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes,
                                          defaultW: defaultW, defaultR: defaultR, replicaTimeout: .seconds(replicaTimeout),
                                          tombstoneGrace: .seconds(tombstoneGrace))
+        options.migrationBatchKeys = migrationBatchKeys
+        options.migrationRateLimit = Int(migrationRateMb * 1_000_000)
         try await ServiceRunner.run([StorageNodeServer.service(options: options, logger: logger)], logger: logger)
     }
 }

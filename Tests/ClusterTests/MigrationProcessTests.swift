@@ -1,0 +1,144 @@
+import Foundation
+import RPC
+import Ring
+import RingProtocol
+import Synchronization
+import Testing
+import TestKit
+
+/// Migration on real processes: joins, leaves and removes move exactly the
+/// arcs that changed owner, and no acknowledged write is lost.
+@Suite(.serialized, .timeLimit(.minutes(10))) struct MigrationProcessTests {
+    /// Checks that every running node holds exactly the keys whose preference list has it.
+    func expectExactHoldings(_ cluster: LocalCluster, _ keys: [String], nodes indices: [Int]) async throws {
+        let members = indices.map(cluster.nodeAddress)
+        let expected = try cluster.expectedHoldings(keys, members: members)
+        for index in indices {
+            try await cluster.waitForHolding(index, expected[cluster.nodeAddress(index)] ?? 0)
+        }
+        // And the right keys, not just the right number: a sample, both ways.
+        let ring = try HashRing(members: members.map { try RingMember(address: $0) })
+        for index in indices {
+            let client = try cluster.nodeClient(index)
+            defer { client.close() }
+            for key in keys.prefix(300) {
+                let owners = try ring.preferenceList(forKey: key, replicas: 3).map(\.address)
+                let held = try await cluster.holds(index, key, client: client)
+                #expect(held == owners.contains(cluster.nodeAddress(index)), "node \(index) holding \(key): \(held)")
+            }
+        }
+    }
+
+    @Test func joinMovesExactlyTheArcsTheNewNodeGains() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.startAndSettle()
+        let recorder = try EventRecorder(endpoint: cluster.placementEvents, topics: ["ring"])
+        try await recorder.waitUntilConnected(cluster)
+        let data = try await cluster.load(20_000, prefix: "join")
+
+        let fourth = cluster.addNode()
+        try await cluster.startNode(fourth)
+        try await cluster.waitUntilSettled(nodes: [0, 1, 2, 3])
+
+        let completed = recorder.events.filter { $0.type == "migration_completed" }
+        #expect(!completed.isEmpty)
+        #expect(recorder.events.contains { $0.type == "migration_started" })
+        #expect(recorder.events.contains { $0.type == "ring_settled" })
+        #expect(try await cluster.mismatches(data).isEmpty)
+        try await expectExactHoldings(cluster, Array(data.keys), nodes: [0, 1, 2, 3])
+        try await cluster.stop()
+    }
+
+    @Test func writesDuringAJoinAreNotLost() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        // Slow transfers (0.2 MB/s each), so the join stays in flight while the writer writes.
+        cluster.nodeArguments = ["--migration-rate-mb", "0.2"]
+        try await cluster.startAndSettle()
+        var data = try await cluster.load(5_000, prefix: "before")
+
+        // A writer keeps writing through the join; every acknowledged write must be readable after.
+        let acknowledged = Mutex<[String: String]>([:])
+        let failures = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        let client = try cluster.nodeClient(0)
+        defer { client.close() }
+        let writer = Task {
+            var index = 0
+            while !stop.load(ordering: .relaxed) {
+                let key = "during-\(index)", value = "value-\(index)"
+                index += 1
+                let request = WirePutRequest.with { $0.key = Data(key.utf8); $0.value = Data(value.utf8) }
+                if (try? await client.call(StorageMethods.put, request)) != nil {
+                    acknowledged.withLock { $0[key] = value }
+                } else {
+                    failures.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        try await waitUntil("the writer to be writing") { acknowledged.withLock { $0.count } >= 20 }
+        let fourth = cluster.addNode()
+        try await cluster.startNode(fourth)
+        try await waitUntil("the join's arcs to be pending", interval: .milliseconds(50)) {
+            try await !cluster.ringInfo().plan.pending.isEmpty
+        }
+        let atStart = acknowledged.withLock { $0.count }
+        try await cluster.waitUntilSettled(nodes: [0, 1, 2, 3])
+        let atEnd = acknowledged.withLock { $0.count }
+        stop.store(true, ordering: .relaxed)
+        await writer.value
+        let written = acknowledged.withLock { $0 }
+        #expect(atEnd - atStart >= 50, "only \(atEnd - atStart) writes were acknowledged while the join's arcs moved")
+        #expect(failures.load(ordering: .relaxed) * 20 <= written.count,
+                "\(failures.load(ordering: .relaxed)) of \(written.count + failures.load(ordering: .relaxed)) writes failed")
+        data.merge(written) { _, new in new }
+        #expect(try await cluster.mismatches(data).isEmpty)
+        try await expectExactHoldings(cluster, Array(data.keys), nodes: [0, 1, 2, 3])
+        try await cluster.stop()
+    }
+
+    @Test func leaveHandsEverythingOffThenTheNodeIsRemoved() async throws {
+        let cluster = try LocalCluster(nodes: 4)
+        try await cluster.startAndSettle()
+        let data = try await cluster.load(5_000, prefix: "leave")
+        let leaving = cluster.nodeAddress(3)
+        let run = try await ToolRun.run("ringctl", ["leave", leaving, "--placement", cluster.placementEndpoint])
+        #expect(run.status == 0, "\(run.stderr)")
+        try await waitUntil("\(leaving) to be removed after its handoff", timeout: .seconds(120), interval: .milliseconds(200)) {
+            try await cluster.members().members[leaving] == nil
+        }
+        try await cluster.waitUntilSettled(nodes: [0, 1, 2])
+        #expect(try await cluster.stats(3).liveKeys == 0)
+        #expect(try await cluster.mismatches(data).isEmpty)
+        try await expectExactHoldings(cluster, Array(data.keys), nodes: [0, 1, 2])
+        try await cluster.stop()
+    }
+
+    @Test func removingADeadNodeRebuildsItsReplicas() async throws {
+        let cluster = try LocalCluster(nodes: 4)
+        try await cluster.startAndSettle()
+        let data = try await cluster.load(5_000, prefix: "remove")
+        _ = try await cluster.node(3).stop(signal: SIGKILL)
+        let dead = cluster.nodeAddress(3)
+        let run = try await ToolRun.run("ringctl", ["remove", dead, "--placement", cluster.placementEndpoint])
+        #expect(run.status == 0, "\(run.stderr)")
+        try await cluster.waitUntilSettled(nodes: [0, 1, 2])
+        // Three copies of every key again, on the three survivors.
+        try await expectExactHoldings(cluster, Array(data.keys), nodes: [0, 1, 2])
+        #expect(try await cluster.mismatches(data).isEmpty)
+        try await cluster.stop()
+    }
+
+    @Test func twoJoinsInARowConverge() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.startAndSettle()
+        let data = try await cluster.load(5_000, prefix: "twice")
+        let fourth = cluster.addNode()
+        let fifth = cluster.addNode()
+        try await cluster.startNode(fourth)
+        try await cluster.startNode(fifth)
+        try await cluster.waitUntilSettled(nodes: [0, 1, 2, 3, 4])
+        #expect(try await cluster.mismatches(data).isEmpty)
+        try await expectExactHoldings(cluster, Array(data.keys), nodes: [0, 1, 2, 3, 4])
+        try await cluster.stop()
+    }
+}
