@@ -198,7 +198,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PlacementTests",
-            dependencies: ["PlacementService", "RingProtocol"],
+            dependencies: ["PlacementService", "RingProtocol", "Ring"],
             path: "Tests/PlacementTests"
         ),
         .testTarget(

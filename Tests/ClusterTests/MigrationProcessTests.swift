@@ -96,6 +96,24 @@ import TestKit
         try await cluster.stop()
     }
 
+    @Test func aReceiverKilledMidTransferGetsEverythingAfterItsRestart() async throws {
+        let cluster = try LocalCluster(nodes: 3, suspectAfter: 5, downAfter: 30)
+        cluster.nodeArguments = ["--migration-rate-mb", "0.1", "--migration-batch-keys", "50"]
+        try await cluster.startAndSettle()
+        let data = try await cluster.load(5_000, prefix: "restart")
+        let fourth = cluster.addNode()
+        try await cluster.startNode(fourth)
+        try await waitUntil("node 4 to receive some rows", timeout: .seconds(30), interval: .milliseconds(50)) {
+            try await cluster.stats(fourth).liveKeys >= 200
+        }
+        _ = try await cluster.node(fourth).stop(signal: SIGKILL)
+        try await cluster.startNode(fourth)
+        try await cluster.waitUntilSettled(nodes: [0, 1, 2, 3])
+        #expect(try await cluster.mismatches(data).isEmpty)
+        try await expectExactHoldings(cluster, Array(data.keys), nodes: [0, 1, 2, 3])
+        try await cluster.stop()
+    }
+
     @Test func leaveHandsEverythingOffThenTheNodeIsRemoved() async throws {
         let cluster = try LocalCluster(nodes: 4)
         try await cluster.startAndSettle()

@@ -18,13 +18,19 @@ final class InProcessCluster: @unchecked Sendable {
     var nodes: [ReactorHarness?] = []
     var nodeEndpoints: [String] = []
     let context: ZMQContext
+    let settings: MembershipSettings
+    /// Adjusts every node's options (e.g. migration batch size).
+    var configureNode: @Sendable (inout StorageNodeOptions) -> Void = { _ in }
 
-    init() throws { context = try ZMQContext() }
+    init(settings: MembershipSettings = MembershipSettings(suspectAfter: .milliseconds(400), downAfter: .seconds(1))) throws {
+        context = try ZMQContext()
+        self.settings = settings
+    }
 
     func start(nodes count: Int) async throws {
         let options = PlacementOptions(listen: placementEndpoint, publish: placementEvents,
                                        dataDirectory: directory.appendingPathComponent("placement"),
-                                       settings: MembershipSettings(suspectAfter: .milliseconds(400), downAfter: .seconds(1)))
+                                       settings: settings)
         placement = try await ReactorHarness { reactor in
             let server = try PlacementServer(reactor: reactor, options: options)
             return (server, server.rpc.endpoint)
@@ -48,10 +54,12 @@ final class InProcessCluster: @unchecked Sendable {
     }
 
     func startNode(_ index: Int) async throws -> ReactorHarness {
-        let options = StorageNodeOptions(listen: nodeEndpoints[index], placement: placementEndpoint, placementEvents: placementEvents,
+        var configured = StorageNodeOptions(listen: nodeEndpoints[index], placement: placementEndpoint, placementEvents: placementEvents,
                                          heartbeatInterval: .milliseconds(100),
                                          dataDirectory: directory.appendingPathComponent("node-\(index)"), sync: .normal,
                                          replicaTimeout: .milliseconds(500))
+        configureNode(&configured)
+        let options = configured
         return try await ReactorHarness { reactor in
             let server = try StorageNodeServer(reactor: reactor, options: options)
             return (server, server.rpc.endpoint)
