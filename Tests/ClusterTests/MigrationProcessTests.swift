@@ -114,6 +114,39 @@ import TestKit
         try await cluster.stop()
     }
 
+    @Test func statusAndWatchShowAMigrationInFlight() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        cluster.nodeArguments = ["--migration-rate-mb", "0.05", "--migration-batch-keys", "20"]
+        try await cluster.startAndSettle()
+        let data = try await cluster.load(3_000, prefix: "shown")
+        let placement = ["--placement", cluster.placementEndpoint, "--placement-events", cluster.placementEvents]
+        let watch = Task {
+            try await ToolRun.run("ringctl", ["watch", "--json", "--topic", "migration", "--no-snapshot", "--count", "4"] + placement,
+                                  timeout: .seconds(60))
+        }
+        let fourth = cluster.addNode()
+        try await cluster.startNode(fourth)
+        var status = ""
+        try await waitUntil("ringctl status to show a transfer sending", timeout: .seconds(30), interval: .milliseconds(200)) {
+            status = try await ToolRun.run("ringctl", ["status"] + placement).stdout
+            return status.contains("MIGRATION") && status.contains("sending")
+        }
+        #expect(status.contains(cluster.nodeAddress(fourth)))
+        #expect(status.contains("arcs moving"))
+        let lines = try await watch.value.stdout.split(separator: "\n")
+        #expect(lines.count == 4)
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(object["topic"] as? String == "migration")
+            #expect((object["type"] as? String)?.hasPrefix("migration_") == true)
+            #expect(object["to"] as? String == cluster.nodeAddress(fourth))
+            #expect(object["expected_keys"] != nil && object["transfer"] != nil)
+        }
+        try await cluster.waitUntilSettled(nodes: [0, 1, 2, 3])
+        #expect(try await cluster.mismatches(data).isEmpty)
+        try await cluster.stop()
+    }
+
     @Test func leaveHandsEverythingOffThenTheNodeIsRemoved() async throws {
         let cluster = try LocalCluster(nodes: 4)
         try await cluster.startAndSettle()

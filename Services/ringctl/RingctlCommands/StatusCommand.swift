@@ -45,6 +45,13 @@ struct StatusCommand: AsyncParsableCommand {
                                      timeout: cluster.callTimeout)
     }
 
+    /// Placement's ring with its migration plan, or `nil` when it cannot be asked.
+    private func placementRing(context: ZMQContext, endpoint: String) async -> WireRingInfo? {
+        guard let client = try? RPCClient(context: context, endpoint: endpoint, caller: cluster.caller) else { return nil }
+        defer { client.close() }
+        return try? await client.call(PlacementMethods.getRing, WireGetRingRequest(), options: CallOptions(timeout: cluster.callTimeout)).ring
+    }
+
     /// The members placement knows, or `nil` when it cannot be asked.
     private func placementMembers(context: ZMQContext, endpoint: String) async -> [String]? {
         guard let client = try? RPCClient(context: context, endpoint: endpoint, caller: cluster.caller) else { return nil }
@@ -67,10 +74,17 @@ struct StatusCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(200))
             results = await sweep(context: context)
         }
+        let ring = await placementRing(context: context, endpoint: cluster.endpoints.placement)
+        let arcs = ring.map(StatusFormatter.arcsPerMember) ?? [:]
         if cluster.json {
-            for result in results { print(StatusFormatter.json(result)) }
+            for result in results { print(StatusFormatter.json(result, arcs: arcs)) }
+            for transfer in ring?.plan.transfers ?? [] { print(StatusFormatter.json(transfer)) }
         } else {
-            print(StatusFormatter.table(results), terminator: "")
+            print(StatusFormatter.table(results, arcs: arcs), terminator: "")
+            if let plan = ring?.plan, !plan.transfers.isEmpty {
+                print("")
+                print(StatusFormatter.migrations(plan), terminator: "")
+            }
         }
         let failed = results.filter { !$0.isHealthy }
         if !failed.isEmpty {

@@ -1,28 +1,81 @@
 import Foundation
 import RPC
 import RingProtocol
+import Ring
 import RingstoreClient
 
 /// Renders health results for `ringctl status`.
 enum StatusFormatter {
-    static func table(_ results: [HealthResult]) -> String {
-        var rows = [["SERVICE", "ADDRESS", "STATUS", "MEMBER", "KEYS", "BYTES", "HINTS", "VERSION", "UPTIME", "PID", "LATENCY", "DETAIL"]]
+    static func table(_ results: [HealthResult], arcs: [String: Int] = [:]) -> String {
+        var rows = [["SERVICE", "ADDRESS", "STATUS", "MEMBER", "KEYS", "BYTES", "HINTS", "ARCS", "MIGRATING", "VERSION", "UPTIME", "PID",
+                     "LATENCY", "DETAIL"]]
         for result in results {
             let address = result.reply?.address ?? result.endpoint.replacingOccurrences(of: "tcp://", with: "")
             if let reply = result.reply {
+                let isNode = result.role == "node"
                 rows.append([result.role, address, statusName(reply.status), result.memberState ?? "-",
                              reply.details["keys"] ?? "-", reply.details["bytes"].flatMap(UInt64.init).map(bytes) ?? "-",
-                             reply.details["hints_pending"] ?? "-", reply.version,
+                             reply.details["hints_pending"] ?? "-", isNode ? "\(arcs[address] ?? 0)" : "-",
+                             reply.details["migrations_out"] ?? "-", reply.version,
                              uptime(reply.uptimeMillis), "\(reply.pid)", milliseconds(result.latency), ""])
             } else {
                 let error = result.error.map { "\($0.code.name): \($0.message)" } ?? "no answer"
-                rows.append([result.role, address, "UNREACHABLE", "-", "-", "-", "-", "-", "-", "-", "-", error])
+                rows.append([result.role, address, "UNREACHABLE", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", error])
             }
         }
         return Table.render(rows)
     }
 
-    static func json(_ result: HealthResult) -> String {
+    /// How many arcs of the ring (stretches with one preference list) each member replicates.
+    static func arcsPerMember(_ info: WireRingInfo) -> [String: Int] {
+        let members = info.members.compactMap { try? RingMember(address: $0.address, weight: Int(max(1, $0.weight))) }
+        guard !members.isEmpty, let ring = try? HashRing(members: members, density: Int(max(1, info.density))),
+              let segments = try? ring.segments(replicas: Int(max(1, info.replicas)))
+        else { return [:] }
+        var counts: [String: Int] = [:]
+        for segment in segments {
+            for member in segment.replicas { counts[member.address, default: 0] += 1 }
+        }
+        return counts
+    }
+
+    /// The migration plan's transfers: who sends what to whom, how far along.
+    static func migrations(_ plan: WireMigrationPlan) -> String {
+        var rows = [["MIGRATION", "FROM", "TO", "ARCS", "KEYS", "BYTES", "DONE", "RATE", "STATE"]]
+        for transfer in plan.transfers {
+            rows.append(["\(transfer.id)", transfer.from, transfer.to, "\(transfer.arcs.count)",
+                         "\(transfer.keys)/\(transfer.expectedKeys)", "\(bytes(transfer.bytes))/\(bytes(transfer.expectedBytes))",
+                         percent(transfer), transfer.rate > 0 ? "\(bytes(transfer.rate))/s" : "-", state(transfer)])
+        }
+        let pending = plan.pending.reduce(UInt64(0)) { total, arc in total + RingArc(first: arc.arc.first, last: arc.arc.last).length }
+        let share = Double(pending) / 4_294_967_296 * 100
+        return Table.render(rows) + String(format: "plan %llu (ring epoch %llu): %d arcs moving, %.1f%% of the ring\n",
+                                           plan.version, plan.ringEpoch, plan.pending.count, share)
+    }
+
+    static func percent(_ transfer: WireTransfer) -> String {
+        if transfer.done { return "100%" }
+        guard transfer.startedUnixMicros != 0 else { return "-" }
+        guard transfer.expectedKeys > 0 else { return transfer.keys > 0 ? "100%" : "0%" }
+        return String(format: "%.0f%%", min(100, Double(transfer.keys) / Double(transfer.expectedKeys) * 100))
+    }
+
+    static func state(_ transfer: WireTransfer) -> String {
+        if transfer.done { return "done" }
+        if !transfer.lastError.isEmpty { return "retrying: \(transfer.lastError)" }
+        return transfer.startedUnixMicros == 0 ? "waiting" : "sending"
+    }
+
+    static func json(_ transfer: WireTransfer) -> String {
+        JSONLine.encode([
+            "migration": transfer.id, "from": transfer.from, "to": transfer.to, "arcs": transfer.arcs.count,
+            "keys": transfer.keys, "expected_keys": transfer.expectedKeys, "bytes": transfer.bytes,
+            "expected_bytes": transfer.expectedBytes, "rate_bytes_per_s": transfer.rate, "state": state(transfer),
+            "done": transfer.done,
+        ] as [String: Any])
+    }
+
+    static func json(_ result: HealthResult, arcs: [String: Int] = [:]) -> String {
         var object: [String: Any] = ["service": result.role, "endpoint": result.endpoint, "healthy": result.isHealthy]
         if let reply = result.reply {
             object["address"] = reply.address
@@ -33,6 +86,7 @@ enum StatusFormatter {
             object["latency_ms"] = Double(result.latency.components.attoseconds) / 1e15 + Double(result.latency.components.seconds) * 1000
             object["details"] = reply.details
             if let member = result.memberState { object["member_state"] = member }
+            if result.role == "node" { object["arcs"] = arcs[reply.address] ?? 0 }
         } else {
             object["status"] = "UNREACHABLE"
             object["error"] = result.error.map { "\($0.code.name): \($0.message)" } ?? "no answer"
