@@ -77,7 +77,7 @@ endef
 
 up: build
 	$(call start_service,placement,ringstore-placement,--listen tcp://127.0.0.1:7400 --publish tcp://127.0.0.1:7401 --data-dir $(RUN)/placement)
-	$(call start_service,lock,ringstore-lock,--listen tcp://127.0.0.1:7410 --publish tcp://127.0.0.1:7411)
+	$(call start_service,lock,ringstore-lock,--listen tcp://127.0.0.1:7410 --publish tcp://127.0.0.1:7411 --data-dir $(RUN)/lock)
 	@for n in $(NODES); do $(MAKE) --no-print-directory start-node N=$$n; done
 	@$(bin)/ringctl status --wait 20 --nodes $$(for n in $(NODES); do printf "127.0.0.1:%d," $$((7500 + n)); done | sed 's/,$$//')
 

@@ -39,9 +39,15 @@ final class LocalCluster: @unchecked Sendable {
     /// Starts every process and waits until each answers Health.
     func start() async throws {
         try await startPlacement()
-        lock = try ServiceProcess("ringstore-lock", ["--listen", lockEndpoint, "--publish", lockEvents])
-        try await waitHealthy(lockEndpoint, LockMethods.health)
+        try await startLock()
         for index in nodeEndpoints.indices { try await startNode(index) }
+    }
+
+    /// Starts (or restarts) the lock service on the same ports and data directory.
+    func startLock() async throws {
+        lock = try ServiceProcess("ringstore-lock", ["--listen", lockEndpoint, "--publish", lockEvents,
+                                                     "--data-dir", dataDirectory.appendingPathComponent("lock").path])
+        try await waitHealthy(lockEndpoint, LockMethods.health)
     }
 
     /// Starts (or restarts) placement on the same ports and data directory.

@@ -1,36 +1,93 @@
+import Foundation
 import Logging
 import RPC
 import RingProtocol
 import ServiceHost
+import SwiftProtobuf
 
-/// Where the lock service listens.
+/// How the lock service runs.
 public struct LockOptions: Sendable {
     /// The ROUTER endpoint for requests.
     public var listen: String
     /// The PUB endpoint for lock events.
     public var publish: String
+    /// Where the locks' tokens and holders are persisted.
+    public var dataDirectory: URL
+    /// Longest lease, longest wait, name sizes, queue bounds.
+    public var limits: LockLimits
 
-    public init(listen: String = "tcp://127.0.0.1:7410", publish: String = "tcp://127.0.0.1:7411") {
+    public init(listen: String = "tcp://127.0.0.1:7410", publish: String = "tcp://127.0.0.1:7411",
+                dataDirectory: URL = URL(fileURLWithPath: "lock-data"), limits: LockLimits = LockLimits()) {
         self.listen = listen
         self.publish = publish
+        self.dataDirectory = dataDirectory
+        self.limits = limits
     }
 }
 
-/// The lock service's sockets and handlers on its reactor thread.
+/// The lock service on its reactor thread: the `LockTable` state machine plus
+/// the I/O it asks for.
 ///
-/// For now it answers Health and Echo and owns the event socket; leases,
-/// waiters and fencing tokens arrive with their issue.
+/// Every handler applies its request to the table at once and parks the
+/// request; at the end of the reactor turn the locks that changed are written
+/// in one SQLite transaction (group commit, fsynced), then the turn's events
+/// are published and its replies sent. A grant, a ttl change or a release is
+/// therefore only answered once it is durable; if the write fails those
+/// answers are INTERNAL errors, and the records are written again with the
+/// next commit. A queued acquire stays parked until the lock passes to it or
+/// its wait (bounded by the request's own deadline) runs out.
 public final class LockServer {
     public let rpc: RPCServer
     public let events: EventPublisher
+    /// The state machine; read it on the reactor thread only.
+    public private(set) var table: LockTable
+    public let store: LockStore
+    private let reactor: Reactor
+    private let origin: ContinuousClock.Instant
+    private var logger: Logger
+    /// Queued acquires by waiter id.
+    private var parked: [UInt64: RequestContext] = [:]
+    private var nextWaiterID: UInt64 = 0
+    /// What the table asked for during this turn.
+    private var effects: [LockEffect] = []
+    /// This turn's replies, sent after its commit; `durable` ones fail if it failed.
+    private var outbox: [(durable: Bool, send: () -> Void, context: RequestContext)] = []
+    /// The armed timer for the table's next deadline.
+    private var timer: (id: Int, deadline: Duration)?
+    /// Set when the table may have a new next deadline.
+    private var scheduleStale = true
 
     public init(reactor: Reactor, options: LockOptions) throws {
+        self.reactor = reactor
+        logger = reactor.logger
+        origin = reactor.now
+        store = try LockStore(directory: options.dataDirectory)
+        let records = try store.load()
         rpc = try RPCServer(reactor: reactor, endpoint: options.listen)
         let address = Endpoint.address(of: rpc.endpoint)
         events = try EventPublisher(reactor: reactor, endpoint: options.publish, source: address)
+        let start = LockTime(monotonic: .zero, wallMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+        table = LockTable(restoring: records, limits: options.limits, now: start)
+        if !records.isEmpty {
+            let held = table.counts.held
+            logger.info("lock.restored", metadata: ["lock.names": "\(records.count)", "lock.held": "\(held)"])
+        }
         Diagnostics.register(on: rpc, health: LockMethods.health, echo: LockMethods.echo,
-                             service: "lock", address: address)
-        reactor.logger.info("lock.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "events.endpoint": "\(events.endpoint)"])
+                             service: "lock", address: address) { [unowned self] in
+            let counts = table.counts
+            return ["locks_held": "\(counts.held)", "waiters": "\(counts.waiters)", "commits": "\(store.commits)"]
+        }
+        registerLeases()
+        registerQueries()
+        reactor.onTurnEnd { [unowned self] in endTurn() }
+        logger.info("lock.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "events.endpoint": "\(events.endpoint)",
+                                                 "lock.data": "\(options.dataDirectory.path)"])
+    }
+
+    deinit {
+        for context in parked.values {
+            rpc.fail(context, .unavailable("the lock service is stopping; the wait was dropped"))
+        }
     }
 
     /// The lock service as a lifecycle `Service`, for the executable and tests.
@@ -38,5 +95,201 @@ public final class LockServer {
         ReactorService(name: "lock", logger: logger) { reactor in
             try LockServer(reactor: reactor, options: options)
         }
+    }
+
+    // MARK: Handlers
+
+    private func registerLeases() {
+        rpc.register(LockMethods.acquire) { [unowned self] context, request in
+            let now = now
+            nextWaiterID += 1
+            let waiter = nextWaiterID
+            // Answer before the caller gives up: keep a margin before its deadline.
+            let waitCap = context.deadline.map { deadline -> Duration in
+                let remaining = deadline - reactor.now
+                return now.monotonic + remaining - min(.milliseconds(100), remaining / 10)
+            }
+            do throws(LockError) {
+                let result = try table.acquire(name: request.name, owner: request.owner, ttl: Self.duration(millis: request.ttlMillis),
+                                               wait: Self.duration(millis: request.waitMillis), waitCap: waitCap,
+                                               waiter: waiter, now: now, effects: &effects)
+                switch result {
+                case .granted(let lease):
+                    respond(context, durable: true) { .success(WireLockAcquireReply.with { $0.grant = lease.wire }) }
+                case .queued(let position):
+                    parked[waiter] = context
+                    logger.debug("lock.queued", metadata: ["lock.name": "\(request.name)", "lock.owner": "\(request.owner)",
+                                                           "lock.position": "\(position)"])
+                }
+            } catch {
+                respond(context) { () -> Result<WireLockAcquireReply, RPCError> in .failure(Self.rpcError(error)) }
+            }
+            scheduleStale = true
+            return .parked
+        }
+        rpc.register(LockMethods.renew) { [unowned self] context, request in
+            do throws(LockError) {
+                let ttl = request.ttlMillis == 0 ? nil : Self.duration(millis: request.ttlMillis)
+                let lease = try table.renew(name: request.name, owner: request.owner, token: request.token, ttl: ttl,
+                                            now: now, effects: &effects)
+                respond(context, durable: true) { .success(WireLockRenewReply.with { $0.grant = lease.wire }) }
+            } catch {
+                respond(context) { () -> Result<WireLockRenewReply, RPCError> in .failure(Self.rpcError(error)) }
+            }
+            scheduleStale = true
+            return .parked
+        }
+        rpc.register(LockMethods.release) { [unowned self] context, request in
+            do throws(LockError) {
+                try table.release(name: request.name, owner: request.owner, token: request.token, now: now, effects: &effects)
+                respond(context, durable: true) { .success(WireLockReleaseReply()) }
+            } catch {
+                respond(context) { () -> Result<WireLockReleaseReply, RPCError> in .failure(Self.rpcError(error)) }
+            }
+            scheduleStale = true
+            return .parked
+        }
+    }
+
+    private func registerQueries() {
+        rpc.register(LockMethods.status) { [unowned self] context, request in
+            do throws(LockError) {
+                try table.validate(name: request.name)
+            } catch {
+                return .failure(Self.rpcError(error))
+            }
+            table.settle(name: request.name, now: now, effects: &effects)
+            scheduleStale = true
+            // Built after the turn's commit, so it shows what is durable.
+            respond(context) { [unowned self] in .success(WireLockStatusReply.with { $0.lock = table.info(request.name) }) }
+            return .parked
+        }
+        rpc.register(LockMethods.list) { [unowned self] context, _ in
+            table.tick(now: now, effects: &effects)
+            scheduleStale = true
+            respond(context) { [unowned self] in .success(WireLockListReply.with { $0.locks = table.activeNames.map(table.info) }) }
+            return .parked
+        }
+        rpc.register(LockMethods.snapshot) { [unowned self] context, _ in
+            table.tick(now: now, effects: &effects)
+            scheduleStale = true
+            // After the turn's events are out, so the state and the sequence
+            // numbers agree (the clone pattern).
+            respond(context) { [unowned self] in
+                .success(WireLockSnapshotReply.with {
+                    $0.locks = table.activeNames.map(table.info)
+                    $0.incarnation = events.incarnation
+                    $0.lastSeq = events.lastSequences.filter { $0.key == "lock" }
+                })
+            }
+            return .parked
+        }
+    }
+
+    /// Queues a reply for the end of the turn.
+    private func respond<Response: SwiftProtobuf.Message>(_ context: RequestContext, durable: Bool = false,
+                                                          _ make: @escaping () -> Result<Response, RPCError>) {
+        outbox.append((durable, { [unowned self] in rpc.reply(to: context, make()) }, context))
+    }
+
+    // MARK: The end of a turn: commit, publish, answer, re-arm
+
+    private func endTurn() {
+        if !effects.isEmpty || !outbox.isEmpty || table.hasChanges {
+            let failure = commit()
+            let effects = self.effects
+            let outbox = self.outbox
+            self.effects.removeAll(keepingCapacity: true)
+            self.outbox.removeAll(keepingCapacity: true)
+            for effect in effects { carry(effect, failure: failure) }
+            for reply in outbox {
+                if reply.durable, let failure {
+                    rpc.fail(reply.context, .internalError("cannot persist the lock state: \(failure)"))
+                } else {
+                    reply.send()
+                }
+            }
+        }
+        if scheduleStale { rearm() }
+    }
+
+    /// Writes the changed locks; returns the failure, if any.
+    private func commit() -> LockStoreError? {
+        guard table.hasChanges else { return nil }
+        let records = table.takeChanges()
+        do {
+            try store.save(records)
+            return nil
+        } catch {
+            table.markChanged(records.map(\.name))
+            logger.error("lock.persist.failed", metadata: ["lock.error": "\(error)", "lock.records": "\(records.count)"])
+            return error
+        }
+    }
+
+    private func carry(_ effect: LockEffect, failure: LockStoreError?) {
+        switch effect {
+        case .granted(let waiter, let lease):
+            guard let context = parked.removeValue(forKey: waiter) else { return }
+            if let failure {
+                rpc.fail(context, .internalError("granted token \(lease.token) but cannot persist it: \(failure)"))
+            } else {
+                rpc.reply(to: context, .success(WireLockAcquireReply.with { $0.grant = lease.wire }))
+            }
+        case .waitExpired(let waiter, let name, let holder):
+            guard let context = parked.removeValue(forKey: waiter) else { return }
+            let held = holder.map { " (held by \($0))" } ?? ""
+            rpc.fail(context, .deadlineExceeded("the wait for \(name) ran out\(held)"))
+        case .event(let event):
+            publish(event)
+        }
+    }
+
+    private func publish(_ event: LockEvent) {
+        events.publish(topic: "lock", type: event.kind.rawValue, details: .lock(event.details))
+        let metadata: Logger.Metadata = ["lock.name": "\(event.name)", "lock.owner": "\(event.owner)", "lock.token": "\(event.token)"]
+        switch event.kind {
+        case .acquired, .released:
+            logger.debug("lock.\(event.kind.rawValue)", metadata: metadata)
+        case .expired:
+            logger.info("lock.expired", metadata: metadata)
+        case .lost:
+            // The holder may subscribe to its own topic to learn it at once.
+            events.publish(topic: Self.ownerTopic(event.owner), type: event.kind.rawValue, details: .lock(event.details))
+        }
+    }
+
+    /// The topic on which an owner hears that it lost a lock.
+    public static func ownerTopic(_ owner: String) -> String { "owner/" + owner }
+
+    /// Arms the timer for the table's next deadline (lease end or wait end).
+    private func rearm() {
+        scheduleStale = false
+        let next = table.nextDeadline
+        if next == timer?.deadline { return }
+        if let timer { reactor.cancelTimer(timer.id) }
+        timer = nil
+        guard let next else { return }
+        let id = reactor.after(max(.zero, next - now.monotonic)) { [unowned self] in
+            timer = nil
+            table.tick(now: now, effects: &effects)
+            scheduleStale = true
+        }
+        timer = (id, next)
+    }
+
+    // MARK: Helpers
+
+    private var now: LockTime {
+        LockTime(monotonic: reactor.now - origin, wallMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+    }
+
+    /// Milliseconds from the wire, clamped far beyond any limit so the table refuses them.
+    static func duration(millis: UInt64) -> Duration {
+        .milliseconds(Int64(min(millis, 1 << 40)))
+    }
+
+    static func rpcError(_ error: LockError) -> RPCError {
+        RPCError(error.statusCode, error.message)
     }
 }

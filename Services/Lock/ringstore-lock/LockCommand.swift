@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LockService
 import Logging
 import ServiceHost
@@ -7,7 +8,13 @@ import ServiceHost
 struct LockCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ringstore-lock",
-        abstract: "Ringstore lock service: leases, FIFO waiters and fencing tokens."
+        abstract: "Ringstore lock service: leases, FIFO waiters and fencing tokens.",
+        discussion: """
+            Tokens and holders are kept in <data-dir>/locks.sqlite (fsynced before a grant, a ttl change \
+            or a release is answered). After a restart every holder keeps its lock with a fresh lease of \
+            its ttl from the restart, so no second owner is granted while the first's lease could be live; \
+            queued waiters are dropped (their requests fail at their deadline).
+            """
     )
 
     @Option(help: "ROUTER endpoint for requests.")
@@ -16,17 +23,27 @@ struct LockCommand: AsyncParsableCommand {
     @Option(help: "PUB endpoint for lock events.")
     var publish = "tcp://127.0.0.1:7411"
 
+    @Option(help: "Directory for the persisted tokens and holders.")
+    var dataDir = "lock-data"
+
+    @Option(help: "Longest lease (and longest wait) a client may ask for, in seconds.")
+    var maxTtl = 3600.0
+
     @OptionGroup var server: ServerOptions
 
     func validate() throws {
         try validateEndpoint(listen, option: "listen")
         try validateEndpoint(publish, option: "publish")
+        guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
+        guard maxTtl >= 0.001, maxTtl <= 86_400 * 7 else { throw ValidationError("--max-ttl must be between 0.001 and 604800 seconds") }
     }
 
     func run() async throws {
         ServiceRunner.bootstrapLogging(level: server.logLevel)
         let logger = Logger(label: "ringstore.lock")
-        let service = LockServer.service(options: .init(listen: listen, publish: publish), logger: logger)
-        try await ServiceRunner.run([service], logger: logger)
+        let maximum = Duration.milliseconds(Int64(maxTtl * 1000))
+        let options = LockOptions(listen: listen, publish: publish, dataDirectory: URL(fileURLWithPath: dataDir),
+                                  limits: LockLimits(maxTTL: maximum, maxWait: maximum))
+        try await ServiceRunner.run([LockServer.service(options: options, logger: logger)], logger: logger)
     }
 }

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the cluster.",
-        subcommands: [EchoBenchCommand.self, KVBenchCommand.self]
+        subcommands: [EchoBenchCommand.self, KVBenchCommand.self, LockBenchCommand.self]
     )
 }
 

@@ -15,13 +15,30 @@ enum EventFormatter {
         case .ring(let ring)?:
             fields += [("members", ring.members), ("weights", ring.weights.map { Int($0) }),
                        ("replicas", Int(ring.replicas)), ("density", Int(ring.density))]
+            if ring.hasPlan {
+                fields += [("plan", Int(ring.plan.version)), ("arcs_moving", ring.plan.pending.count),
+                           ("transfers", ring.plan.transfers.count(where: { !$0.done }))]
+            }
         case .migration(let migration)?:
-            fields += [("arc", "[\(migration.arcStart),\(migration.arcEnd)]"), ("from", migration.from), ("to", migration.to),
-                       ("keys", Int(migration.keys)), ("bytes", Int(migration.bytes)),
+            if migration.transferID > 0 { fields.append(("transfer", Int(migration.transferID))) }
+            fields += [("from", migration.from), ("to", migration.to)]
+            if migration.arcs > 0 {
+                fields.append(("arcs", Int(migration.arcs)))
+            } else {
+                fields.append(("arc", "[\(migration.arcStart),\(migration.arcEnd)]"))
+            }
+            fields += [("keys", Int(migration.keys)), ("bytes", Int(migration.bytes)),
                        ("expected_keys", Int(migration.expectedKeys)), ("expected_bytes", Int(migration.expectedBytes))]
+            if migration.expectedKeys > 0 {
+                fields.append(("percent", min(100, Int(migration.keys * 100 / migration.expectedKeys))))
+            }
+            if migration.rate > 0 { fields.append(("rate_bytes_per_s", Int(migration.rate))) }
             if !migration.reason.isEmpty { fields.append(("reason", migration.reason)) }
+            if event.type == "migration_failed" { fields.append(("will_retry", migration.willRetry)) }
         case .lock(let lock)?:
             fields += [("name", lock.name), ("owner", lock.owner), ("token", Int(lock.token))]
+            if lock.expiresUnixMicros > 0 { fields.append(("expires", Timestamp.iso8601(micros: lock.expiresUnixMicros))) }
+            if !lock.reason.isEmpty { fields.append(("reason", lock.reason)) }
         case nil:
             break
         }

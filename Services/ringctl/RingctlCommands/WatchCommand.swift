@@ -11,12 +11,13 @@ import ZeroMQ
 /// snapshot and prints it, then prints only events newer than the snapshot.
 /// A gap in a topic's sequence numbers, or a new placement incarnation (a
 /// restart), makes it fetch and print a fresh snapshot, so what it shows stays
-/// consistent; it keeps going while placement restarts.
+/// consistent; it keeps going while placement restarts. The `lock` topic is
+/// followed the same way against the lock service's own snapshot.
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
         abstract: "Show the cluster's events as they happen: membership, ring, migration, lock.",
-        discussion: "Prints the current snapshot first (snapshot_member and snapshot_ring lines), then one line per event. The lock service's events come from its event port, the request port plus one."
+        discussion: "Prints the current snapshot first (snapshot_member, snapshot_ring and snapshot_lock lines), then one line per event. The lock service's events come from its event port, the request port plus one."
     )
 
     @OptionGroup var cluster: ClusterOptions
@@ -49,6 +50,9 @@ struct WatchCommand: AsyncParsableCommand {
         let client = try RPCClient(context: context, endpoint: endpoints.placement, caller: cluster.caller)
         defer { client.close() }
         let wantsPlacementSnapshot = topics.isEmpty || topics.contains("membership") || topics.contains("ring")
+        let locks = try RPCClient(context: context, endpoint: endpoints.locks, caller: cluster.caller)
+        defer { locks.close() }
+        let wantsLocks = topics.isEmpty || topics.contains("lock")
 
         var tracker = SequenceTracker()
         if let snapshot = await snapshot(client) {
@@ -56,6 +60,15 @@ struct WatchCommand: AsyncParsableCommand {
             if !noSnapshot && wantsPlacementSnapshot { emit(snapshot) }
         } else {
             printError("ringctl: no snapshot from \(endpoints.placement) yet; showing events as they come")
+        }
+        var lockTracker = SequenceTracker()
+        if wantsLocks {
+            if let snapshot = await lockSnapshot(locks) {
+                lockTracker.reset(incarnation: snapshot.incarnation, lastSeq: snapshot.lastSeq)
+                if !noSnapshot { emit(snapshot) }
+            } else {
+                printError("ringctl: no snapshot from the lock service at \(endpoints.locks) yet; showing its events as they come")
+            }
         }
 
         // One stream of inputs: the events, and a fresh snapshot every second,
@@ -70,6 +83,7 @@ struct WatchCommand: AsyncParsableCommand {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
                 if let snapshot = await snapshot(client) { feed.yield(.snapshot(snapshot)) }
+                if wantsLocks, let snapshot = await lockSnapshot(locks) { feed.yield(.lockSnapshot(snapshot)) }
             }
         }
         defer {
@@ -86,6 +100,13 @@ struct WatchCommand: AsyncParsableCommand {
                     printError("ringctl: placement restarted (incarnation \(snapshot.incarnation)); fresh snapshot follows")
                     tracker.reset(to: snapshot)
                     if wantsPlacementSnapshot { emit(snapshot) }
+                }
+                continue
+            case .lockSnapshot(let snapshot):
+                if lockTracker.isNewIncarnation(snapshot.incarnation) {
+                    printError("ringctl: the lock service restarted (incarnation \(snapshot.incarnation)); fresh snapshot follows")
+                    lockTracker.reset(incarnation: snapshot.incarnation, lastSeq: snapshot.lastSeq)
+                    emit(snapshot)
                 }
                 continue
             case .event(let event):
@@ -106,6 +127,20 @@ struct WatchCommand: AsyncParsableCommand {
                     }
                 }
                 tracker.record(topic: received.topic, event)
+            } else {
+                switch lockTracker.classify(topic: received.topic, event) {
+                case .seen:
+                    continue
+                case .next:
+                    break
+                case .gapOrRestart:
+                    if let snapshot = await lockSnapshot(locks) {
+                        lockTracker.reset(incarnation: snapshot.incarnation, lastSeq: snapshot.lastSeq)
+                        emit(snapshot)
+                        if lockTracker.classify(topic: received.topic, event) == .seen { continue }
+                    }
+                }
+                lockTracker.record(topic: received.topic, event)
             }
             writeLine(cluster.json ? EventFormatter.json(topic: received.topic, event) : EventFormatter.human(topic: received.topic, event))
             printed += 1
@@ -115,6 +150,10 @@ struct WatchCommand: AsyncParsableCommand {
 
     private func emit(_ snapshot: WireSnapshotReply) {
         for line in EventFormatter.snapshotLines(snapshot, json: cluster.json) { writeLine(line) }
+    }
+
+    private func emit(_ snapshot: WireLockSnapshotReply) {
+        for line in EventFormatter.lockSnapshotLines(snapshot, json: cluster.json) { writeLine(line) }
     }
 
     /// Writes straight to stdout, unbuffered, so a pipe sees each event at once.
@@ -131,10 +170,11 @@ struct WatchCommand: AsyncParsableCommand {
 enum WatchInput: Sendable {
     case event(ReceivedEvent)
     case snapshot(WireSnapshotReply)
+    case lockSnapshot(WireLockSnapshotReply)
 }
 
-/// Which placement events a watcher has seen, per topic, within one placement
-/// incarnation.
+/// Which events of one publisher (placement, or the lock service) a watcher
+/// has seen, per topic, within one incarnation of that publisher.
 struct SequenceTracker {
     enum Verdict: Equatable { case seen, next, gapOrRestart }
 
@@ -143,12 +183,20 @@ struct SequenceTracker {
 
     /// Whether `snapshot` comes from another run of placement than the one tracked.
     func isNewIncarnation(_ snapshot: WireSnapshotReply) -> Bool {
-        incarnation != snapshot.incarnation
+        isNewIncarnation(snapshot.incarnation)
+    }
+
+    func isNewIncarnation(_ incarnation: UInt64) -> Bool {
+        self.incarnation != incarnation
     }
 
     mutating func reset(to snapshot: WireSnapshotReply) {
-        incarnation = snapshot.incarnation
-        last = snapshot.lastSeq
+        reset(incarnation: snapshot.incarnation, lastSeq: snapshot.lastSeq)
+    }
+
+    mutating func reset(incarnation: UInt64, lastSeq: [String: UInt64]) {
+        self.incarnation = incarnation
+        last = lastSeq
     }
 
     func classify(topic: String, _ event: WireEvent) -> Verdict {

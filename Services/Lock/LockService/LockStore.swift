@@ -1,0 +1,143 @@
+import Foundation
+import GRDB
+
+/// The lock service's durable state in SQLite: one row per lock name ever
+/// granted, with its highest token and its holder.
+///
+/// WAL mode with `synchronous = FULL`: a commit returns once it is on disk,
+/// and the server answers a grant, a ttl change or a release only after the
+/// commit of its reactor turn (one transaction for the whole turn). The
+/// connection holds SQLite's exclusive lock, so a second lock service started
+/// on the same data directory fails instead of handing out the same locks.
+public final class LockStore {
+    /// The database file.
+    public let path: String
+    private var queue: DatabaseQueue?
+    /// Commits so far, for Health and tests.
+    public private(set) var commits = 0
+
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS locks (
+            name TEXT PRIMARY KEY NOT NULL,
+            last_token INTEGER NOT NULL,
+            owner TEXT,
+            token INTEGER,
+            ttl_us INTEGER,
+            guard_ttl_us INTEGER,
+            expires_unix_micros INTEGER
+        ) WITHOUT ROWID
+        """
+    static let upsert = """
+        INSERT OR REPLACE INTO locks (name, last_token, owner, token, ttl_us, guard_ttl_us, expires_unix_micros)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        """
+    static let version: Int64 = 1
+
+    /// Opens (creating if needed) `locks.sqlite` in `directory`.
+    public init(directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        path = directory.appendingPathComponent("locks.sqlite").path
+        var configuration = Configuration()
+        configuration.label = "ringstore.lock"
+        configuration.journalMode = .wal
+        configuration.busyMode = .immediateError
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
+        }
+        let queue: DatabaseQueue
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+        } catch {
+            throw LockStoreError("cannot open \(path): \(Self.describe(error))")
+        }
+        do {
+            try queue.inDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                let version = try Int64.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+                guard version <= Self.version else {
+                    throw LockStoreError("\(path) has schema version \(version); this lock service knows up to \(Self.version)")
+                }
+                // Takes the exclusive lock now, not at the first grant.
+                try db.inTransaction(.immediate) {
+                    try db.execute(sql: Self.schema)
+                    try db.execute(sql: "PRAGMA user_version = \(Self.version)")
+                    return .commit
+                }
+            }
+        } catch let error as LockStoreError {
+            try? queue.close()
+            throw error
+        } catch {
+            try? queue.close()
+            throw LockStoreError("cannot open \(path): \(Self.describe(error)) (is another lock service using this data directory?)")
+        }
+        self.queue = queue
+    }
+
+    deinit { close() }
+
+    /// Closes the database; later calls fail.
+    public func close() {
+        try? queue?.close()
+        queue = nil
+    }
+
+    /// Every persisted lock.
+    public func load() throws -> [LockRecord] {
+        guard let queue else { throw LockStoreError("\(path) is closed") }
+        return try queue.inDatabase { db in
+            try Row.fetchAll(db, sql: "SELECT name, last_token, owner, token, ttl_us, guard_ttl_us, expires_unix_micros FROM locks").map { row in
+                let name: String = row[0]
+                let lastToken = UInt64(bitPattern: row[1] as Int64)
+                var holder: LockRecord.Holder?
+                if let owner: String = row[2], let token: Int64 = row[3] {
+                    let ttl = Duration.microseconds(row[4] as Int64? ?? 0)
+                    let guardTTL = Duration.microseconds(row[5] as Int64? ?? 0)
+                    holder = LockRecord.Holder(owner: owner, token: UInt64(bitPattern: token), ttl: ttl,
+                                               guardTTL: max(ttl, guardTTL), expiresWallMicros: row[6] as Int64? ?? 0)
+                }
+                return LockRecord(name: name, lastToken: lastToken, holder: holder)
+            }
+        }
+    }
+
+    /// Writes `records` in one transaction; returns once they are on disk.
+    public func save(_ records: [LockRecord]) throws(LockStoreError) {
+        guard !records.isEmpty else { return }
+        guard let queue else { throw LockStoreError("\(path) is closed") }
+        do {
+            try queue.inDatabase { db in
+                try db.inTransaction(.immediate) {
+                    let statement = try db.cachedStatement(sql: Self.upsert)
+                    for record in records {
+                        let holder = record.holder
+                        try statement.execute(arguments: [
+                            record.name,
+                            Int64(bitPattern: record.lastToken),
+                            holder?.owner,
+                            holder.map { Int64(bitPattern: $0.token) },
+                            holder?.ttl.wholeMicroseconds,
+                            holder?.guardTTL.wholeMicroseconds,
+                            holder?.expiresWallMicros,
+                        ])
+                    }
+                    return .commit
+                }
+            }
+        } catch {
+            throw LockStoreError("cannot write \(records.count) lock records to \(path): \(Self.describe(error))")
+        }
+        commits += 1
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError { return error.message ?? "\(error)" }
+        return "\(error)"
+    }
+}
+
+/// The lock store could not be opened, read or written.
+public struct LockStoreError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

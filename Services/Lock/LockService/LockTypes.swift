@@ -1,0 +1,218 @@
+import RingProtocol
+
+/// The time of an input to the lock table: a monotonic instant for leases and
+/// waits, and the wall clock for what is shown to people and clients.
+public struct LockTime: Sendable, Equatable {
+    /// Monotonic time since an arbitrary origin (the process start).
+    public var monotonic: Duration
+    /// Microseconds since the Unix epoch.
+    public var wallMicros: Int64
+
+    public init(monotonic: Duration, wallMicros: Int64) {
+        self.monotonic = monotonic
+        self.wallMicros = wallMicros
+    }
+
+    /// The wall-clock time `duration` after this one.
+    func wall(after duration: Duration) -> Int64 {
+        wallMicros &+ duration.wholeMicroseconds
+    }
+}
+
+/// What the lock table accepts.
+public struct LockLimits: Sendable, Equatable {
+    /// The longest lease a client may ask for.
+    public var maxTTL: Duration
+    /// The longest a client may wait in a queue.
+    public var maxWait: Duration
+    /// The longest lock name and owner id, in UTF-8 bytes.
+    public var maxNameBytes: Int
+    /// The most waiters queued on one lock.
+    public var maxWaitersPerLock: Int
+    /// The most locks held or waited for at once.
+    public var maxActiveLocks: Int
+
+    public init(maxTTL: Duration = .seconds(3600), maxWait: Duration = .seconds(3600), maxNameBytes: Int = 256,
+                maxWaitersPerLock: Int = 10_000, maxActiveLocks: Int = 1_000_000) {
+        self.maxTTL = maxTTL
+        self.maxWait = maxWait
+        self.maxNameBytes = maxNameBytes
+        self.maxWaitersPerLock = maxWaitersPerLock
+        self.maxActiveLocks = maxActiveLocks
+    }
+}
+
+/// The lease of a lock's current holder.
+public struct LockLease: Sendable, Equatable {
+    public let name: String
+    public let owner: String
+    /// The fencing token: strictly increasing per lock name, never reused.
+    public let token: UInt64
+    /// The lease length the holder asked for last.
+    public internal(set) var ttl: Duration
+    /// The longest ttl this lease ever had: a restart restores the lease for
+    /// this long, which outlasts whatever the holder may still believe it has.
+    public internal(set) var guardTTL: Duration
+    /// When the lease runs out unless renewed (monotonic).
+    public internal(set) var expiresAt: Duration
+    /// The same moment on the wall clock, microseconds since the Unix epoch.
+    public internal(set) var expiresWallMicros: Int64
+
+    /// The lease as the wire carries it.
+    public var wire: WireLockGrant {
+        WireLockGrant.with {
+            $0.name = name
+            $0.owner = owner
+            $0.token = token
+            $0.ttlMillis = UInt64(max(0, ttl.wholeMilliseconds))
+            $0.expiresUnixMicros = expiresWallMicros
+        }
+    }
+}
+
+/// A queued acquire, waiting for the lock to pass on.
+public struct LockWaiter: Sendable, Equatable {
+    /// The server's handle for the parked request.
+    public let id: UInt64
+    public let owner: String
+    /// The lease to grant.
+    public let ttl: Duration
+    /// When the waiter stops waiting (monotonic); it is never granted after this.
+    public let deadline: Duration
+    public let deadlineWallMicros: Int64
+
+    public var wire: WireLockWaiter {
+        WireLockWaiter.with {
+            $0.owner = owner
+            $0.waitUntilUnixMicros = deadlineWallMicros
+        }
+    }
+}
+
+/// Something the lock service publishes, after the change is durable.
+public struct LockEvent: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// A lease was granted (at once or to a waiter).
+        case acquired
+        /// The holder released the lock.
+        case released
+        /// A lease ran out without a renewal.
+        case expired
+        /// The holder lost the lock without releasing it; also sent on the
+        /// holder's own topic, `owner/<owner id>`.
+        case lost
+    }
+
+    public let kind: Kind
+    public let name: String
+    public let owner: String
+    public let token: UInt64
+    /// The lease's end for `acquired`, microseconds since the Unix epoch; 0 otherwise.
+    public let expiresWallMicros: Int64
+    /// Why, for `expired` and `lost`.
+    public let reason: String
+
+    public var details: WireLockDetails {
+        WireLockDetails.with {
+            $0.name = name
+            $0.owner = owner
+            $0.token = token
+            $0.expiresUnixMicros = expiresWallMicros
+            $0.reason = reason
+        }
+    }
+}
+
+/// What the server must do after a change to the table, in order.
+public enum LockEffect: Sendable, Equatable {
+    /// Answer the parked acquire `waiter` with this grant.
+    case granted(waiter: UInt64, lease: LockLease)
+    /// Answer the parked acquire `waiter` with DEADLINE_EXCEEDED: its wait ran out.
+    case waitExpired(waiter: UInt64, name: String, holder: String?)
+    /// Publish this event.
+    case event(LockEvent)
+}
+
+/// What an acquire did.
+public enum AcquireResult: Sendable, Equatable {
+    /// Granted now.
+    case granted(LockLease)
+    /// Queued: a later `.granted` or `.waitExpired` effect answers it.
+    case queued(position: Int)
+}
+
+/// A refused request, with its gRPC-style status.
+public struct LockError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case invalidArgument, failedPrecondition, deadlineExceeded, resourceExhausted
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public var description: String { message }
+
+    static func invalid(_ message: String) -> LockError { LockError(kind: .invalidArgument, message: message) }
+    static func precondition(_ message: String) -> LockError { LockError(kind: .failedPrecondition, message: message) }
+
+    public var statusCode: WireStatusCode {
+        switch kind {
+        case .invalidArgument: .invalidArgument
+        case .failedPrecondition: .failedPrecondition
+        case .deadlineExceeded: .deadlineExceeded
+        case .resourceExhausted: .resourceExhausted
+        }
+    }
+}
+
+/// A lock's durable state: the highest token issued and the holder, if any.
+public struct LockRecord: Sendable, Equatable {
+    public struct Holder: Sendable, Equatable {
+        public var owner: String
+        public var token: UInt64
+        public var ttl: Duration
+        public var guardTTL: Duration
+        /// For people only: a restart never trusts the wall clock.
+        public var expiresWallMicros: Int64
+
+        public init(owner: String, token: UInt64, ttl: Duration, guardTTL: Duration, expiresWallMicros: Int64) {
+            self.owner = owner
+            self.token = token
+            self.ttl = ttl
+            self.guardTTL = guardTTL
+            self.expiresWallMicros = expiresWallMicros
+        }
+    }
+
+    public var name: String
+    public var lastToken: UInt64
+    public var holder: Holder?
+
+    public init(name: String, lastToken: UInt64, holder: Holder?) {
+        self.name = name
+        self.lastToken = lastToken
+        self.holder = holder
+    }
+}
+
+extension Duration {
+    /// Whole microseconds, rounded toward zero.
+    var wholeMicroseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds &* 1_000_000 &+ attoseconds / 1_000_000_000_000
+    }
+
+    /// Whole milliseconds, rounded toward zero.
+    var wholeMilliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds &* 1000 &+ attoseconds / 1_000_000_000_000_000
+    }
+
+    /// A human form: `1.5s`, `250ms`.
+    var shortDescription: String {
+        let millis = wholeMilliseconds
+        if millis % 1000 == 0 { return "\(millis / 1000)s" }
+        if millis >= 1000 { return "\(Double(millis) / 1000)s" }
+        return "\(millis)ms"
+    }
+}

@@ -1,0 +1,155 @@
+import RPC
+import RingProtocol
+import ZeroMQ
+
+/// A lease granted by the lock service.
+public struct LockGrant: Sendable, Equatable {
+    public let name: String
+    public let owner: String
+    /// The fencing token: strictly increasing per lock name. Pass it with
+    /// every write the lock protects (`put --fence NAME:TOKEN`).
+    public let token: UInt64
+    public let ttl: Duration
+    /// When the service will expire the lease unless renewed, microseconds
+    /// since the Unix epoch, on the service's wall clock.
+    public let expiresUnixMicros: Int64
+    /// A conservative local deadline: the request that produced this grant was
+    /// sent before the lease started, so the lease lasts at least until
+    /// `sentAt + ttl` on this process's monotonic clock.
+    public let validUntil: ContinuousClock.Instant
+
+    public init(wire: WireLockGrant, sentAt: ContinuousClock.Instant) {
+        name = wire.name
+        owner = wire.owner
+        token = wire.token
+        ttl = .milliseconds(Int64(min(wire.ttlMillis, 1 << 40)))
+        expiresUnixMicros = wire.expiresUnixMicros
+        validUntil = sentAt + ttl
+    }
+
+    /// When the request that produced this grant was sent.
+    public var sentAt: ContinuousClock.Instant { validUntil - ttl }
+}
+
+/// The lock service's API: acquire, renew, release, status and list, as one
+/// owner.
+///
+/// Acquire is not retried (a retry would queue twice); renew is retried on
+/// UNAVAILABLE within the call timeout (it is idempotent); release is not
+/// (a repeat after a lost reply would find the token stale). For a lease
+/// kept alive in the background, use ``hold(_:ttl:wait:renewEvery:onLost:)``.
+///
+/// Thread-safe: one client serves any number of concurrent tasks.
+public final class LockClient: Sendable {
+    /// The owner id sent with every request; renew and release must come from
+    /// the owner that acquired.
+    public let owner: String
+    /// The lock service's request endpoint.
+    public let endpoint: String
+    /// How long a call may take (an acquire gets its wait on top).
+    public let callTimeout: Duration
+    private let rpc: RPCClient
+
+    /// A client of the lock service at `endpoint`, acting as `owner`.
+    public init(context: ZMQContext, endpoint: String, owner: String, caller: String? = nil,
+                callTimeout: Duration = .seconds(2)) throws(ZMQError) {
+        self.owner = owner
+        self.endpoint = ClusterEndpoints.normalize(endpoint)
+        self.callTimeout = callTimeout
+        rpc = try RPCClient(context: context, endpoint: self.endpoint, caller: caller ?? "lock-client \(owner)")
+    }
+
+    /// A client of the cluster's lock service (`endpoints.locks`).
+    public convenience init(context: ZMQContext, endpoints: ClusterEndpoints, owner: String, caller: String? = nil,
+                            callTimeout: Duration = .seconds(2)) throws(ZMQError) {
+        try self.init(context: context, endpoint: endpoints.locks, owner: owner, caller: caller, callTimeout: callTimeout)
+    }
+
+    deinit { rpc.close() }
+
+    /// Ends the connection; calls in flight fail with UNAVAILABLE.
+    public func close() { rpc.close() }
+
+    /// Acquires `name` with a lease of `ttl`. With `wait` zero it only tries
+    /// (FAILED_PRECONDITION when held); otherwise the service queues the
+    /// request FIFO and answers with the grant the moment the lock passes on,
+    /// or DEADLINE_EXCEEDED when `wait` runs out. Re-acquiring a lock this
+    /// owner holds is refused (FAILED_PRECONDITION).
+    public func acquire(_ name: String, ttl: Duration, wait: Duration = .zero) async throws(RPCError) -> LockGrant {
+        let request = WireLockAcquireRequest.with {
+            $0.name = name
+            $0.owner = owner
+            $0.ttlMillis = Self.millis(ttl)
+            $0.waitMillis = wait > .zero ? Self.millis(wait) : 0
+        }
+        let sent = ContinuousClock.now
+        let reply = try await rpc.call(LockMethods.acquire, request, options: CallOptions(timeout: max(wait, .zero) + callTimeout))
+        return LockGrant(wire: reply.grant, sentAt: sent)
+    }
+
+    /// Extends the lease of `name` held with `token` to `ttl` (nil: its ttl) from now.
+    public func renew(_ name: String, token: UInt64, ttl: Duration? = nil, timeout: Duration? = nil) async throws(RPCError) -> LockGrant {
+        let request = WireLockRenewRequest.with {
+            $0.name = name
+            $0.owner = owner
+            $0.token = token
+            $0.ttlMillis = ttl.map(Self.millis) ?? 0
+        }
+        let sent = ContinuousClock.now
+        let reply = try await rpc.call(LockMethods.renew, request, options: CallOptions(timeout: timeout ?? callTimeout))
+        return LockGrant(wire: reply.grant, sentAt: sent)
+    }
+
+    /// Frees `name`, held with `token`; the next waiter gets it.
+    public func release(_ name: String, token: UInt64) async throws(RPCError) {
+        let request = WireLockReleaseRequest.with {
+            $0.name = name
+            $0.owner = owner
+            $0.token = token
+        }
+        _ = try await rpc.call(LockMethods.release, request, options: CallOptions(timeout: callTimeout))
+    }
+
+    /// The holder, waiters and last token of `name` (no holder: free).
+    public func status(_ name: String) async throws(RPCError) -> WireLockInfo {
+        try await rpc.call(LockMethods.status, WireLockStatusRequest.with { $0.name = name },
+                           options: CallOptions(timeout: callTimeout)).lock
+    }
+
+    /// Every lock held or waited for.
+    public func list() async throws(RPCError) -> [WireLockInfo] {
+        try await rpc.call(LockMethods.list, WireLockListRequest(), options: CallOptions(timeout: callTimeout)).locks
+    }
+
+    /// The clone pattern's snapshot of the `lock` topic.
+    public func snapshot() async throws(RPCError) -> WireLockSnapshotReply {
+        try await rpc.call(LockMethods.snapshot, WireLockSnapshotRequest(), options: CallOptions(timeout: callTimeout))
+    }
+
+    /// Acquires `name` and keeps the lease renewed in the background until
+    /// released, stopped, or lost; `onLost` (and the keeper's `changes`) say
+    /// when it is lost. Throws what `acquire` throws.
+    public func hold(_ name: String, ttl: Duration, wait: Duration = .zero, renewEvery: Duration? = nil,
+                     onLost: (@Sendable (String) -> Void)? = nil) async throws(RPCError) -> LeaseKeeper {
+        var grant = try await acquire(name, ttl: ttl, wait: wait)
+        // After a long wait the grant may have come late in the request's life;
+        // a renewal now gives a local deadline close to the real one.
+        if ContinuousClock.now - grant.sentAt > ttl / 3 {
+            do {
+                grant = try await renew(name, token: grant.token)
+            } catch {
+                try? await release(name, token: grant.token)
+                throw error
+            }
+        }
+        return LeaseKeeper(client: self, grant: grant, renewEvery: renewEvery, onLost: onLost)
+    }
+
+    static func millis(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0, attoseconds >= 0 else { return 0 }
+        // Round up so that a sub-millisecond remainder never shortens the lease to 0.
+        let micros = UInt64(seconds) * 1_000_000 + UInt64(attoseconds / 1_000_000_000_000)
+        return (micros + 999) / 1000
+    }
+}
