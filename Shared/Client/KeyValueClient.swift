@@ -90,14 +90,25 @@ public final class KeyValueClient: Sendable {
     /// Writes `value` under `key` and returns the new version. `ifVersion` makes
     /// the put conditional on the key's newest version being exactly that one,
     /// `ifAbsent` on the key being absent or deleted (FAILED_PRECONDITION otherwise).
+    /// A `fence` (a lock name and the token the lock service granted) makes the
+    /// write refused with FAILED_PRECONDITION when a replica has seen a higher
+    /// token for that lock on this key: a holder whose lease ran out cannot
+    /// overwrite its successor's writes.
     public func put(key: [UInt8], value: [UInt8], quorum: WireQuorum = .init(),
-                    ifVersion: WireVersion? = nil, ifAbsent: Bool = false) async throws(RPCError) -> WirePutReply {
+                    ifVersion: WireVersion? = nil, ifAbsent: Bool = false,
+                    fence: (name: String, token: UInt64)? = nil) async throws(RPCError) -> WirePutReply {
         var request = WirePutRequest()
         request.key = .init(key)
         request.value = .init(value)
         request.quorum = quorum
         if let ifVersion { request.ifVersion = ifVersion }
         request.ifAbsent = ifAbsent
+        if let fence {
+            request.fence = WireFence.with {
+                $0.name = fence.name
+                $0.token = fence.token
+            }
+        }
         return try await route(key: key, idempotent: false) { client, options throws(RPCError) in
             try await client.call(StorageMethods.put, request, options: options)
         }

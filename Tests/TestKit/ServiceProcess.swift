@@ -18,16 +18,17 @@ public final class ServiceProcess: @unchecked Sendable {
         return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     }
 
-    /// Starts `executable` with `arguments`; output goes to a temporary log file.
+    /// Starts `executable` (one of ours, or an absolute path) with `arguments`;
+    /// output goes to a temporary log file.
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
-        name = executable
+        name = (executable as NSString).lastPathComponent
         self.arguments = arguments
-        let binary = Self.binDirectory.appendingPathComponent(executable)
+        let binary = executable.hasPrefix("/") ? URL(fileURLWithPath: executable) : Self.binDirectory.appendingPathComponent(executable)
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw FixtureError("\(binary.path) is not built; run `swift build` first")
         }
         logURL = FileManager.default.temporaryDirectory
-            .appendingPathComponent("ringstore-test-\(executable)-\(UUID().uuidString.prefix(8)).log")
+            .appendingPathComponent("ringstore-test-\(name)-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = binary

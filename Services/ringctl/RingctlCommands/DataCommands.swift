@@ -34,6 +34,9 @@ struct PutCommand: AsyncParsableCommand {
                                valueName: "version"))
     var ifVersion: String?
     @Flag(help: "Write only if the key is absent or deleted.") var ifAbsent = false
+    @Option(help: ArgumentHelp("A fenced write: refused when a replica has seen a higher token of lock NAME on this key (the token `lock acquire` printed).",
+                               valueName: "NAME:TOKEN"))
+    var fence: String?
     @OptionGroup var bulk: BulkOptions
     @OptionGroup var cluster: ClusterOptions
 
@@ -44,6 +47,17 @@ struct PutCommand: AsyncParsableCommand {
         }
         if ifVersion != nil && ifAbsent { throw ValidationError("--if-version and --if-absent exclude each other") }
         if ifVersion != nil && bulk.stdin { throw ValidationError("--if-version applies to one key, not to --stdin") }
+        if let fence, Self.parseFence(fence) == nil {
+            throw ValidationError("--fence must be NAME:TOKEN with a lock name and a token above 0, not '\(fence)'")
+        }
+    }
+
+    /// "NAME:TOKEN", split at the last colon (a lock name may hold colons).
+    static func parseFence(_ text: String) -> (name: String, token: UInt64)? {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        let name = String(text[..<colon])
+        guard !name.isEmpty, let token = UInt64(text[text.index(after: colon)...]), token > 0 else { return nil }
+        return (name, token)
     }
 
     func run() async throws {
@@ -53,6 +67,7 @@ struct PutCommand: AsyncParsableCommand {
         let quorum = quorum.wire
         let ifVersion = ifVersion.flatMap(VersionText.parse)
         let ifAbsent = ifAbsent
+        let fence = fence.flatMap(Self.parseFence)
         if bulk.stdin {
             try await BulkRunner.run(concurrency: bulk.concurrency) { line in
                 let key: [UInt8], value: [UInt8]
@@ -61,7 +76,7 @@ struct PutCommand: AsyncParsableCommand {
                 case .success(let parsed): (key, value) = parsed
                 }
                 do {
-                    _ = try await client.put(key: key, value: value, quorum: quorum, ifVersion: ifVersion, ifAbsent: ifAbsent)
+                    _ = try await client.put(key: key, value: value, quorum: quorum, ifVersion: ifVersion, ifAbsent: ifAbsent, fence: fence)
                     return (key, .ok)
                 } catch {
                     return (key, .error(BulkOutcome.reason(error)))
@@ -73,7 +88,7 @@ struct PutCommand: AsyncParsableCommand {
         let reply: WirePutReply
         do {
             reply = try await client.put(key: Array(key.utf8), value: Array(value.utf8), quorum: quorum,
-                                         ifVersion: ifVersion, ifAbsent: ifAbsent)
+                                         ifVersion: ifVersion, ifAbsent: ifAbsent, fence: fence)
         } catch {
             printError("ringctl: put \(key): \(error)")
             throw ExitCode(1)

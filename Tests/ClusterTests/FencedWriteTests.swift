@@ -1,0 +1,141 @@
+import Foundation
+import RPC
+import RingProtocol
+import RingstoreClient
+import Synchronization
+import Testing
+import TestKit
+import ZeroMQ
+
+/// Locks and fenced writes together on real processes: mutual exclusion for a
+/// read-modify-write, and a fencing token that storage nodes enforce so a
+/// holder whose lease ran out cannot overwrite its successor.
+@Suite(.serialized, .timeLimit(.minutes(10))) struct FencedWriteTests {
+    struct Write: Sendable {
+        let token: UInt64
+        let value: Int
+    }
+
+    /// What the clients did, shared between their tasks.
+    final class Log: Sendable {
+        let writes = Mutex<[Write]>([])
+        let refused = Atomic<Int>(0)
+    }
+
+    @Test func eightClientsIncrementACounterUnderTheLockThroughALockServiceRestart() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.startAndSettle()
+        let context = try ZMQContext()
+        defer { context.shutdown() }
+        let endpoints = ClusterEndpoints(placement: cluster.placementEndpoint, locks: cluster.lockEndpoint,
+                                         nodes: (0..<3).map(cluster.nodeAddress))
+        let log = Log()
+        let clients = 8, rounds = 200
+        let key = Array("counter".utf8)
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<clients {
+                group.addTask {
+                    let locks = try LockClient(context: context, endpoints: endpoints, owner: "client-\(index)")
+                    let data = try KeyValueClient(context: context, endpoints: endpoints, caller: "client-\(index)")
+                    defer { locks.close(); data.close() }
+                    var done = 0
+                    while done < rounds {
+                        // Errors while the lock service restarts: ask again.
+                        guard let grant = try? await locks.acquire("counter", ttl: .seconds(10), wait: .seconds(30)) else { continue }
+                        do {
+                            let current = try await data.get(key: key)
+                            let next = (current.found ? Int(String(decoding: current.value, as: UTF8.self)) ?? -1_000_000 : 0) + 1
+                            _ = try await data.put(key: key, value: Array("\(next)".utf8), fence: ("counter", grant.token))
+                            log.writes.withLock { $0.append(Write(token: grant.token, value: next)) }
+                            done += 1
+                        } catch let error as RPCError where error.code == .failedPrecondition {
+                            log.refused.add(1, ordering: .relaxed)
+                        } catch {}
+                        try? await locks.release("counter", token: grant.token)
+                    }
+                }
+            }
+            // Kill the lock service mid-run and bring it back.
+            group.addTask {
+                try await waitUntil("a quarter of the increments", timeout: .seconds(300), interval: .milliseconds(50)) {
+                    log.writes.withLock { $0.count } >= clients * rounds / 4
+                }
+                _ = try await cluster.lock.stop(signal: SIGKILL)
+                try await cluster.startLock()
+            }
+            try await group.waitForAll()
+        }
+
+        let client = try KeyValueClient(context: context, endpoints: endpoints, caller: "checker")
+        defer { client.close() }
+        let final = try await client.get(key: key)
+        #expect(String(decoding: final.value, as: UTF8.self) == "\(clients * rounds)")
+        // In token order, the writes counted 1, 2, 3, ...: tokens strictly increase
+        // with the counter, none was reused, and no increment was lost.
+        let ordered = log.writes.withLock { $0 }.sorted { $0.token < $1.token }
+        #expect(ordered.count == clients * rounds)
+        #expect(Set(ordered.map(\.token)).count == ordered.count)
+        #expect(ordered.map(\.value) == Array(1...(clients * rounds)))
+        #expect(log.refused.load(ordering: .relaxed) == 0, "no holder in these runs outlives its lease")
+        try await cluster.stop()
+    }
+
+    @Test func aHolderPausedPastItsLeaseIsRefusedWhenItWritesWithItsOldToken() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.startAndSettle()
+        let target = ["--placement", cluster.placementEndpoint, "--locks", cluster.lockEndpoint]
+        let options = target.joined(separator: " ")
+        let ringctl = ServiceProcess.binDirectory.appendingPathComponent("ringctl").path
+        let tokenFile = cluster.dataDirectory.appendingPathComponent("stale-token")
+        // The stale holder: acquires with a 1 s lease, stops itself (SIGSTOP),
+        // and writes with its token once continued.
+        let script = """
+            T=$(\(ringctl) lock acquire fenced --ttl 1 --owner stale \(options)) || exit 3
+            echo $T > \(tokenFile.path)
+            kill -STOP $$
+            exec \(ringctl) put shared stale-write --fence fenced:$T \(options)
+            """
+        let stale = try ServiceProcess("/bin/sh", ["-c", script])
+        try await waitUntil("the holder to stop itself", timeout: .seconds(20)) {
+            let stat = (try? String(contentsOfFile: "/proc/\(stale.pid)/stat", encoding: .utf8)) ?? ""
+            return stat.split(separator: " ").dropFirst(2).first == "T"
+        }
+        let staleToken = try #require(UInt64(String(contentsOf: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+
+        // Its lease runs out while it is stopped; the next owner gets a higher token and writes.
+        let acquired = try await ToolRun.run("ringctl", ["lock", "acquire", "fenced", "--ttl", "30", "--wait", "10", "--owner", "successor"]
+                                                + target)
+        #expect(acquired.status == 0, "\(acquired.stderr)")
+        let token = try #require(UInt64(acquired.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(token > staleToken)
+        let written = try await ToolRun.run("ringctl", ["put", "shared", "successor-write", "--fence", "fenced:\(token)"] + target)
+        #expect(written.status == 0, "\(written.stderr)")
+
+        // Continued, the stale holder writes with its old token and is refused.
+        kill(stale.pid, SIGCONT)
+        let status = try await stale.waitForExit()
+        #expect(status != 0)
+        let read = try await ToolRun.run("ringctl", ["get", "shared"] + target)
+        #expect(read.stdout == "successor-write\n")
+        // Every replica remembers the token: a lower one is refused through any node.
+        for index in 0..<3 {
+            let client = try cluster.nodeClient(index)
+            defer { client.close() }
+            let request = WirePutRequest.with {
+                $0.key = Data("shared".utf8)
+                $0.value = Data("late".utf8)
+                $0.fence = WireFence.with { $0.name = "fenced"; $0.token = staleToken }
+            }
+            await #expect(throws: RPCError.self) { try await client.call(StorageMethods.put, request) }
+            let replica = try await client.call(StorageMethods.replicaRead, WireReplicaReadRequest.with { $0.key = Data("shared".utf8) })
+            #expect(replica.record.value == Data("successor-write".utf8))
+        }
+        // The same token again is fine (a holder may write many times).
+        let again = try await ToolRun.run("ringctl", ["put", "shared", "second", "--fence", "fenced:\(token)"] + target)
+        #expect(again.status == 0, "\(again.stderr)")
+        let garbage = try await ToolRun.run("ringctl", ["put", "shared", "x", "--fence", "no-token"] + target)
+        #expect(garbage.status != 0 && garbage.stderr.contains("NAME:TOKEN"))
+        try await cluster.stop()
+    }
+}
