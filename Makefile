@@ -20,7 +20,7 @@ export PATH := $(PATH):/opt/swift/usr/bin
 
 bin = $$($(SWIFT) build -c $(CONFIG) --show-bin-path)
 
-.PHONY: help deps build up down start start-node join stop kill test bench proto clean-data status
+.PHONY: help deps build up down start start-node join stop kill test bench demo proto clean-data status
 
 help:
 	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/"
@@ -29,6 +29,7 @@ help:
 	@echo "make start N=2     (re)start node 2              make stop N=2 / make kill N=2: SIGTERM / SIGKILL"
 	@echo "make status        ringctl status against the local cluster"
 	@echo "make test          every test"
+	@echo "make demo          make up, a workload, the event stream, node 4 joining (migration) and leaving"
 	@echo "make bench         benchmarks (ring, storage engine, key-value path on the local cluster, RPC echo)"
 	@echo "make proto         regenerate the protobuf Swift code"
 	@echo "make clean-data    remove $(RUN)/ (after make down)"
@@ -126,6 +127,10 @@ bench: deps
 	$(bin)/ringstore-placement --listen tcp://127.0.0.1:$$port --publish tcp://127.0.0.1:* --log-level warning & pid=$$!; \
 	trap "kill $$pid" EXIT; \
 	$(bin)/ringctl bench echo --placement tcp://127.0.0.1:$$port
+
+# A short tour: a workload, live events, a join and its migration, a leave.
+demo: up
+	@RUN=$(RUN) deploy/local/demo.sh $(bin)
 
 # Regenerate the protobuf code with Debian's protoc and the protoc-gen-swift of
 # the swift-protobuf version this package depends on; the method descriptors

@@ -39,6 +39,10 @@ enum EventFormatter {
             fields += [("name", lock.name), ("owner", lock.owner), ("token", Int(lock.token))]
             if lock.expiresUnixMicros > 0 { fields.append(("expires", Timestamp.iso8601(micros: lock.expiresUnixMicros))) }
             if !lock.reason.isEmpty { fields.append(("reason", lock.reason)) }
+        case .repair(let repair)?:
+            fields += [("node", repair.node), ("arcs_compared", Int(repair.arcsCompared)), ("arcs_differing", Int(repair.arcsDiffering)),
+                       ("rows_pushed", Int(repair.rowsPushed)), ("rows_pulled", Int(repair.rowsPulled)),
+                       ("duration_ms", Int(repair.durationMicros / 1000)), ("reason", repair.reason)]
         case nil:
             break
         }

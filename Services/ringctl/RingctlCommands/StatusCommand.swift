@@ -18,7 +18,7 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Storage nodes to ask, comma-separated host:port (default: the members placement knows, else 127.0.0.1:7501-7503).", valueName: "addresses"))
     var nodes: String?
 
-    @Option(help: ArgumentHelp("Keep asking until every service is healthy and every node an up member, or this many seconds passed.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Keep asking until every service is healthy, every node an up member and no migration in flight, or this many seconds passed.", valueName: "seconds"))
     var wait: Double = 0
 
     func validate() throws {
@@ -70,11 +70,12 @@ struct StatusCommand: AsyncParsableCommand {
         let clock = ContinuousClock()
         let giveUp = clock.now + .milliseconds(Int64(wait * 1000))
         var results = await sweep(context: context)
-        while !results.allSatisfy(\.isSettled) && clock.now < giveUp {
+        var ring = await placementRing(context: context, endpoint: cluster.endpoints.placement)
+        while !(results.allSatisfy(\.isSettled) && (ring?.plan.pending.isEmpty ?? true)) && clock.now < giveUp {
             try await Task.sleep(for: .milliseconds(200))
             results = await sweep(context: context)
+            ring = await placementRing(context: context, endpoint: cluster.endpoints.placement)
         }
-        let ring = await placementRing(context: context, endpoint: cluster.endpoints.placement)
         let arcs = ring.map(StatusFormatter.arcsPerMember) ?? [:]
         if cluster.json {
             for result in results { print(StatusFormatter.json(result, arcs: arcs)) }

@@ -26,9 +26,11 @@ public enum PlacementMethods {
         path: "/ringstore.v1.Placement/ReportMigration", idempotent: false)
     public static let handoffComplete = RPCMethod<WireHandoffCompleteRequest, WireMembershipChangeReply>(
         path: "/ringstore.v1.Placement/HandoffComplete", idempotent: false)
+    public static let reportRepair = RPCMethod<WireReportRepairRequest, WireReportRepairReply>(
+        path: "/ringstore.v1.Placement/ReportRepair", idempotent: false)
 
     /// Every method path of this service.
-    public static let allPaths: [String] = [health.path, echo.path, join.path, leave.path, remove.path, heartbeat.path, getMembers.path, getRing.path, snapshot.path, reportMigration.path, handoffComplete.path]
+    public static let allPaths: [String] = [health.path, echo.path, join.path, leave.path, remove.path, heartbeat.path, getMembers.path, getRing.path, snapshot.path, reportMigration.path, handoffComplete.path, reportRepair.path]
 }
 
 /// The methods of `ringstore.v1.Lock` (services.proto).
@@ -74,7 +76,13 @@ public enum StorageMethods {
         path: "/ringstore.v1.Storage/Stats", idempotent: true)
     public static let migrateBatch = RPCMethod<WireMigrateBatchRequest, WireMigrateBatchReply>(
         path: "/ringstore.v1.Storage/MigrateBatch", idempotent: true)
+    public static let arcDigest = RPCMethod<WireArcDigestRequest, WireArcDigestReply>(
+        path: "/ringstore.v1.Storage/ArcDigest", idempotent: true)
+    public static let readRanges = RPCMethod<WireReadRangesRequest, WireReadRangesReply>(
+        path: "/ringstore.v1.Storage/ReadRanges", idempotent: true)
+    public static let repair = RPCMethod<WireRepairRequest, WireRepairReply>(
+        path: "/ringstore.v1.Storage/Repair", idempotent: true)
 
     /// Every method path of this service.
-    public static let allPaths: [String] = [health.path, echo.path, put.path, get.path, delete.path, replicaWrite.path, replicaRead.path, stats.path, migrateBatch.path]
+    public static let allPaths: [String] = [health.path, echo.path, put.path, get.path, delete.path, replicaWrite.path, replicaRead.path, stats.path, migrateBatch.path, arcDigest.path, readRanges.path, repair.path]
 }

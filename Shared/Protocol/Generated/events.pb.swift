@@ -109,6 +109,14 @@ public nonisolated struct WireEvent: @unchecked Sendable {
     set {_uniqueStorage()._details = .lock(newValue)}
   }
 
+  public var repair: WireRepairDetails {
+    get {
+      if case .repair(let v)? = _storage._details {return v}
+      return WireRepairDetails()
+    }
+    set {_uniqueStorage()._details = .repair(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// Details; later services add their messages to this oneof.
@@ -117,6 +125,7 @@ public nonisolated struct WireEvent: @unchecked Sendable {
     case ring(WireRingDetails)
     case migration(WireMigrationDetails)
     case lock(WireLockDetails)
+    case repair(WireRepairDetails)
 
   }
 
@@ -243,13 +252,39 @@ public nonisolated struct WireLockDetails: Sendable {
   public init() {}
 }
 
+/// An anti-entropy pass of one node (topic `migration`, type `anti_entropy`).
+public nonisolated struct WireRepairDetails: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var node: String = String()
+
+  public var arcsCompared: UInt32 = 0
+
+  public var arcsDiffering: UInt32 = 0
+
+  public var rowsPushed: UInt64 = 0
+
+  public var rowsPulled: UInt64 = 0
+
+  public var durationMicros: UInt64 = 0
+
+  /// "periodic", "requested" (ringctl repair) or "catch-up" (after a start).
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "ringstore.v1"
 
 nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Event"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}topic\0\u{1}type\0\u{1}epoch\0\u{1}seq\0\u{3}time_unix_micros\0\u{1}source\0\u{1}incarnation\0\u{2}\u{3}member\0\u{1}ring\0\u{1}migration\0\u{1}lock\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}topic\0\u{1}type\0\u{1}epoch\0\u{1}seq\0\u{3}time_unix_micros\0\u{1}source\0\u{1}incarnation\0\u{2}\u{3}member\0\u{1}ring\0\u{1}migration\0\u{1}lock\0\u{1}repair\0")
 
   fileprivate class _StorageClass {
     var _topic: String = String()
@@ -355,6 +390,19 @@ nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
             _storage._details = .lock(v)
           }
         }()
+        case 14: try {
+          var v: WireRepairDetails?
+          var hadOneofValue = false
+          if let current = _storage._details {
+            hadOneofValue = true
+            if case .repair(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._details = .repair(v)
+          }
+        }()
         default: break
         }
       }
@@ -404,6 +452,10 @@ nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case .lock?: try {
         guard case .lock(let v)? = _storage._details else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .repair?: try {
+        guard case .repair(let v)? = _storage._details else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
       }()
       case nil: break
       }
@@ -671,6 +723,66 @@ nonisolated extension WireLockDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.owner != rhs.owner {return false}
     if lhs.token != rhs.token {return false}
     if lhs.expiresUnixMicros != rhs.expiresUnixMicros {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRepairDetails: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RepairDetails"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{3}arcs_compared\0\u{3}arcs_differing\0\u{3}rows_pushed\0\u{3}rows_pulled\0\u{3}duration_micros\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.node) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.arcsCompared) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.arcsDiffering) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.rowsPushed) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.rowsPulled) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.durationMicros) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.node.isEmpty {
+      try visitor.visitSingularStringField(value: self.node, fieldNumber: 1)
+    }
+    if self.arcsCompared != 0 {
+      try visitor.visitSingularUInt32Field(value: self.arcsCompared, fieldNumber: 2)
+    }
+    if self.arcsDiffering != 0 {
+      try visitor.visitSingularUInt32Field(value: self.arcsDiffering, fieldNumber: 3)
+    }
+    if self.rowsPushed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rowsPushed, fieldNumber: 4)
+    }
+    if self.rowsPulled != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rowsPulled, fieldNumber: 5)
+    }
+    if self.durationMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.durationMicros, fieldNumber: 6)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRepairDetails, rhs: WireRepairDetails) -> Bool {
+    if lhs.node != rhs.node {return false}
+    if lhs.arcsCompared != rhs.arcsCompared {return false}
+    if lhs.arcsDiffering != rhs.arcsDiffering {return false}
+    if lhs.rowsPushed != rhs.rowsPushed {return false}
+    if lhs.rowsPulled != rhs.rowsPulled {return false}
+    if lhs.durationMicros != rhs.durationMicros {return false}
     if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

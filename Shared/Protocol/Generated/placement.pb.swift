@@ -94,6 +94,10 @@ public nonisolated struct WireMember: Sendable {
   /// Wall-clock time of that change, microseconds since the Unix epoch.
   public var stateSinceUnixMicros: Int64 = 0
 
+  /// False while a (re)started node catches up: hints others held for it are
+  /// not all delivered yet, or its first anti-entropy pass has not finished.
+  public var caughtUp: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -244,6 +248,9 @@ public nonisolated struct WireHeartbeatRequest: Sendable {
 
   /// The ring epoch the node has, so placement can tell it is behind.
   public var ringEpoch: UInt64 = 0
+
+  /// Whether the node has caught up since its start (see Member.caught_up).
+  public var caughtUp: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -428,6 +435,37 @@ public nonisolated struct WireHandoffCompleteRequest: Sendable {
   public init() {}
 }
 
+public nonisolated struct WireReportRepairRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var details: WireRepairDetails {
+    get {_details ?? WireRepairDetails()}
+    set {_details = newValue}
+  }
+  /// Returns true if `details` has been explicitly set.
+  public var hasDetails: Bool {self._details != nil}
+  /// Clears the value of `details`. Subsequent reads from it will return its default value.
+  public mutating func clearDetails() {self._details = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _details: WireRepairDetails? = nil
+}
+
+public nonisolated struct WireReportRepairReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "ringstore.v1"
@@ -438,7 +476,7 @@ nonisolated extension WireMemberState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension WireMember: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Member"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0\u{1}weight\0\u{1}state\0\u{3}state_epoch\0\u{3}state_since_unix_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0\u{1}weight\0\u{1}state\0\u{3}state_epoch\0\u{3}state_since_unix_micros\0\u{3}caught_up\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -451,6 +489,7 @@ nonisolated extension WireMember: SwiftProtobuf.Message, SwiftProtobuf._MessageI
       case 3: try { try decoder.decodeSingularEnumField(value: &self.state) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.stateEpoch) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.stateSinceUnixMicros) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.caughtUp) }()
       default: break
       }
     }
@@ -472,6 +511,9 @@ nonisolated extension WireMember: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if self.stateSinceUnixMicros != 0 {
       try visitor.visitSingularInt64Field(value: self.stateSinceUnixMicros, fieldNumber: 5)
     }
+    if self.caughtUp != false {
+      try visitor.visitSingularBoolField(value: self.caughtUp, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -481,6 +523,7 @@ nonisolated extension WireMember: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if lhs.state != rhs.state {return false}
     if lhs.stateEpoch != rhs.stateEpoch {return false}
     if lhs.stateSinceUnixMicros != rhs.stateSinceUnixMicros {return false}
+    if lhs.caughtUp != rhs.caughtUp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -755,7 +798,7 @@ nonisolated extension WireMembershipChangeReply: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension WireHeartbeatRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0\u{3}ring_epoch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0\u{3}ring_epoch\0\u{3}caught_up\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -765,6 +808,7 @@ nonisolated extension WireHeartbeatRequest: SwiftProtobuf.Message, SwiftProtobuf
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.address) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.ringEpoch) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.caughtUp) }()
       default: break
       }
     }
@@ -777,12 +821,16 @@ nonisolated extension WireHeartbeatRequest: SwiftProtobuf.Message, SwiftProtobuf
     if self.ringEpoch != 0 {
       try visitor.visitSingularUInt64Field(value: self.ringEpoch, fieldNumber: 2)
     }
+    if self.caughtUp != false {
+      try visitor.visitSingularBoolField(value: self.caughtUp, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireHeartbeatRequest, rhs: WireHeartbeatRequest) -> Bool {
     if lhs.address != rhs.address {return false}
     if lhs.ringEpoch != rhs.ringEpoch {return false}
+    if lhs.caughtUp != rhs.caughtUp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1122,6 +1170,59 @@ nonisolated extension WireHandoffCompleteRequest: SwiftProtobuf.Message, SwiftPr
 
   public static func ==(lhs: WireHandoffCompleteRequest, rhs: WireHandoffCompleteRequest) -> Bool {
     if lhs.address != rhs.address {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireReportRepairRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReportRepairRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}details\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._details) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._details {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireReportRepairRequest, rhs: WireReportRepairRequest) -> Bool {
+    if lhs._details != rhs._details {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireReportRepairReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReportRepairReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireReportRepairReply, rhs: WireReportRepairReply) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

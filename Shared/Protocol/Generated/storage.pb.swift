@@ -429,6 +429,109 @@ public nonisolated struct WireMigrateBatchReply: Sendable {
   public init() {}
 }
 
+/// Anti-entropy: the Merkle leaves of one arc. The arc's positions are cut
+/// into `leaves` equal stretches; a leaf's hash covers the (key, version) of
+/// every row (tombstones included) in its stretch, so two replicas compare an
+/// arc by its leaves and exchange only the rows of leaves that differ.
+public nonisolated struct WireArcDigestRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var arcFirst: UInt32 = 0
+
+  public var arcLast: UInt32 = 0
+
+  /// A power of two, 1...65536.
+  public var leaves: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireArcDigestReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Hash of all leaf hashes: equal roots mean equal arcs.
+  public var root: Data = Data()
+
+  /// One 8-byte hash per leaf, in order (empty stretches hash to zero).
+  public var leafHashes: [UInt64] = []
+
+  /// Rows in the arc.
+  public var rows: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Anti-entropy: the rows of some stretches of the ring (the differing leaves).
+public nonisolated struct WireReadRangesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var ranges: [WireArcRange] = []
+
+  /// At most this many records (0: the server's limit); `more` says if cut short.
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireReadRangesReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var records: [WireRecord] = []
+
+  public var more: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Runs an anti-entropy pass over every arc this node replicates now, and
+/// answers when it is done.
+public nonisolated struct WireRepairRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireRepairReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var arcsCompared: UInt32 = 0
+
+  public var arcsDiffering: UInt32 = 0
+
+  /// Rows this node sent to peers that were behind, and rows it took from them.
+  public var rowsPushed: UInt64 = 0
+
+  public var rowsPulled: UInt64 = 0
+
+  public var durationMicros: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "ringstore.v1"
@@ -1148,6 +1251,225 @@ nonisolated extension WireMigrateBatchReply: SwiftProtobuf.Message, SwiftProtobu
   public static func ==(lhs: WireMigrateBatchReply, rhs: WireMigrateBatchReply) -> Bool {
     if lhs.credit != rhs.credit {return false}
     if lhs.applied != rhs.applied {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireArcDigestRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ArcDigestRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}arc_first\0\u{3}arc_last\0\u{1}leaves\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.arcFirst) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.arcLast) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.leaves) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.arcFirst != 0 {
+      try visitor.visitSingularUInt32Field(value: self.arcFirst, fieldNumber: 1)
+    }
+    if self.arcLast != 0 {
+      try visitor.visitSingularUInt32Field(value: self.arcLast, fieldNumber: 2)
+    }
+    if self.leaves != 0 {
+      try visitor.visitSingularUInt32Field(value: self.leaves, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireArcDigestRequest, rhs: WireArcDigestRequest) -> Bool {
+    if lhs.arcFirst != rhs.arcFirst {return false}
+    if lhs.arcLast != rhs.arcLast {return false}
+    if lhs.leaves != rhs.leaves {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireArcDigestReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ArcDigestReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}root\0\u{3}leaf_hashes\0\u{1}rows\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.root) }()
+      case 2: try { try decoder.decodeRepeatedFixed64Field(value: &self.leafHashes) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.rows) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.root.isEmpty {
+      try visitor.visitSingularBytesField(value: self.root, fieldNumber: 1)
+    }
+    if !self.leafHashes.isEmpty {
+      try visitor.visitPackedFixed64Field(value: self.leafHashes, fieldNumber: 2)
+    }
+    if self.rows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rows, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireArcDigestReply, rhs: WireArcDigestReply) -> Bool {
+    if lhs.root != rhs.root {return false}
+    if lhs.leafHashes != rhs.leafHashes {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireReadRangesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReadRangesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ranges\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.ranges) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.ranges.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.ranges, fieldNumber: 1)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireReadRangesRequest, rhs: WireReadRangesRequest) -> Bool {
+    if lhs.ranges != rhs.ranges {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireReadRangesReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReadRangesReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0\u{1}more\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.records) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.more) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.records.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.records, fieldNumber: 1)
+    }
+    if self.more != false {
+      try visitor.visitSingularBoolField(value: self.more, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireReadRangesReply, rhs: WireReadRangesReply) -> Bool {
+    if lhs.records != rhs.records {return false}
+    if lhs.more != rhs.more {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRepairRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RepairRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRepairRequest, rhs: WireRepairRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRepairReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RepairReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}arcs_compared\0\u{3}arcs_differing\0\u{3}rows_pushed\0\u{3}rows_pulled\0\u{3}duration_micros\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.arcsCompared) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.arcsDiffering) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.rowsPushed) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.rowsPulled) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.durationMicros) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.arcsCompared != 0 {
+      try visitor.visitSingularUInt32Field(value: self.arcsCompared, fieldNumber: 1)
+    }
+    if self.arcsDiffering != 0 {
+      try visitor.visitSingularUInt32Field(value: self.arcsDiffering, fieldNumber: 2)
+    }
+    if self.rowsPushed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rowsPushed, fieldNumber: 3)
+    }
+    if self.rowsPulled != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rowsPulled, fieldNumber: 4)
+    }
+    if self.durationMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.durationMicros, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRepairReply, rhs: WireRepairReply) -> Bool {
+    if lhs.arcsCompared != rhs.arcsCompared {return false}
+    if lhs.arcsDiffering != rhs.arcsDiffering {return false}
+    if lhs.rowsPushed != rhs.rowsPushed {return false}
+    if lhs.rowsPulled != rhs.rowsPulled {return false}
+    if lhs.durationMicros != rhs.durationMicros {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
