@@ -92,7 +92,13 @@ final class Migrator {
             transfer.cancelled = true
             outgoing.removeValue(forKey: id)
             try? store.engine.migrationCursors.remove(transfer: id)
-            logger.info("migration.transfer.cancelled", metadata: ["transfer.id": "\(id)", "transfer.to": "\(transfer.to)"])
+            if transfer.completing {
+                // Placement settled it before our report's answer came back.
+                finished.insert(id)
+                logCompleted(transfer)
+            } else {
+                logger.info("migration.transfer.cancelled", metadata: ["transfer.id": "\(id)", "transfer.to": "\(transfer.to)"])
+            }
         }
         finished.formIntersection(current)
         for transfer in mine where outgoing[transfer.id] == nil && !finished.contains(transfer.id) {
@@ -137,6 +143,7 @@ final class Migrator {
         var expectedBytes = 0
         var lastReport: (at: ContinuousClock.Instant, bytes: Int)
         var lastFailureReport: ContinuousClock.Instant?
+        let startedAt: ContinuousClock.Instant
 
         init(_ transfer: WireTransfer, planVersion: UInt64, cursor: MigrationCursor, now: ContinuousClock.Instant) {
             id = transfer.id
@@ -147,6 +154,7 @@ final class Migrator {
             next = cursor
             notBefore = now
             lastReport = (now, cursor.bytes)
+            startedAt = now
         }
     }
 
@@ -304,18 +312,18 @@ final class Migrator {
     private func complete(_ transfer: Outgoing) {
         guard !transfer.completing else { return }
         transfer.completing = true
-        sentKeys += transfer.confirmed.keys
-        report("migration_completed", details(transfer)) { [weak self, weak transfer] result in
+        var details = details(transfer)
+        let elapsed = reactor.now - transfer.startedAt
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        details.rate = seconds > 0 ? UInt64(Double(transfer.confirmed.bytes) / seconds) : 0
+        report("migration_completed", details) { [weak self, weak transfer] result in
             guard let self, let transfer, !transfer.cancelled else { return }
             switch result {
             case .success:
                 finished.insert(transfer.id)
                 outgoing.removeValue(forKey: transfer.id)
                 try? store.engine.migrationCursors.remove(transfer: transfer.id)
-                logger.info("migration.transfer.completed", metadata: [
-                    "transfer.id": "\(transfer.id)", "transfer.to": "\(transfer.to)", "transfer.keys": "\(transfer.confirmed.keys)",
-                    "transfer.bytes": "\(transfer.confirmed.bytes)",
-                ])
+                logCompleted(transfer)
             case .failure(let error):
                 // Placement is away: say it again shortly.
                 logger.notice("migration.report.failed", metadata: ["transfer.id": "\(transfer.id)", "rpc.error": "\(error)"])
@@ -326,6 +334,17 @@ final class Migrator {
                 }
             }
         }
+    }
+
+    private func logCompleted(_ transfer: Outgoing) {
+        sentKeys += transfer.confirmed.keys
+        let elapsed = reactor.now - transfer.startedAt
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        logger.info("migration.transfer.completed", metadata: [
+            "transfer.id": "\(transfer.id)", "transfer.to": "\(transfer.to)", "transfer.keys": "\(transfer.confirmed.keys)",
+            "transfer.bytes": "\(transfer.confirmed.bytes)", "transfer.seconds": "\(String(format: "%.3f", seconds))",
+            "transfer.mb_per_s": "\(String(format: "%.2f", seconds > 0 ? Double(transfer.confirmed.bytes) / seconds / 1e6 : 0))",
+        ])
     }
 
     private func reportProgress() {
