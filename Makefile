@@ -127,6 +127,12 @@ bench: deps
 	$(bin)/ringstore-placement --listen tcp://127.0.0.1:$$port --publish tcp://127.0.0.1:* --log-level warning & pid=$$!; \
 	trap "kill $$pid" EXIT; \
 	$(bin)/ringctl bench echo --placement tcp://127.0.0.1:$$port
+	@echo "== lock service (on a free port, fresh data directory, started and stopped here) =="
+	@port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
+	dir=$$(mktemp -d); \
+	$(bin)/ringstore-lock --listen tcp://127.0.0.1:$$port --publish tcp://127.0.0.1:* --data-dir $$dir --log-level warning & pid=$$!; \
+	trap "kill $$pid; rm -rf $$dir" EXIT; \
+	$(bin)/ringctl bench lock --count 2000 --locks tcp://127.0.0.1:$$port
 
 # A short tour: a workload, live events, a join and its migration, a leave.
 demo: up
