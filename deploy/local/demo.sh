@@ -17,11 +17,12 @@ for i in range($keys):
     sys.stdout.write(f'demo-{i}\t{chr(97 + i % 26) * 90}{i:010d}\n')
 " > "$run/demo-input.tsv"
 start=$(date +%s.%N)
-"$bin/ringctl" put --stdin < "$run/demo-input.tsv" | grep -vc $'\tOK$' | xargs -I{} echo "failed writes: {}"
+failed=$("$bin/ringctl" put --stdin < "$run/demo-input.tsv" | { grep -vc $'\tOK$' || true; })
+echo "failed writes: $failed"
 echo "took $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s"
 
 say "events (ringctl watch) while node 4 joins"
-"$bin/ringctl" watch --no-snapshot --topic ring --topic migration --topic membership | sed 's/^/  event: /' &
+"$bin/ringctl" watch --no-snapshot --topic ring --topic migration --topic membership > >(sed 's/^/  event: /') &
 watch=$!
 trap 'kill $watch 2>/dev/null || true' EXIT
 sleep 0.5   # let the subscription connect before the join (PUB drops what a late subscriber missed)
@@ -30,6 +31,7 @@ make --no-print-directory start-node N=4
 "$bin/ringctl" status --wait 300 --nodes 127.0.0.1:7501,127.0.0.1:7502,127.0.0.1:7503,127.0.0.1:7504 > /dev/null || true
 join_end=$(date +%s.%N)
 
+sleep 1.2   # node figures in Health are cached for a second
 say "after the join: status (keys per node, arcs, migrations)"
 "$bin/ringctl" status --nodes 127.0.0.1:7501,127.0.0.1:7502,127.0.0.1:7503,127.0.0.1:7504 || true
 echo "join settled in $(python3 -c "print(f'{$join_end - $join_start:.1f}')") s"
@@ -47,6 +49,7 @@ for _ in $(seq 600); do
 done
 make --no-print-directory stop N=4
 "$bin/ringctl" status --wait 60 > /dev/null || true
+sleep 1.2
 kill $watch 2>/dev/null || true
 wait $watch 2>/dev/null || true
 
