@@ -1,5 +1,6 @@
 import Foundation
 import RPC
+import Ring
 import RingProtocol
 import RingstoreClient
 import Synchronization
@@ -136,6 +137,52 @@ import ZeroMQ
         #expect(again.status == 0, "\(again.stderr)")
         let garbage = try await ToolRun.run("ringctl", ["put", "shared", "x", "--fence", "no-token"] + target)
         #expect(garbage.status != 0 && garbage.stderr.contains("NAME:TOKEN"))
+        try await cluster.stop()
+    }
+
+    @Test func aNewReplicaLearnsTheFencingTokensOfTheArcsItReceives() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.startAndSettle()
+        let fourth = cluster.addNode()
+        // A key that node 4 will replicate once it joins.
+        let members = (0...fourth).map(cluster.nodeAddress)
+        let ring = try HashRing(members: members.map { try RingMember(address: $0) })
+        let key = try #require((0..<1000).map { "fenced-\($0)" }.first { key in
+            try ring.preferenceList(forKey: key, replicas: 3).contains { $0.address == cluster.nodeAddress(fourth) }
+        })
+        let client = try cluster.nodeClient(0)
+        defer { client.close() }
+        func put(_ value: String, token: UInt64, through client: RPCClient) async throws(RPCError) {
+            _ = try await client.call(StorageMethods.put, WirePutRequest.with {
+                $0.key = Data(key.utf8)
+                $0.value = Data(value.utf8)
+                $0.fence = WireFence.with { $0.name = "job"; $0.token = token }
+            })
+        }
+        try await put("holder-5", token: 5, through: client)
+
+        try await cluster.startNode(fourth)
+        try await cluster.waitUntilSettled(nodes: [0, 1, 2, 3])
+        let newcomer = try cluster.nodeClient(fourth)
+        defer { newcomer.close() }
+        // Node 4 got the record and the token: a stale fenced write is refused there too.
+        let held = try await newcomer.call(StorageMethods.replicaRead, WireReplicaReadRequest.with { $0.key = Data(key.utf8) })
+        #expect(held.record.value == Data("holder-5".utf8))
+        do {
+            _ = try await newcomer.call(StorageMethods.replicaWrite, WireReplicaWriteRequest.with {
+                $0.records = [WireRecord.with {
+                    $0.key = Data(key.utf8)
+                    $0.value = Data("stale".utf8)
+                    $0.version = WireVersion.with { $0.timestamp = UInt64.max / 2; $0.writer = 1 }
+                }]
+                $0.fence = WireFence.with { $0.name = "job"; $0.token = 4 }
+            })
+            Issue.record("node 4 accepted a write fenced with a stale token")
+        } catch {
+            #expect(error.code == .failedPrecondition)
+        }
+        await #expect(throws: RPCError.self) { try await put("stale", token: 4, through: newcomer) }
+        try await put("holder-6", token: 6, through: newcomer)
         try await cluster.stop()
     }
 }

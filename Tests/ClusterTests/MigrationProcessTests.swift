@@ -179,6 +179,27 @@ import TestKit
         try await cluster.stop()
     }
 
+    @Test func aJoinDuringALeaveConverges() async throws {
+        let cluster = try LocalCluster(nodes: 4)
+        cluster.nodeArguments = ["--migration-rate-mb", "0.3"]
+        try await cluster.startAndSettle()
+        let data = try await cluster.load(5_000, prefix: "crossing")
+        let leaving = cluster.nodeAddress(3)
+        let run = try await ToolRun.run("ringctl", ["leave", leaving, "--placement", cluster.placementEndpoint])
+        #expect(run.status == 0, "\(run.stderr)")
+        // While the leave's transfers run, node 5 joins.
+        #expect(try await !cluster.ringInfo().plan.pending.isEmpty)
+        let fifth = cluster.addNode()
+        try await cluster.startNode(fifth)
+        try await waitUntil("\(leaving) to be removed after its handoff", timeout: .seconds(120), interval: .milliseconds(200)) {
+            try await cluster.members().members[leaving] == nil
+        }
+        try await cluster.waitUntilSettled(nodes: [0, 1, 2, 4])
+        #expect(try await cluster.mismatches(data).isEmpty)
+        try await expectExactHoldings(cluster, Array(data.keys), nodes: [0, 1, 2, 4])
+        try await cluster.stop()
+    }
+
     @Test func twoJoinsInARowConverge() async throws {
         let cluster = try LocalCluster(nodes: 3)
         try await cluster.startAndSettle()

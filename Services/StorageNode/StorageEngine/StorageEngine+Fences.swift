@@ -37,6 +37,54 @@ extension StorageEngine {
         }
     }
 
+    /// One remembered token: the highest seen for lock `name` on `key`.
+    public struct Fence: Equatable, Sendable {
+        public let key: [UInt8]
+        public let name: String
+        public let token: UInt64
+
+        public init(key: [UInt8], name: String, token: UInt64) {
+            self.key = key
+            self.name = name
+            self.token = token
+        }
+    }
+
+    /// Every token remembered for any of `keys` (what migration carries along).
+    public func fences(forKeys keys: [[UInt8]]) throws(StorageError) -> [Fence] {
+        try database.access { connection throws(StorageError) in
+            let select = try database.statement(StorageSchema.selectKeyFences, connection: connection)
+            var fences: [Fence] = []
+            for key in keys {
+                defer { select.reset() }
+                try withBytes(key) { bytes throws(StorageError) in
+                    try select.bind(bytes, at: 1)
+                    while try select.step() {
+                        guard let name = select.text(0) else { continue }
+                        fences.append(Fence(key: key, name: name, token: UInt64(bitPattern: select.int64(1))))
+                    }
+                }
+            }
+            return fences
+        }
+    }
+
+    /// Remembers tokens (keeping the higher of stored and given), in one transaction.
+    public func remember(_ fences: [Fence]) throws(StorageError) {
+        guard !fences.isEmpty else { return }
+        try database.transaction { connection throws(StorageError) in
+            let upsert = try database.statement(StorageSchema.upsertFence, connection: connection)
+            for fence in fences where !fence.name.isEmpty && !fence.key.isEmpty {
+                try withBytes(fence.key) { key throws(StorageError) in
+                    try upsert.bind(key, at: 1)
+                    try upsert.bind(fence.name, at: 2)
+                    try upsert.bind(Int64(bitPattern: fence.token), at: 3)
+                    try upsert.run()
+                }
+            }
+        }
+    }
+
     /// The highest token seen for lock `name` on `key`, if any.
     public func fenceToken(key: [UInt8], name: String) throws(StorageError) -> UInt64? {
         try database.access { connection throws(StorageError) in try fenceToken(key: key, name: name, connection: connection) }

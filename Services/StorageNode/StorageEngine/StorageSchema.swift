@@ -60,6 +60,7 @@ enum StorageSchema {
     // MARK: Fences
 
     static let selectFence = "SELECT token FROM fences WHERE key = ?1 AND name = ?2"
+    static let selectKeyFences = "SELECT name, token FROM fences WHERE key = ?1"
     static let upsertFence = """
         INSERT INTO fences (key, name, token) VALUES (?1, ?2, ?3)
         ON CONFLICT (key, name) DO UPDATE SET token = max(token, excluded.token)

@@ -244,12 +244,26 @@ final class Migrator {
             failed(transfer, "no client for \(transfer.to)")
             return
         }
+        let fences: [StorageEngine.Fence]
+        do {
+            fences = try store.engine.fences(forKeys: records.map(\.key))
+        } catch {
+            failed(transfer, "reading fencing tokens failed: \(error)")
+            return
+        }
         let request = WireMigrateBatchRequest.with {
             $0.planVersion = transfer.planVersion
             $0.transferID = transfer.id
             $0.from = address
             $0.batch = batch
             $0.records = records.map(\.wire)
+            $0.fences = fences.map { fence in
+                WireFenceRecord.with {
+                    $0.key = Data(fence.key)
+                    $0.name = fence.name
+                    $0.token = fence.token
+                }
+            }
         }
         let generation = transfer.generation
         tasks.run({ await client.result(StorageMethods.migrateBatch, request, options: CallOptions(timeout: .seconds(5))) }) {
@@ -397,6 +411,12 @@ final class Migrator {
                 return .failure(.invalidArgument("batch \(request.batch) has a record with an empty key"))
             }
             records.append(record)
+        }
+        // Fencing tokens first: once a record is here, a stale fenced write of its key must be refused here too.
+        do {
+            try store.engine.remember(request.fences.map { StorageEngine.Fence(key: [UInt8]($0.key), name: $0.name, token: $0.token) })
+        } catch {
+            return .failure(.internalError("remembering fencing tokens failed: \(error)"))
         }
         receiving += 1
         store.enqueue(records) { [unowned self] result in

@@ -407,6 +407,27 @@ public nonisolated struct WireMigrateBatchRequest: Sendable {
 
   public var records: [WireRecord] = []
 
+  /// The fencing tokens the sender remembers for these records' keys, so the
+  /// new replica refuses stale fenced writes as the old ones do.
+  public var fences: [WireFenceRecord] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The highest fencing token a replica has seen for a lock on a key.
+public nonisolated struct WireFenceRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: Data = Data()
+
+  public var name: String = String()
+
+  public var token: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1173,7 +1194,7 @@ nonisolated extension WireStatsReply: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension WireMigrateBatchRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MigrateBatchRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}plan_version\0\u{3}transfer_id\0\u{1}from\0\u{1}batch\0\u{1}records\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}plan_version\0\u{3}transfer_id\0\u{1}from\0\u{1}batch\0\u{1}records\0\u{1}fences\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1186,6 +1207,7 @@ nonisolated extension WireMigrateBatchRequest: SwiftProtobuf.Message, SwiftProto
       case 3: try { try decoder.decodeSingularStringField(value: &self.from) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.batch) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.records) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.fences) }()
       default: break
       }
     }
@@ -1207,6 +1229,9 @@ nonisolated extension WireMigrateBatchRequest: SwiftProtobuf.Message, SwiftProto
     if !self.records.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.records, fieldNumber: 5)
     }
+    if !self.fences.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.fences, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1216,6 +1241,47 @@ nonisolated extension WireMigrateBatchRequest: SwiftProtobuf.Message, SwiftProto
     if lhs.from != rhs.from {return false}
     if lhs.batch != rhs.batch {return false}
     if lhs.records != rhs.records {return false}
+    if lhs.fences != rhs.fences {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireFenceRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FenceRecord"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}name\0\u{1}token\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.token) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularBytesField(value: self.key, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if self.token != 0 {
+      try visitor.visitSingularUInt64Field(value: self.token, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireFenceRecord, rhs: WireFenceRecord) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.token != rhs.token {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
