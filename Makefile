@@ -10,7 +10,7 @@ RUN := .run
 NODES ?= 1 2 3
 # Node durability: full fsyncs every group commit; normal survives process crashes only.
 SYNC ?= full
-APT_PACKAGES := libzmq3-dev libssl-dev pkg-config protobuf-compiler
+APT_PACKAGES := libzmq3-dev libssl-dev pkg-config protobuf-compiler iproute2
 SWIFT := swift
 PROTO_DIR := Shared/Protocol/proto
 GEN_DIR := Shared/Protocol/Generated
