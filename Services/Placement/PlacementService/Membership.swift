@@ -31,6 +31,10 @@ public struct MemberRecord: Sendable, Equatable {
     public internal(set) var stateSinceWallMicros: Int64
     var lastHeartbeat: Duration
     var stateSince: Duration
+    /// Whether the node says it caught up since its start (hints delivered, a
+    /// first anti-entropy pass done). Learnt from heartbeats, not persisted: a
+    /// restored member shows false until its next heartbeat.
+    public internal(set) var caughtUp = false
 
     /// Whether the member is part of the ring (everyone but a leaving member).
     public var inRing: Bool { state != .leaving }
@@ -165,15 +169,22 @@ public struct Membership: Sendable {
         return try remove(address: address, now: now)
     }
 
-    /// Records a heartbeat; a suspect or down member comes back up.
-    public mutating func heartbeat(address: String, now: MembershipTime) throws(MembershipError) -> [MembershipEvent] {
+    /// Records a heartbeat, with the node's caught-up flag when it sends one;
+    /// a suspect or down member comes back up.
+    public mutating func heartbeat(address: String, caughtUp: Bool? = nil, now: MembershipTime) throws(MembershipError) -> [MembershipEvent] {
         guard var record = records[address] else { throw .notMember(address) }
         record.lastHeartbeat = now.monotonic
+        if let caughtUp { record.caughtUp = caughtUp }
         records[address] = record
         guard record.state == .suspect || record.state == .down else { return [] }
         let previous = record.state
         setState(address, .up, now: now)
         return [event(.memberUp, address, previous: previous.rawValue)]
+    }
+
+    /// A member restarted (it asked to join again): it is not caught up until it says so.
+    public mutating func restarted(address: String) {
+        records[address]?.caughtUp = false
     }
 
     /// Advances failure detection to `now`: up → suspect → down → (optionally) removed.
@@ -187,6 +198,8 @@ public struct Membership: Sendable {
             }
             if records[record.address]?.state == .suspect && silence >= settings.downAfter {
                 setState(record.address, .down, now: now)
+                // Writes now miss it: it must catch up when it returns.
+                records[record.address]?.caughtUp = false
                 events.append(event(.memberDown, record.address, previous: "suspect"))
                 // Its transfers pass to live replicas.
                 if plan.transfers.contains(where: { $0.from == record.address && !$0.done }) { replan() }
@@ -299,6 +312,7 @@ extension MemberRecord {
             $0.state = state.wire
             $0.stateEpoch = stateEpoch
             $0.stateSinceUnixMicros = stateSinceWallMicros
+            $0.caughtUp = caughtUp
         }
     }
 }

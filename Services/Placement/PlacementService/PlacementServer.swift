@@ -82,6 +82,8 @@ public final class PlacementServer {
             let result = apply { (membership: inout Membership, now) throws(MembershipError) in
                 try membership.join(address: request.address, weight: Int(request.weight), now: now)
             }
+            // A member asking to join again restarted: it has to catch up first.
+            if case .failure(let error) = result, error.code == .alreadyExists { membership.restarted(address: request.address) }
             return outcome(result) { WireJoinReply.with { $0.epoch = membership.epoch; $0.ring = membership.ringInfo } }
         }
         rpc.register(PlacementMethods.leave) { [unowned self] _, request in
@@ -104,7 +106,7 @@ public final class PlacementServer {
         }
         rpc.register(PlacementMethods.heartbeat) { [unowned self] _, request in
             let result = apply { (membership: inout Membership, now) throws(MembershipError) in
-                try membership.heartbeat(address: request.address, now: now)
+                try membership.heartbeat(address: request.address, caughtUp: request.caughtUp, now: now)
             }
             return outcome(result) {
                 WireHeartbeatReply.with {
@@ -140,6 +142,22 @@ public final class PlacementServer {
             })
         }
         rpc.register(PlacementMethods.reportMigration) { [unowned self] _, request in reportMigration(request) }
+        rpc.register(PlacementMethods.reportRepair) { [unowned self] _, request in reportRepair(request) }
+    }
+
+    /// A node reports an anti-entropy pass: published on the `migration` topic as `anti_entropy`.
+    private func reportRepair(_ request: WireReportRepairRequest) -> HandlerOutcome<WireReportRepairReply> {
+        guard request.hasDetails, !request.details.node.isEmpty else {
+            return .failure(.invalidArgument("a repair report needs details with the node's address"))
+        }
+        let details = request.details
+        events.publish(topic: "migration", type: "anti_entropy", epoch: membership.ringEpoch, details: .repair(details))
+        logger.info("anti_entropy.reported", metadata: [
+            "member.address": "\(details.node)", "anti_entropy.reason": "\(details.reason)",
+            "anti_entropy.arcs_compared": "\(details.arcsCompared)", "anti_entropy.arcs_differing": "\(details.arcsDiffering)",
+            "anti_entropy.rows_pushed": "\(details.rowsPushed)", "anti_entropy.rows_pulled": "\(details.rowsPulled)",
+        ])
+        return .reply(WireReportRepairReply())
     }
 
     /// A sender reports on a transfer of the plan; placement records it,

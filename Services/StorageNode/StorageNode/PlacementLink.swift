@@ -39,6 +39,8 @@ final class PlacementLink {
     var keysHeld: (() -> Int)?
     /// Called with the migration plan version of every heartbeat reply.
     var onPlanVersion: ((UInt64) -> Void)?
+    /// Whether the node has caught up since its start, sent in every heartbeat.
+    var caughtUp: () -> Bool = { false }
 
     init(reactor: Reactor, address: String, weight: Int, placement: String, placementEvents: String, heartbeatInterval: Duration) throws {
         self.address = address
@@ -68,6 +70,7 @@ final class PlacementLink {
         callInFlight = true
         let client = client, address = address, weight = weight, bound = bound!
         let ringEpoch = ring?.ringEpoch ?? 0
+        let caughtUp = caughtUp()
         let options = CallOptions(timeout: callTimeout)
         if !joined {
             Task {
@@ -77,7 +80,7 @@ final class PlacementLink {
             }
         } else {
             Task {
-                let request = WireHeartbeatRequest.with { $0.address = address; $0.ringEpoch = ringEpoch }
+                let request = WireHeartbeatRequest.with { $0.address = address; $0.ringEpoch = ringEpoch; $0.caughtUp = caughtUp }
                 let result = await client.result(PlacementMethods.heartbeat, request, options: options)
                 bound.post { $0.heartbeatFinished(result) }
             }
@@ -160,6 +163,18 @@ final class PlacementLink {
         tasks.run({ await client.result(PlacementMethods.reportMigration, request, options: CallOptions(timeout: .seconds(2))) }, then: then)
     }
 
+    /// Reports an anti-entropy pass to placement, which publishes it; a failure is only logged.
+    func reportRepair(_ details: WireRepairDetails) {
+        let client = client
+        let request = WireReportRepairRequest.with { $0.details = details }
+        tasks.run({ await client.result(PlacementMethods.reportRepair, request, options: CallOptions(timeout: .seconds(2))) }) {
+            [weak self] result in
+            if case .failure(let error) = result {
+                self?.logger.notice("anti_entropy.report.failed", metadata: ["rpc.error": "\(error)"])
+            }
+        }
+    }
+
     private func fetchRing() {
         guard !ringFetchInFlight else { return }
         ringFetchInFlight = true
@@ -178,7 +193,17 @@ final class PlacementLink {
 
     /// Adopts `info` if its ring, or its migration plan, is newer than ours.
     private func adopt(_ info: WireRingInfo) {
-        if let ring, (info.ringEpoch, info.plan.version) <= (ring.ringEpoch, ring.plan.version) { return }
+        if let ring, (info.ringEpoch, info.plan.version) <= (ring.ringEpoch, ring.plan.version) {
+            // The same ring adopted first from its event, which carries no member
+            // states (a join reply or fetch after it does): learn the states not
+            // known yet, or members that joined before this node would stay unknown.
+            guard info.ringEpoch == ring.ringEpoch else { return }
+            for member in info.members where member.state != .unknown && memberStates[member.address] == nil {
+                memberStates[member.address] = member.state
+                onMemberState?(member.address, member.state)
+            }
+            return
+        }
         ring = info
         for member in info.members where member.state != .unknown { memberStates[member.address] = member.state }
         logger.info("node.ring.adopted", metadata: ["ring.epoch": "\(info.ringEpoch)", "ring.members": "\(info.members.count)",

@@ -35,6 +35,11 @@ public struct StorageNodeOptions: Sendable {
     /// may send (0: unlimited).
     public var migrationBatchKeys: Int = 512
     public var migrationRateLimit: Int = 0
+    /// Anti-entropy: time between periodic passes (zero: none; requested and
+    /// catch-up passes still run), and the bytes per second of repaired rows
+    /// (0: unlimited).
+    public var antiEntropyInterval: Duration = .seconds(60)
+    public var antiEntropyRateLimit: Int = 4_000_000
 
     public init(listen: String = "tcp://127.0.0.1:7501", advertise: String? = nil,
                 placement: String = "tcp://127.0.0.1:7400", placementEvents: String = "tcp://127.0.0.1:7401",

@@ -16,6 +16,7 @@ public final class StorageNodeServer {
     let coordinator: Coordinator
     let hints: HintReplayer
     let migrator: Migrator
+    let antiEntropy: AntiEntropy
     private let peers: PeerClients
     private let tasks: ReactorTasks
     /// The ring this node routes by, shared with the coordinator.
@@ -51,6 +52,14 @@ public final class StorageNodeServer {
                             logger: logger, report: { type, details, then in link.report(type, details, then: then) },
                             refreshPlan: { link.refresh() })
         migrator.register(on: rpc)
+        var repair = AntiEntropy.Settings()
+        repair.interval = options.antiEntropyInterval
+        repair.rateLimit = options.antiEntropyRateLimit
+        antiEntropy = AntiEntropy(address: address, store: store, coordinator: coordinator, peers: peers, tasks: tasks, reactor: reactor,
+                                  settings: repair, logger: logger, ringView: { current.view },
+                                  following: { link.joined && !link.removed && current.view?.ring != nil },
+                                  report: { details in link.reportRepair(details) })
+        antiEntropy.register(on: rpc)
         registerStats()
 
         placement.onRingChange = { [unowned self] info in
@@ -63,12 +72,14 @@ public final class StorageNodeServer {
         migrator.maySweep = { [unowned self] in placement.joined && !placement.removed }
         placement.onMemberState = { [unowned self] member, state in
             current.view?.states = placement.memberStates
+            if member == address && state == .down { antiEntropy.fellBehind() }
             if state == .up { hints.replay(to: member) }
             if state == nil {
                 hints.drop(target: member)
                 peers.forget(member)
             }
         }
+        placement.caughtUp = { [unowned self] in antiEntropy.caughtUp }
         placement.keysHeld = { [unowned self] in (try? store.engine.stats().liveKeys) ?? 1 }
         reactor.onTurnEnd { [unowned self] in store.flush() }
         reactor.every(.seconds(1)) { [unowned self] in hints.replay() }
@@ -91,6 +102,13 @@ public final class StorageNodeServer {
                 "migrated_keys_sent": "\(migrator.sentKeys)",
                 "migrated_keys_received": "\(migrator.receivedKeys)",
                 "swept_keys": "\(migrator.sweptKeys)",
+                "caught_up": "\(antiEntropy.caughtUp)",
+                "anti_entropy_passes": "\(antiEntropy.passes)",
+                "anti_entropy_rows_pushed": "\(antiEntropy.totalPushed)",
+                "anti_entropy_rows_pulled": "\(antiEntropy.totalPulled)",
+                "anti_entropy_failures": "\(antiEntropy.totalFailures)",
+                "anti_entropy_last_failure": antiEntropy.lastFailure,
+                "anti_entropy_last_pass": antiEntropy.lastPass,
             ]
             if let (stats, hintCounts) = statistics() {
                 details["keys"] = "\(stats.liveKeys)"

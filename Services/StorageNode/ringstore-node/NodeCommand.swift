@@ -62,6 +62,12 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Migration: megabytes per second each outgoing transfer may send (0: unlimited).")
     var migrationRateMb = 0.0
 
+    @Option(help: "Anti-entropy: seconds between periodic passes comparing this node's arcs with their other replicas (0: none).")
+    var antiEntropyInterval = 60.0
+
+    @Option(help: "Anti-entropy: megabytes per second of rows repaired, pushed and pulled (0: unlimited).")
+    var antiEntropyRateMb = 4.0
+
     @OptionGroup var server: ServerOptions
 
     func validate() throws {
@@ -80,6 +86,8 @@ struct NodeCommand: AsyncParsableCommand {
         guard tombstoneGrace >= 1 else { throw ValidationError("--tombstone-grace must be at least 1 second") }
         guard (1...100_000).contains(migrationBatchKeys) else { throw ValidationError("--migration-batch-keys must be 1...100000") }
         guard migrationRateMb >= 0, migrationRateMb <= 100_000 else { throw ValidationError("--migration-rate-mb must be 0...100000") }
+        guard antiEntropyInterval >= 0, antiEntropyInterval <= 86_400 else { throw ValidationError("--anti-entropy-interval must be 0...86400 seconds") }
+        guard antiEntropyRateMb >= 0, antiEntropyRateMb <= 100_000 else { throw ValidationError("--anti-entropy-rate-mb must be 0...100000") }
         guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
     }
 
@@ -94,6 +102,8 @@ struct NodeCommand: AsyncParsableCommand {
                                          tombstoneGrace: .seconds(tombstoneGrace))
         options.migrationBatchKeys = migrationBatchKeys
         options.migrationRateLimit = Int(migrationRateMb * 1_000_000)
+        options.antiEntropyInterval = .seconds(antiEntropyInterval)
+        options.antiEntropyRateLimit = Int(antiEntropyRateMb * 1_000_000)
         try await ServiceRunner.run([StorageNodeServer.service(options: options, logger: logger)], logger: logger)
     }
 }

@@ -36,7 +36,8 @@ struct PlacementSession {
 struct MembersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "members",
-        abstract: "List the cluster's members: address, state, weight, and the epoch of their last state change."
+        abstract: "List the cluster's members: address, state, weight, the epoch of their last state change, and whether they caught up since their start.",
+        discussion: "CAUGHT_UP is no while a (re)started node waits for the hints others hold for it or runs its first anti-entropy pass."
     )
 
     @OptionGroup var cluster: ClusterOptions
@@ -50,14 +51,14 @@ struct MembersCommand: AsyncParsableCommand {
                 print(JSONLine.encode([
                     "address": member.address, "state": member.state.name, "weight": Int(member.weight),
                     "epoch": Int(member.stateEpoch), "cluster_epoch": Int(reply.epoch),
-                    "since": Timestamp.iso8601(micros: member.stateSinceUnixMicros),
+                    "since": Timestamp.iso8601(micros: member.stateSinceUnixMicros), "caught_up": member.caughtUp,
                 ]))
             }
             return
         }
-        var rows = [["ADDRESS", "STATE", "WEIGHT", "EPOCH", "SINCE"]]
+        var rows = [["ADDRESS", "STATE", "WEIGHT", "EPOCH", "CAUGHT_UP", "SINCE"]]
         for member in reply.members {
-            rows.append([member.address, member.state.name, "\(member.weight)", "\(member.stateEpoch)",
+            rows.append([member.address, member.state.name, "\(member.weight)", "\(member.stateEpoch)", member.caughtUp ? "yes" : "no",
                          Timestamp.iso8601(micros: member.stateSinceUnixMicros)])
         }
         print(Table.render(rows), terminator: "")

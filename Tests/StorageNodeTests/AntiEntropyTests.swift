@@ -1,0 +1,331 @@
+import Foundation
+import PlacementService
+import RPC
+import Ring
+import RingProtocol
+import Synchronization
+@testable import StorageEngine
+@testable import StorageNode
+import Testing
+import TestKit
+
+/// Anti-entropy in process: replicas made to diverge by replica writes sent to
+/// single nodes converge after a requested pass, a periodic pass, or the
+/// catch-up of a restarted node.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct AntiEntropyTests {
+    static func record(_ key: String, _ value: String?, ts: UInt64, writer: UInt64 = 7) throws -> VersionedRecord {
+        try VersionedRecord(key: Array(key.utf8), value: value.map { Array($0.utf8) }, version: Version(timestamp: ts, writer: writer))
+    }
+
+    /// A started cluster whose nodes run no periodic passes (unless `interval` is given) and caught up.
+    static func cluster(interval: Duration = .zero) async throws -> InProcessCluster {
+        let cluster = try InProcessCluster()
+        cluster.configureNode = { options in
+            options.antiEntropyInterval = interval
+            options.antiEntropyRateLimit = 0
+        }
+        try await cluster.start(nodes: 3)
+        for index in 0..<3 { try await waitCaughtUp(cluster, index) }
+        // Placement learns it from their heartbeats.
+        let placement = try RPCClient(context: cluster.context, endpoint: cluster.placementEndpoint, caller: "test")
+        defer { placement.close() }
+        try await waitUntil("placement to list every member caught up") {
+            try await placement.call(PlacementMethods.getMembers, WireGetMembersRequest()).members.allSatisfy(\.caughtUp)
+        }
+        return cluster
+    }
+
+    static func waitCaughtUp(_ cluster: InProcessCluster, _ index: Int, timeout: Duration = .seconds(20)) async throws {
+        let client = try cluster.client(index)
+        defer { client.close() }
+        try await waitUntil("node \(index) to catch up", timeout: timeout) {
+            try await client.call(StorageMethods.health, WireHealthRequest()).details["caught_up"] == "true"
+        }
+    }
+
+    /// Sends records straight to one node (a replica write: no coordination, no hints).
+    static func write(_ records: [VersionedRecord], to client: RPCClient) async throws {
+        let request = WireReplicaWriteRequest.with { $0.records = records.map(\.wire) }
+        _ = try await client.call(StorageMethods.replicaWrite, request)
+    }
+
+    /// What node `client` holds for `key` (nil: nothing).
+    static func held(_ key: String, _ client: RPCClient) async throws -> WireRecord? {
+        let reply = try await client.call(StorageMethods.replicaRead, WireReplicaReadRequest.with { $0.key = Data(key.utf8) })
+        return reply.found ? reply.record : nil
+    }
+
+    /// Whether every node holds exactly `expected` for every key.
+    static func converged(_ clients: [RPCClient], _ expected: [String: VersionedRecord]) async throws -> Bool {
+        for (key, record) in expected {
+            for client in clients where try await held(key, client) != record.wire { return false }
+        }
+        return true
+    }
+
+    /// Diverges the replicas: keys only on node 0, only on 1, only on 2; keys on all
+    /// three where node 2 has a newer version; a delete only node 0 saw. Returns the
+    /// newest record of every key and the rows node 0 must pull and push.
+    static func diverge(_ clients: [RPCClient]) async throws -> (newest: [String: VersionedRecord], pulled: Int, pushed: Int) {
+        var newest: [String: VersionedRecord] = [:]
+        var only: [[VersionedRecord]] = [[], [], []]
+        for index in 0..<30 {
+            let record = try record("only-\(index)", "value-\(index)", ts: 1000 + UInt64(index))
+            only[index % 3].append(record)
+            newest[record.key.stringValue] = record
+        }
+        for (node, records) in only.enumerated() { try await write(records, to: clients[node]) }
+        var old: [VersionedRecord] = []
+        var new: [VersionedRecord] = []
+        for index in 0..<8 {
+            old.append(try record("stale-\(index)", "old", ts: 500))
+            let record = try record("stale-\(index)", "new", ts: 600)
+            new.append(record)
+            newest["stale-\(index)"] = record
+        }
+        let live = try record("gone", "here", ts: 500)
+        for client in clients { try await write(old + [live], to: client) }
+        try await write(new, to: clients[2])
+        let tombstone = try record("gone", nil, ts: 700)
+        try await write([tombstone], to: clients[0])
+        newest["gone"] = tombstone
+        // Node 0 pulls what only 1 or 2 had, and the newer stale versions; it pushes
+        // its own keys to both peers, each peer's keys to the other, the newer stale
+        // versions to node 1 and the delete to both.
+        return (newest, pulled: 10 + 10 + 8, pushed: 10 * 2 + 10 + 10 + 8 + 2)
+    }
+
+    /// The arcs node `index` compares in a full pass (every peer live, nothing
+    /// pending), and how many of them hold any of `keys`.
+    static func arcs(_ cluster: InProcessCluster, node index: Int, holding keys: [String]) throws -> (all: Int, holding: Int) {
+        let addresses = cluster.nodeEndpoints.map { $0.replacingOccurrences(of: "tcp://", with: "") }
+        let segments = try HashRing(members: addresses.map { try RingMember(address: $0) }).segments(replicas: 3)
+        let arcs = AntiEntropy.arcs(of: segments, for: addresses[index], periodic: false, maxLength: AntiEntropy.Settings().maxArcLength,
+                                    live: { _ in true }, pending: { _ in false }).arcs
+        let positions = try keys.map { try HashRing.position(forKey: $0) }
+        return (arcs.count, arcs.filter { arc in positions.contains { arc.range.contains($0) } }.count)
+    }
+
+    @Test func aRequestedPassLeavesEveryReplicaIdenticalWithTheRightFigures() async throws {
+        let cluster = try await Self.cluster()
+        let clients = try (0..<3).map(cluster.client)
+        defer { clients.forEach { $0.close() } }
+        let (newest, pulled, pushed) = try await Self.diverge(clients)
+        #expect(try await !Self.converged(clients, newest))
+
+        let events = try await RepairEvents(cluster)
+        defer { events.close() }
+        let reply = try await clients[0].call(StorageMethods.repair, WireRepairRequest(), options: CallOptions(timeout: .seconds(30)))
+        #expect(try await Self.converged(clients, newest))
+        // Placement published the pass.
+        let node0 = cluster.nodeEndpoints[0].replacingOccurrences(of: "tcp://", with: "")
+        try await waitUntil("the anti_entropy event of node 0") { events.all.contains { $0.node == node0 && $0.reason == "requested" } }
+        let event = try #require(events.all.first { $0.node == node0 && $0.reason == "requested" })
+        #expect(event.rowsPulled == reply.rowsPulled && event.rowsPushed == reply.rowsPushed)
+        #expect(event.arcsCompared == reply.arcsCompared && event.arcsDiffering == reply.arcsDiffering)
+        let arcs = try Self.arcs(cluster, node: 0, holding: Array(newest.keys))
+        #expect(reply.rowsPulled == UInt64(pulled))
+        #expect(reply.rowsPushed == UInt64(pushed))
+        #expect(reply.arcsCompared == UInt32(arcs.all))
+        #expect(reply.arcsDiffering == UInt32(arcs.holding))
+        #expect(arcs.holding > 1 && arcs.all >= 64)
+        #expect(reply.durationMicros > 0)
+
+        // A second pass finds nothing to do.
+        let again = try await clients[1].call(StorageMethods.repair, WireRepairRequest(), options: CallOptions(timeout: .seconds(30)))
+        #expect(again.arcsDiffering == 0 && again.rowsPulled == 0 && again.rowsPushed == 0)
+        #expect(again.arcsCompared == UInt32(try Self.arcs(cluster, node: 1, holding: []).all))
+        try await cluster.stop()
+    }
+
+    @Test func periodicPassesConvergeWithoutARequest() async throws {
+        let cluster = try await Self.cluster(interval: .milliseconds(300))
+        let clients = try (0..<3).map(cluster.client)
+        defer { clients.forEach { $0.close() } }
+        let (newest, _, _) = try await Self.diverge(clients)
+        try await waitUntil("periodic anti-entropy to converge the replicas", timeout: .seconds(20), interval: .milliseconds(100)) {
+            try await Self.converged(clients, newest)
+        }
+        try await cluster.stop()
+    }
+
+    @Test func aDownPeerIsSkippedAndCatchesUpWhenItReturns() async throws {
+        let cluster = try await Self.cluster()
+        let clients = try (0..<2).map(cluster.client)
+        defer { clients.forEach { $0.close() } }
+        try await cluster.nodes[2]?.stop()
+        cluster.nodes[2] = nil
+        try await waitUntil("node 0 to see node 2 down") {
+            let placement = try RPCClient(context: cluster.context, endpoint: cluster.placementEndpoint, caller: "test")
+            defer { placement.close() }
+            let members = try await placement.call(PlacementMethods.getMembers, WireGetMembersRequest()).members
+            return members.contains { $0.state == .down && !$0.caughtUp }
+        }
+        // Writes node 2 misses, without hints: only on node 0, only on node 1.
+        var newest: [String: VersionedRecord] = [:]
+        for index in 0..<20 {
+            let record = try Self.record("missed-\(index)", "v\(index)", ts: 2000 + UInt64(index))
+            try await Self.write([record], to: clients[index % 2])
+            newest["missed-\(index)"] = record
+        }
+        // The pass does not wait for the down peer.
+        let reply = try await clients[0].call(StorageMethods.repair, WireRepairRequest(), options: CallOptions(timeout: .seconds(30)))
+        #expect(reply.rowsPulled == 10 && reply.rowsPushed == 10)
+        #expect(try await Self.converged(clients, newest))
+
+        // Back: it is not caught up until its catch-up pass pulled what it missed.
+        cluster.nodes[2] = try await cluster.startNode(2)
+        let restarted = try cluster.client(2)
+        defer { restarted.close() }
+        try await Self.waitCaughtUp(cluster, 2)
+        for key in newest.keys.sorted() {
+            #expect(try await Self.held(key, restarted) == newest[key]?.wire, "\(key) on the restarted node")
+        }
+        let health = try await restarted.call(StorageMethods.health, WireHealthRequest())
+        #expect(health.details["anti_entropy_rows_pulled"] == "20")
+        try await cluster.stop()
+    }
+
+    @Test func theRateLimitPacesRepairedRows() async throws {
+        let cluster = try InProcessCluster()
+        // 40 rows of about 1 KB at 20 KB/s: about two seconds.
+        cluster.configureNode = { options in
+            options.antiEntropyInterval = .zero
+            options.antiEntropyRateLimit = 20_000
+        }
+        try await cluster.start(nodes: 3)
+        for index in 0..<3 { try await Self.waitCaughtUp(cluster, index) }
+        let clients = try (0..<3).map(cluster.client)
+        defer { clients.forEach { $0.close() } }
+        let value = String(repeating: "x", count: 1000)
+        try await Self.write(try (0..<40).map { try Self.record("paced-\($0)", value, ts: 10) }, to: clients[1])
+        let clock = ContinuousClock()
+        let started = clock.now
+        let reply = try await clients[0].call(StorageMethods.repair, WireRepairRequest(), options: CallOptions(timeout: .seconds(30)))
+        let elapsed = clock.now - started
+        #expect(reply.rowsPulled == 40 && reply.rowsPushed == 40)
+        // 80 rows moved, about 80 KB: the last window waits for nothing, so at least ~1.5 s.
+        #expect(elapsed >= .milliseconds(1500), "took \(elapsed)")
+        try await cluster.stop()
+    }
+
+    // MARK: Pure parts
+
+    @Test func reconcileTakesTheNewerSideOfEveryKey() throws {
+        let shared = try Self.record("same", "1", ts: 5)
+        let mineNewer = try Self.record("a", "2", ts: 9)
+        let theirsOlder = try Self.record("a", "1", ts: 3)
+        let mineOlder = try Self.record("b", "1", ts: 3)
+        let theirsNewer = try Self.record("b", nil, ts: 9)
+        let onlyMine = try Self.record("c", "1", ts: 1)
+        let onlyTheirs = try Self.record("d", "1", ts: 1)
+        let (push, pull) = AntiEntropy.reconcile(local: [shared, mineNewer, mineOlder, onlyMine],
+                                                 remote: [shared, theirsOlder, theirsNewer, onlyTheirs])
+        #expect(push == [mineNewer, onlyMine])
+        #expect(pull == [theirsNewer, onlyTheirs])
+    }
+
+    @Test func aWindowCoversWhatBothSidesReturnedCompletely() throws {
+        func at(_ position: UInt32) -> VersionedRecord {
+            // Rows of made-up keys: only positions matter here.
+            VersionedRecord(key: Array("p\(position)".utf8), position: position, value: [], version: Version(timestamp: 1, writer: 1))
+        }
+        let ranges = [RingArc(first: 100, last: 199), RingArc(first: 300, last: 399)]
+        // Local cut at 150, remote complete: both trimmed to 150; the rest starts at 151.
+        var window = AntiEntropy.window(ranges, local: ([at(120), at(150)], true), remote: ([at(110), at(160), at(310)], false))
+        #expect(window.local.map(\.position) == [120, 150])
+        #expect(window.remote.map(\.position) == [110])
+        #expect(window.rest == [RingArc(first: 151, last: 199), RingArc(first: 300, last: 399)])
+        // Remote cut at the end of the first range: the rest is the second range.
+        window = AntiEntropy.window(ranges, local: ([at(120), at(330)], false), remote: ([at(199)], true))
+        #expect(window.local.map(\.position) == [120])
+        #expect(window.rest == [RingArc(first: 300, last: 399)])
+        // Neither cut: everything, nothing left.
+        window = AntiEntropy.window(ranges, local: ([at(120)], false), remote: ([at(330)], false))
+        #expect(window.local.count == 1 && window.remote.count == 1 && window.rest.isEmpty)
+    }
+
+    @Test func aPassJoinsNeighbouringSegmentsOfOneReplicaSetAndCoversWhatTheNodeReplicates() throws {
+        let addresses = (1...6).map { "10.0.0.\($0):7501" }
+        let ring = try HashRing(members: addresses.map { try RingMember(address: $0) })
+        let segments = try ring.segments(replicas: 3)
+        let me = addresses[2]
+        let maxLength: UInt64 = 1 << 26
+        let full = AntiEntropy.arcs(of: segments, for: me, periodic: false, maxLength: maxLength, live: { _ in true }, pending: { _ in false })
+        let mine = segments.filter { $0.replicas.contains { $0.address == me } }
+        #expect(full.skipped == 0)
+        #expect(full.arcs.count < mine.count)
+        // The arcs cover exactly the segments this node replicates, each within one replica set.
+        var covered: UInt64 = 0
+        for arc in full.arcs {
+            covered += UInt64(arc.range.upperBound) - UInt64(arc.range.lowerBound) + 1
+            #expect(UInt64(arc.range.upperBound) - UInt64(arc.range.lowerBound) + 1 <= maxLength || mine.contains { $0.range == arc.range })
+            let inside = mine.filter { arc.range.contains($0.range.lowerBound) }
+            #expect(inside.first?.range.lowerBound == arc.range.lowerBound && inside.last?.range.upperBound == arc.range.upperBound)
+            for segment in inside {
+                #expect(Set(segment.replicas.map(\.address)) == Set(arc.peers + [me]))
+            }
+        }
+        #expect(covered == mine.reduce(0) { $0 + UInt64($1.range.upperBound) - UInt64($1.range.lowerBound) + 1 })
+        // Periodic: only the arcs where this node has the lowest live address.
+        let periodic = AntiEntropy.arcs(of: segments, for: me, periodic: true, maxLength: maxLength, live: { _ in true }, pending: { _ in false })
+        #expect(periodic.arcs.allSatisfy { $0.peers.allSatisfy { me < $0 } })
+        #expect(periodic.arcs.count < full.arcs.count)
+        // A down peer is left out; pending segments are skipped and counted.
+        let down = addresses[3]
+        let withoutDown = AntiEntropy.arcs(of: segments, for: me, periodic: false, maxLength: maxLength, live: { $0 != down }, pending: { _ in false })
+        #expect(withoutDown.arcs.allSatisfy { !$0.peers.contains(down) })
+        let pendingRange = mine[0].range
+        let withPending = AntiEntropy.arcs(of: segments, for: me, periodic: false, maxLength: maxLength, live: { _ in true },
+                                           pending: { $0.overlaps(pendingRange) })
+        #expect(withPending.skipped == 1)
+        #expect(withPending.arcs.allSatisfy { !$0.range.overlaps(pendingRange) })
+    }
+
+    @Test func leavesScaleWithRows() {
+        #expect(AntiEntropy.leafCount(rows: 0, rowsPerLeaf: 32) == 1)
+        #expect(AntiEntropy.leafCount(rows: 32, rowsPerLeaf: 32) == 1)
+        #expect(AntiEntropy.leafCount(rows: 33, rowsPerLeaf: 32) == 2)
+        #expect(AntiEntropy.leafCount(rows: 10_000, rowsPerLeaf: 32) == 512)
+        #expect(AntiEntropy.leafCount(rows: 100_000_000, rowsPerLeaf: 32) == 65_536)
+    }
+}
+
+/// The `anti_entropy` events placement publishes, collected from a live subscription.
+final class RepairEvents: Sendable {
+    private let subscription: EventSubscription
+    private let received = RepairList()
+
+    /// Subscribes and makes sure the subscription is live (placement publishes probe reports until one arrives).
+    init(_ cluster: InProcessCluster) async throws {
+        subscription = try EventSubscription(context: cluster.context, endpoints: [cluster.placementEvents], topics: ["migration"])
+        let stream = subscription.events
+        let received = self.received
+        Task {
+            for await event in stream where event.event.type == "anti_entropy" {
+                if case .repair(let details)? = event.event.details { received.append(details) }
+            }
+        }
+        let placement = try RPCClient(context: cluster.context, endpoint: cluster.placementEndpoint, caller: "test")
+        defer { placement.close() }
+        let probe = WireReportRepairRequest.with { $0.details.node = "probe"; $0.details.reason = "probe" }
+        try await waitUntil("the event subscription to be live", interval: .milliseconds(50)) {
+            _ = try await placement.call(PlacementMethods.reportRepair, probe)
+            return received.all.contains { $0.node == "probe" }
+        }
+    }
+
+    var all: [WireRepairDetails] { received.all }
+
+    func close() { subscription.close() }
+}
+
+final class RepairList: Sendable {
+    private let list = Mutex<[WireRepairDetails]>([])
+    func append(_ details: WireRepairDetails) { list.withLock { $0.append(details) } }
+    var all: [WireRepairDetails] { list.withLock { $0 } }
+}
+
+private extension Array where Element == UInt8 {
+    var stringValue: String { String(decoding: self, as: UTF8.self) }
+}
