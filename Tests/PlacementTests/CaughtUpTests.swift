@@ -55,11 +55,10 @@ import Testing
         #expect(events.map(\.kind) == [.memberUp])
         #expect(membership.member(node)?.caughtUp == false)
         _ = try membership.heartbeat(address: node, caughtUp: true, now: clock.now)
-        // A restart (the node asks to join again) clears it until its next heartbeat.
-        membership.restarted(address: node)
+        #expect(membership.member(node)?.caughtUp == true)
+        // A restarted node says it is catching up in its first heartbeat.
+        _ = try membership.heartbeat(address: node, caughtUp: false, now: clock.now)
         #expect(membership.member(node)?.caughtUp == false)
-        membership.restarted(address: "10.0.0.9:7501")  // unknown: nothing happens
-        #expect(membership.members.count == 3)
     }
 
     @Test func aRestoredPlacementLearnsItFromTheNextHeartbeat() throws {

@@ -182,11 +182,6 @@ public struct Membership: Sendable {
         return [event(.memberUp, address, previous: previous.rawValue)]
     }
 
-    /// A member restarted (it asked to join again): it is not caught up until it says so.
-    public mutating func restarted(address: String) {
-        records[address]?.caughtUp = false
-    }
-
     /// Advances failure detection to `now`: up → suspect → down → (optionally) removed.
     public mutating func tick(now: MembershipTime) -> [MembershipEvent] {
         var events: [MembershipEvent] = []

@@ -82,8 +82,6 @@ public final class PlacementServer {
             let result = apply { (membership: inout Membership, now) throws(MembershipError) in
                 try membership.join(address: request.address, weight: Int(request.weight), now: now)
             }
-            // A member asking to join again restarted: it has to catch up first.
-            if case .failure(let error) = result, error.code == .alreadyExists { membership.restarted(address: request.address) }
             return outcome(result) { WireJoinReply.with { $0.epoch = membership.epoch; $0.ring = membership.ringInfo } }
         }
         rpc.register(PlacementMethods.leave) { [unowned self] _, request in
