@@ -140,7 +140,7 @@ public enum MigrationPlanner {
                         with pending: [WirePendingArc]) -> [(range: ClosedRange<UInt32>, set: [String])] {
         guard !pending.isEmpty else { return base }
         let overrides = pending.flatMap { arc in
-            ranges(of: arc.arc).map { (range: $0, set: Optional(arc.oldReplicas)) }
+            RingArc(first: arc.arc.first, last: arc.arc.last).ranges.map { (range: $0, set: Optional(arc.oldReplicas)) }
         }.sorted { $0.range.lowerBound < $1.range.lowerBound }
         // The overrides as a partition of the whole ring, gaps marked nil.
         var partition: [(range: ClosedRange<UInt32>, set: [String]?)] = []
@@ -195,10 +195,5 @@ public enum MigrationPlanner {
             lower = upper + 1
         }
         return result
-    }
-
-    /// An arc's positions as ascending non-wrapping ranges.
-    static func ranges(of arc: WireArcRange) -> [ClosedRange<UInt32>] {
-        arc.first <= arc.last ? [arc.first...arc.last] : [0...arc.last, arc.first...UInt32.max]
     }
 }

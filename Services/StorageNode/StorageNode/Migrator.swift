@@ -328,7 +328,7 @@ final class Migrator {
         transfer.completing = true
         var details = details(transfer)
         let elapsed = reactor.now - transfer.startedAt
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = Self.seconds(elapsed)
         details.rate = seconds > 0 ? UInt64(Double(transfer.confirmed.bytes) / seconds) : 0
         report("migration_completed", details) { [weak self, weak transfer] result in
             guard let self, let transfer, !transfer.cancelled else { return }
@@ -353,7 +353,7 @@ final class Migrator {
     private func logCompleted(_ transfer: Outgoing) {
         sentKeys += transfer.confirmed.keys
         let elapsed = reactor.now - transfer.startedAt
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = Self.seconds(elapsed)
         logger.info("migration.transfer.completed", metadata: [
             "transfer.id": "\(transfer.id)", "transfer.to": "\(transfer.to)", "transfer.keys": "\(transfer.confirmed.keys)",
             "transfer.bytes": "\(transfer.confirmed.bytes)", "transfer.seconds": "\(String(format: "%.3f", seconds))",
@@ -361,11 +361,15 @@ final class Migrator {
         ])
     }
 
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
     private func reportProgress() {
         let now = reactor.now
         for transfer in outgoing.values where !transfer.completing {
             let elapsed = now - transfer.lastReport.at
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = Self.seconds(elapsed)
             var details = details(transfer)
             details.rate = seconds > 0 ? UInt64(Double(max(0, transfer.confirmed.bytes - transfer.lastReport.bytes)) / seconds) : 0
             transfer.lastReport = (now, transfer.confirmed.bytes)

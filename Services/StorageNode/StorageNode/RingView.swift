@@ -16,7 +16,7 @@ struct RingView {
         let members = info.members.compactMap { try? RingMember(address: $0.address, weight: Int(max(1, $0.weight))) }
         ring = members.isEmpty ? nil : try? HashRing(members: members, density: Int(max(1, info.density)))
         pending = info.plan.pending.flatMap { arc in
-            RingView.ranges(of: arc.arc).map { (range: $0, arc: arc) }
+            RingArc(first: arc.arc.first, last: arc.arc.last).ranges.map { (range: $0, arc: arc) }
         }.sorted { $0.range.lowerBound < $1.range.lowerBound }
     }
 
@@ -89,9 +89,5 @@ struct RingView {
         }
         if next <= UInt64(UInt32.max) { garbage.append(RingArc(first: UInt32(next), last: .max)) }
         return garbage
-    }
-
-    static func ranges(of arc: WireArcRange) -> [ClosedRange<UInt32>] {
-        arc.first <= arc.last ? [arc.first...arc.last] : [0...arc.last, arc.first...UInt32.max]
     }
 }
