@@ -209,7 +209,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StorageEngineTests",
-            dependencies: ["StorageEngine", "Ring", "TestKit"],
+            dependencies: ["StorageEngine", "Ring", "TestKit", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/StorageEngineTests"
         ),
         .testTarget(

@@ -43,6 +43,11 @@ final class EngineDatabase {
                     )
                 }
                 try db.inTransaction(.immediate) {
+                    if version > 0 {
+                        for step in version..<StorageSchema.version {
+                            if let upgrade = StorageSchema.upgrades[step] { try db.execute(sql: upgrade) }
+                        }
+                    }
                     try db.execute(sql: StorageSchema.create)
                     try db.execute(sql: "PRAGMA user_version = \(StorageSchema.version)")
                     return .commit

@@ -1,6 +1,6 @@
 /// Binding and reading ``VersionedRecord``s, the shape shared by `records` and `hints`.
 extension SQLiteStatement {
-    /// Binds `record` as (position, key, value, ts, writer) from parameter `first`, runs the
+    /// Binds `record` as (position, key, value, ts, writer, fence_name, fence_token) from parameter `first`, runs the
     /// statement to completion and resets it; the key and value bytes are not copied.
     func execute(binding record: VersionedRecord, from first: Int32) throws(StorageError) {
         defer { reset() }
@@ -15,6 +15,13 @@ extension SQLiteStatement {
                 }
                 try bind(StorageSchema.stored(record.version.timestamp), at: first + 3)
                 try bind(StorageSchema.stored(record.version.writer), at: first + 4)
+                if let fence = record.fence {
+                    try bind(fence.name, at: first + 5)
+                    try bind(Int64(bitPattern: fence.token), at: first + 6)
+                } else {
+                    try bindNull(at: first + 5)
+                    try bindNull(at: first + 6)
+                }
                 while try step() {}
             }
         }
@@ -35,7 +42,8 @@ extension SQLiteStatement {
         }
     }
 
-    /// The record in columns `first ..< first + 5` of the current row: (position, key, value, ts, writer).
+    /// The record in columns `first ..< first + 7` of the current row:
+    /// (position, key, value, ts, writer, fence_name, fence_token).
     func record(at first: Int32) throws(StorageError) -> VersionedRecord {
         let position = int64(first)
         guard isInteger(first), let position = UInt32(exactly: position),
@@ -47,7 +55,17 @@ extension SQLiteStatement {
         guard value != nil || isNull(first + 2) else {
             throw StorageError.corruptRow.with(message: "the row at position \(position) has a value that is not a blob")
         }
-        return VersionedRecord(key: key, position: position, value: value, version: try version(at: first + 3))
+        return VersionedRecord(key: key, position: position, value: value, version: try version(at: first + 3),
+                               fence: try fence(at: first + 5))
+    }
+
+    /// The fence in columns `first` (fence_name) and `first + 1` (fence_token): `nil` when both are NULL.
+    func fence(at first: Int32) throws(StorageError) -> LockFence? {
+        if isNull(first) && isNull(first + 1) { return nil }
+        guard let name = text(first), isInteger(first + 1) else {
+            throw StorageError.corruptRow.with(message: "a row of \(sql) has a fence that is not a name and a token")
+        }
+        return LockFence(name: name, token: UInt64(bitPattern: int64(first + 1)))
     }
 
     /// The version in columns `first` (ts) and `first + 1` (writer) of the current row.

@@ -71,6 +71,12 @@ public final class StorageEngine {
     /// batches, ends in the same state. A record may be a tombstone (a delete). When the
     /// call returns, the batch is committed as durably as ``syncMode`` promises; when it
     /// throws, nothing of the batch is stored.
+    ///
+    /// A fenced record (one carrying ``VersionedRecord/fence``) is refused, whatever path
+    /// brought it (a client's write, a hint, migration, anti-entropy, read repair), when
+    /// this replica has seen a higher token for its lock on its key; otherwise its token
+    /// is remembered in the same transaction. So a stale holder's write is refused
+    /// everywhere its successor's record (or token) has arrived.
     @discardableResult
     public func apply(_ batch: [VersionedRecord]) throws(StorageError) -> [ApplyResult] {
         try database.transaction { connection throws(StorageError) in
@@ -78,6 +84,14 @@ public final class StorageEngine {
             var results = [ApplyResult](repeating: .applied, count: batch.count)
             for index in Self.ringOrder(of: batch) {
                 let record = batch[index]
+                if let fence = record.fence {
+                    if let highest = try fenceToken(key: record.key, name: fence.name, connection: connection),
+                       highest > fence.token {
+                        results[index] = .refused(highest: highest)
+                        continue
+                    }
+                    try rememberFence(key: record.key, fence: fence, connection: connection)
+                }
                 try upsert.execute(binding: record, from: 1)
                 if upsert.changes == 0 {
                     results[index] = .superseded(stored: try storedVersion(of: record, connection: connection))
@@ -152,7 +166,8 @@ public final class StorageEngine {
             guard value != nil || select.isNull(0) else {
                 throw StorageError.corruptRow.with(message: "the value at position \(position) is not a blob")
             }
-            return VersionedRecord(key: key, position: position, value: value, version: try select.version(at: 1))
+            return VersionedRecord(key: key, position: position, value: value, version: try select.version(at: 1),
+                                   fence: try select.fence(at: 3))
         }
     }
 

@@ -5,9 +5,22 @@
 /// A tombstone is a row whose `value` is NULL (an empty value is an empty blob).
 /// `ts` and `writer` hold a version's unsigned 64-bit parts with the sign bit flipped
 /// (see ``stored(_:)``), so SQLite's signed comparison orders them as unsigned numbers.
+/// `fence_name` and `fence_token` hold the lock a fenced write was made under (NULL for
+/// an unfenced one); records and hints carry it wherever they travel.
 enum StorageSchema {
     /// The `user_version` of databases this code writes; a larger one is refused.
-    static let version: Int64 = 1
+    /// 1: no fence columns on records and hints (upgraded in place by ``upgrades``).
+    static let version: Int64 = 2
+
+    /// Statements that bring a database of an older `user_version` (the key) to the next one.
+    static let upgrades: [Int64: String] = [
+        1: """
+            ALTER TABLE records ADD COLUMN fence_name TEXT;
+            ALTER TABLE records ADD COLUMN fence_token INTEGER;
+            ALTER TABLE hints ADD COLUMN fence_name TEXT;
+            ALTER TABLE hints ADD COLUMN fence_token INTEGER;
+            """,
+    ]
 
     /// Creates the tables and indices if absent.
     static let create = """
@@ -17,6 +30,8 @@ enum StorageSchema {
             value BLOB,
             ts INTEGER NOT NULL,
             writer INTEGER NOT NULL,
+            fence_name TEXT,
+            fence_token INTEGER,
             PRIMARY KEY (position, key)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS records_tombstones ON records (ts) WHERE value IS NULL;
@@ -27,7 +42,9 @@ enum StorageSchema {
             key BLOB NOT NULL,
             value BLOB,
             ts INTEGER NOT NULL,
-            writer INTEGER NOT NULL
+            writer INTEGER NOT NULL,
+            fence_name TEXT,
+            fence_token INTEGER
         );
         CREATE INDEX IF NOT EXISTS hints_by_target ON hints (target, id);
         CREATE TABLE IF NOT EXISTS migration_cursors (
@@ -68,27 +85,34 @@ enum StorageSchema {
 
     // MARK: Records
 
-    /// Merges one record: inserts it, or replaces the stored row only when the new version
-    /// is greater (equal versions: greater content), the rule of ``VersionedRecord/merged(with:)``.
-    /// `sqlite3_changes()` is 1 when the record was written, 0 when the stored row won.
+    /// Merges one record: inserts it, or replaces the stored row only when the new record
+    /// wins by the rule of ``VersionedRecord/merged(with:)``: of two records fenced by the
+    /// same lock the higher token, otherwise the greater version (equal versions: greater
+    /// content). `sqlite3_changes()` is 1 when the record was written, 0 when the stored row won.
+    /// (`NULL = NULL` is not true, so unfenced rows fall to the version rule.)
     static let upsertRecord = """
-        INSERT INTO records (position, key, value, ts, writer) VALUES (?1, ?2, ?3, ?4, ?5)
+        INSERT INTO records (position, key, value, ts, writer, fence_name, fence_token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
         ON CONFLICT (position, key) DO UPDATE
-        SET value = excluded.value, ts = excluded.ts, writer = excluded.writer
-        WHERE excluded.ts > records.ts
-           OR (excluded.ts = records.ts AND (excluded.writer > records.writer
-               OR (excluded.writer = records.writer AND excluded.value IS NOT NULL
-                   AND (records.value IS NULL OR excluded.value > records.value))))
+        SET value = excluded.value, ts = excluded.ts, writer = excluded.writer,
+            fence_name = excluded.fence_name, fence_token = excluded.fence_token
+        WHERE CASE
+            WHEN excluded.fence_name = records.fence_name AND excluded.fence_token <> records.fence_token
+                THEN excluded.fence_token > records.fence_token
+            ELSE excluded.ts > records.ts
+               OR (excluded.ts = records.ts AND (excluded.writer > records.writer
+                   OR (excluded.writer = records.writer AND excluded.value IS NOT NULL
+                       AND (records.value IS NULL OR excluded.value > records.value))))
+            END
         """
 
     /// The stored version of one key, read when a merge kept the stored row.
     static let selectVersion = "SELECT ts, writer FROM records WHERE position = ?1 AND key = ?2"
 
-    /// One key's value and version.
-    static let selectRecord = "SELECT value, ts, writer FROM records WHERE position = ?1 AND key = ?2"
+    /// One key's value, version and fence, in the order ``StorageEngine`` reads them.
+    static let selectRecord = "SELECT value, ts, writer, fence_name, fence_token FROM records WHERE position = ?1 AND key = ?2"
 
     /// Columns of a full record, in the order ``SQLiteStatement/record(at:)`` reads them.
-    static let recordColumns = "position, key, value, ts, writer"
+    static let recordColumns = "position, key, value, ts, writer, fence_name, fence_token"
 
     /// Records with positions in `?1...?2`, in ring order, at most `?3`.
     static let scanRange = """
@@ -130,7 +154,8 @@ enum StorageSchema {
 
     /// Stores one hint for target `?1`.
     static let insertHint = """
-        INSERT INTO hints (target, position, key, value, ts, writer) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        INSERT INTO hints (target, position, key, value, ts, writer, fence_name, fence_token)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
         """
 
     /// A target's hints with ids above `?2`, oldest first, at most `?3`.

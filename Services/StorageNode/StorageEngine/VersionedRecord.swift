@@ -4,6 +4,14 @@
 /// Replicas converge by merging: the record with the greater version wins (see
 /// ``merged(with:)``), which is idempotent, commutative and associative, so
 /// migration, hinted handoff and read repair can all just apply records.
+///
+/// A fenced write's record carries its ``fence`` (the lock and fencing token it was
+/// written under) wherever it travels. Two records fenced by the same lock are ordered
+/// by token first, so a stale holder's write never beats its successor's, whatever
+/// their clocks said; and every replica refuses a record whose token is below the
+/// highest it has seen for that lock on that key (``StorageEngine/apply(_:)``), so
+/// once the highest token is known everywhere the order among survivors is the
+/// version order again.
 public struct VersionedRecord: Hashable, Sendable {
     /// The key, arbitrary non-empty bytes.
     public let key: [UInt8]
@@ -13,11 +21,13 @@ public struct VersionedRecord: Hashable, Sendable {
     public let value: [UInt8]?
     /// The version of the write this record holds.
     public let version: Version
+    /// The lock and fencing token the write was made under; `nil` for an unfenced write.
+    public let fence: LockFence?
 
     /// A record for `key` holding `value` (`nil` for a delete) at `version`; the ring
     /// position is computed from the key. Throws ``StorageError/emptyKey`` for an empty key.
-    public init(key: [UInt8], value: [UInt8]?, version: Version) throws(StorageError) {
-        self.init(key: key, position: try StorageEngine.position(of: key), value: value, version: version)
+    public init(key: [UInt8], value: [UInt8]?, version: Version, fence: LockFence? = nil) throws(StorageError) {
+        self.init(key: key, position: try StorageEngine.position(of: key), value: value, version: version, fence: fence)
     }
 
     /// A tombstone for `key`: the record of a delete made at `version`.
@@ -26,11 +36,12 @@ public struct VersionedRecord: Hashable, Sendable {
     }
 
     /// A record whose position the caller vouches for: rows read back from the database.
-    init(key: [UInt8], position: UInt32, value: [UInt8]?, version: Version) {
+    init(key: [UInt8], position: UInt32, value: [UInt8]?, version: Version, fence: LockFence? = nil) {
         self.key = key
         self.position = position
         self.value = value
         self.version = version
+        self.fence = fence
     }
 
     /// Whether this record is the tombstone of a deleted key.
@@ -39,7 +50,8 @@ public struct VersionedRecord: Hashable, Sendable {
     /// The cursor just past this record, to resume a ``StorageEngine/scan(arc:after:limit:)``.
     public var cursor: ScanCursor { ScanCursor(position: position, key: key) }
 
-    /// The newer of two records of the same key: the greater version wins.
+    /// The newer of two records of the same key: the greater version wins, except that
+    /// of two records fenced by the same lock with different tokens the higher token wins.
     ///
     /// Two records never share a version with different contents when writers follow
     /// the rules; if they do anyway, the greater content wins (a value beats a tombstone,
@@ -48,8 +60,17 @@ public struct VersionedRecord: Hashable, Sendable {
         Self.supersedes(other, self) ? other : self
     }
 
+    /// Whether merging `other` into this record would replace it (`other` is newer by the merge rule).
+    public func isSuperseded(by other: VersionedRecord) -> Bool {
+        Self.supersedes(other, self)
+    }
+
     /// Whether `candidate` replaces `stored` in a merge; the engine's upsert applies the same rule.
     static func supersedes(_ candidate: VersionedRecord, _ stored: VersionedRecord) -> Bool {
+        if let candidateFence = candidate.fence, let storedFence = stored.fence,
+           candidateFence.name == storedFence.name, candidateFence.token != storedFence.token {
+            return candidateFence.token > storedFence.token
+        }
         if candidate.version != stored.version { return candidate.version > stored.version }
         switch (candidate.value, stored.value) {
         case let (candidateValue?, storedValue?):
@@ -60,4 +81,20 @@ public struct VersionedRecord: Hashable, Sendable {
             return false
         }
     }
+}
+
+/// The lock a fenced write was made under and the fencing token the lock service granted.
+public struct LockFence: Hashable, Sendable, CustomStringConvertible {
+    /// The lock's name, 1...256 bytes.
+    public let name: String
+    /// The fencing token, above 0.
+    public let token: UInt64
+
+    public init(name: String, token: UInt64) {
+        self.name = name
+        self.token = token
+    }
+
+    /// `name:token`, as `ringctl put --fence` takes it.
+    public var description: String { "\(name):\(token)" }
 }
