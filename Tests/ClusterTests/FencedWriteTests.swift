@@ -140,6 +140,74 @@ import ZeroMQ
         try await cluster.stop()
     }
 
+    /// A record as a coordinator would send it now, fenced by `name`:`token`.
+    static func record(_ key: String, _ value: String, token: UInt64, name: String) -> WireRecord {
+        WireRecord.with {
+            $0.key = Data(key.utf8)
+            $0.value = Data(value.utf8)
+            let milliseconds = UInt64(Date().timeIntervalSince1970 * 1000)
+            $0.version = WireVersion.with { $0.timestamp = milliseconds << 16; $0.writer = 1 }
+            $0.fence = WireFence.with { $0.name = name; $0.token = token }
+        }
+    }
+
+    @Test func aReplicaThatMissedTheSuccessorsWriteRefusesTheStaleHolderOnceBackAndConvergesOnTheSuccessor() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.startAndSettle()
+        func put(_ value: String, token: UInt64, through index: Int, w: UInt32 = 0) async throws(RPCError) {
+            let client = try? cluster.nodeClient(index)
+            defer { client?.close() }
+            _ = try await client?.call(StorageMethods.put, WirePutRequest.with {
+                $0.key = Data("shared".utf8)
+                $0.value = Data(value.utf8)
+                $0.quorum = WireQuorum.with { $0.w = w }
+                $0.fence = WireFence.with { $0.name = "job"; $0.token = token }
+            })
+        }
+        // The first holder (token 5) writes while every replica is up.
+        try await put("holder-5", token: 5, through: 0)
+        // Node 3 is stopped; the successor (token 6) writes through node 1 (W=2), node 3 gets a hint.
+        _ = try await cluster.node(2).stop()
+        try await cluster.waitForMembers([cluster.nodeAddress(2)], state: .down)
+        try await put("successor-6", token: 6, through: 0)
+        // Node 3 comes back and takes its hints (the successor's record, which carries token 6).
+        try await cluster.startNode(2)
+        let third = try cluster.nodeClient(2)
+        defer { third.close() }
+        let read = WireReplicaReadRequest.with { $0.key = Data("shared".utf8) }
+        try await waitUntil("node 3 to receive the successor's write by hinted handoff", timeout: .seconds(20)) {
+            try await third.call(StorageMethods.replicaRead, read).record.value == Data("successor-6".utf8)
+        }
+        // The stale holder (token 5, a later clock) writes through every node: every one refuses,
+        // node 3 included, and a stale record sent straight to node 3 is refused too.
+        for index in 0..<3 {
+            do {
+                try await put("stale-5", token: 5, through: index, w: 1)
+                Issue.record("a stale fenced write through node \(index + 1) was acknowledged")
+            } catch {
+                #expect(error.code == .failedPrecondition && error.message.contains("stale"), "through node \(index + 1): \(error)")
+            }
+        }
+        let direct = try await third.call(StorageMethods.replicaWrite, WireReplicaWriteRequest.with {
+            $0.records = [Self.record("shared", "stale-5", token: 5, name: "job")]
+        })
+        #expect(direct.refusedBelow == [6])
+        // After repair every replica holds the successor's value.
+        for index in 0..<3 {
+            let client = try cluster.nodeClient(index)
+            defer { client.close() }
+            _ = try await client.call(StorageMethods.repair, WireRepairRequest(), options: CallOptions(timeout: .seconds(20)))
+        }
+        for index in 0..<3 {
+            let client = try cluster.nodeClient(index)
+            defer { client.close() }
+            let record = try await client.call(StorageMethods.replicaRead, read).record
+            #expect(record.value == Data("successor-6".utf8), "node \(index + 1)")
+            #expect(record.fence.token == 6, "node \(index + 1)")
+        }
+        try await cluster.stop()
+    }
+
     @Test func aNewReplicaLearnsTheFencingTokensOfTheArcsItReceives() async throws {
         let cluster = try LocalCluster(nodes: 3)
         try await cluster.startAndSettle()
@@ -168,19 +236,10 @@ import ZeroMQ
         // Node 4 got the record and the token: a stale fenced write is refused there too.
         let held = try await newcomer.call(StorageMethods.replicaRead, WireReplicaReadRequest.with { $0.key = Data(key.utf8) })
         #expect(held.record.value == Data("holder-5".utf8))
-        do {
-            _ = try await newcomer.call(StorageMethods.replicaWrite, WireReplicaWriteRequest.with {
-                $0.records = [WireRecord.with {
-                    $0.key = Data(key.utf8)
-                    $0.value = Data("stale".utf8)
-                    $0.version = WireVersion.with { $0.timestamp = UInt64.max / 2; $0.writer = 1 }
-                }]
-                $0.fence = WireFence.with { $0.name = "job"; $0.token = 4 }
-            })
-            Issue.record("node 4 accepted a write fenced with a stale token")
-        } catch {
-            #expect(error.code == .failedPrecondition)
-        }
+        let refused = try await newcomer.call(StorageMethods.replicaWrite, WireReplicaWriteRequest.with {
+            $0.records = [Self.record(key, "stale", token: 4, name: "job")]
+        })
+        #expect(refused.applied == [false] && refused.refusedBelow == [5], "node 4 must refuse a record fenced with a stale token")
         await #expect(throws: RPCError.self) { try await put("stale", token: 4, through: newcomer) }
         try await put("holder-6", token: 6, through: newcomer)
         try await cluster.stop()

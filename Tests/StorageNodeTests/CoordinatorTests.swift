@@ -154,4 +154,68 @@ final class InProcessCluster: @unchecked Sendable {
         #expect(try await restarted.call(StorageMethods.stats, WireStatsRequest()).liveKeys == 21)
         try await cluster.stop()
     }
+
+    @Test func oneClientsOverwritesThroughAlternatingCoordinatorsStayInOrder() async throws {
+        let cluster = try InProcessCluster()
+        try await cluster.start(nodes: 3)
+        let clients = try (0..<3).map(cluster.client)
+        defer { clients.forEach { $0.close() } }
+        // The client library's session context: the highest version timestamp seen, sent with each write.
+        var seen: UInt64 = 0
+        var previous = WireVersion()
+        var outOfOrder: [Int] = []
+        let writes = 10_000
+        for index in 0..<writes {
+            let reply = try await put(clients[index % 3], "hot", "\(index)") { $0.seenTimestamp = seen; $0.quorum.w = 1 }
+            if (reply.version.timestamp, reply.version.writer) <= (previous.timestamp, previous.writer) { outOfOrder.append(index) }
+            previous = reply.version
+            seen = max(seen, reply.version.timestamp)
+        }
+        #expect(outOfOrder.isEmpty, "writes ordered before their predecessor: \(outOfOrder.prefix(10)) of \(outOfOrder.count)")
+        // The last write wins on every replica.
+        for client in clients {
+            let read = try await client.call(StorageMethods.get, WireGetRequest.with { $0.key = Data("hot".utf8); $0.quorum.r = 3 })
+            #expect(read.value == Data("\(writes - 1)".utf8))
+        }
+        try await cluster.stop()
+    }
+
+    @Test func timestampsTooFarAheadAreRefusedAndDoNotDragTheClock() async throws {
+        let cluster = try InProcessCluster()
+        cluster.configureNode = { $0.maxClockDrift = .seconds(5) }
+        try await cluster.start(nodes: 3)
+        let client = try cluster.client(0)
+        defer { client.close() }
+        let nowMillis = UInt64(Date().timeIntervalSince1970 * 1000)
+        let anHourAhead = (nowMillis + 3_600_000) << 16
+        // A client's session context an hour ahead.
+        do {
+            _ = try await put(client, "k", "v") { $0.seenTimestamp = anHourAhead }
+            Issue.record("a session timestamp an hour ahead was accepted")
+        } catch {
+            #expect(error.code == .invalidArgument && error.message.contains("ahead"), "\(error)")
+        }
+        // A replica write stamped an hour ahead (it would pin the key for an hour).
+        do {
+            _ = try await client.call(StorageMethods.replicaWrite, WireReplicaWriteRequest.with {
+                $0.records = [WireRecord.with {
+                    $0.key = Data("k".utf8)
+                    $0.value = Data("from the future".utf8)
+                    $0.version = WireVersion.with { $0.timestamp = anHourAhead; $0.writer = 1 }
+                }]
+            })
+            Issue.record("a replica write an hour ahead was accepted")
+        } catch {
+            #expect(error.code == .invalidArgument && error.message.contains("ahead"), "\(error)")
+        }
+        // Within the drift is fine.
+        _ = try await put(client, "k", "near") { $0.seenTimestamp = (nowMillis + 1000) << 16 }
+        // The clock was not dragged: a new write is stamped near the wall clock, and wins.
+        let reply = try await put(client, "k", "now")
+        let stampedMillis = reply.version.timestamp >> 16
+        #expect(stampedMillis < UInt64(Date().timeIntervalSince1970 * 1000) + 5_000, "stamped \(stampedMillis), now \(nowMillis)")
+        let read = try await client.call(StorageMethods.get, WireGetRequest.with { $0.key = Data("k".utf8) })
+        #expect(read.value == Data("now".utf8))
+        try await cluster.stop()
+    }
 }

@@ -651,7 +651,9 @@ final class AntiEntropy {
     }
 
     /// Merges the peer's newer rows through the group commit; `done` gets how many were applied.
-    private func pull(_ records: [VersionedRecord], done: @escaping (Int, String?) -> Void) {
+    private func pull(_ pulled: [VersionedRecord], done: @escaping (Int, String?) -> Void) {
+        // Rows stamped too far ahead of our clock are dropped (and logged), not stored.
+        let records = coordinator.clock.admitted(pulled, from: "an anti-entropy peer")
         guard !records.isEmpty else {
             done(0, nil)
             return

@@ -18,7 +18,8 @@ final class Coordinator {
     let options: StorageNodeOptions
     private let peers: PeerClients
     private let tasks: ReactorTasks
-    private let clock: HybridLogicalClock
+    /// The node's clock; migration and anti-entropy admit remote rows through it too.
+    let clock: NodeClock
     private let writer: UInt64
     private let ringView: () -> RingView?
     private var logger: Logger
@@ -33,7 +34,7 @@ final class Coordinator {
         self.options = options
         self.logger = logger
         self.ringView = ringView
-        clock = HybridLogicalClock()
+        clock = NodeClock(maximumDrift: options.maxClockDrift, logger: logger)
         // The address names the writer; the start time keeps a restarted node
         // whose wall clock went backwards from ever reusing a version.
         writer = Self.fnv1a(Array(address.utf8)) ^ UInt64(Date().timeIntervalSince1970 * 1_000_000)
@@ -44,12 +45,13 @@ final class Coordinator {
         rpc.register(StorageMethods.put) { [unowned self] context, request in
             put(context, key: [UInt8](request.key), value: [UInt8](request.value), quorum: request.quorum,
                 ifVersion: request.hasIfVersion ? Version(wire: request.ifVersion) : nil, ifAbsent: request.ifAbsent,
-                fence: request.hasFence ? request.fence : nil) { result in
+                fence: request.hasFence ? request.fence : nil, seen: request.seenTimestamp) { result in
                 result.map { version, acks in WirePutReply.with { $0.version = version.wire; $0.acks = UInt32(acks) } }
             }
         }
         rpc.register(StorageMethods.delete) { [unowned self] context, request in
-            put(context, key: [UInt8](request.key), value: nil, quorum: request.quorum, ifVersion: nil, ifAbsent: false, fence: nil) { result in
+            put(context, key: [UInt8](request.key), value: nil, quorum: request.quorum, ifVersion: nil, ifAbsent: false, fence: nil,
+                seen: request.seenTimestamp) { result in
                 result.map { version, acks in WireDeleteReply.with { $0.version = version.wire; $0.acks = UInt32(acks) } }
             }
         }
@@ -60,24 +62,32 @@ final class Coordinator {
 
     // MARK: Client requests
 
-    /// Put (value) or Delete (nil value), optionally conditional.
+    /// Put (value) or Delete (nil value), optionally conditional or fenced. `seen` is
+    /// the client's session context: its write is stamped after that timestamp.
     private func put<Reply>(_ context: RequestContext, key: [UInt8], value: [UInt8]?, quorum: WireQuorum,
-                            ifVersion: Version?, ifAbsent: Bool, fence: WireFence?,
+                            ifVersion: Version?, ifAbsent: Bool, fence wireFence: WireFence?, seen: UInt64,
                             makeReply: @escaping (Result<(Version, Int), RPCError>) -> Result<Reply, RPCError>) -> HandlerOutcome<Reply> {
         if let problem = validate(key: key, value: value) { return .failure(problem) }
-        if let fence, fence.name.isEmpty || fence.name.utf8.count > 256 || fence.token == 0 {
-            return .failure(.invalidArgument("a fence needs a lock name of 1...256 bytes and a token above 0"))
+        var fence: LockFence?
+        if let wireFence {
+            guard !wireFence.name.isEmpty, wireFence.name.utf8.count <= 256, (1...UInt64(Int64.max)).contains(wireFence.token) else {
+                return .failure(.invalidArgument("a fence needs a lock name of 1...256 bytes and a token of 1...\(Int64.max)"))
+            }
+            fence = LockFence(name: wireFence.name, token: wireFence.token)
+        }
+        if seen > 0, !clock.admit(seen, from: "client \(context.caller)") {
+            return .failure(.invalidArgument("seen_timestamp: \(clock.refusal(seen))"))
         }
         let plan: QuorumGroups
         do { plan = try self.plan(key: key, quorum: quorum, write: true) } catch { return .failure(error) }
         let write = { [unowned self] in
             let version = Version(timestamp: clock.now(), writer: writer)
             // Cannot fail: the key was validated as non-empty.
-            guard let record = try? VersionedRecord(key: key, value: value, version: version) else { return }
+            guard let record = try? VersionedRecord(key: key, value: value, version: version, fence: fence) else { return }
             let pending = PendingWrite(record: record, quorum: plan) { [unowned self] result in
                 rpc?.reply(to: context, makeReply(result.map { (version, $0) }))
             }
-            replicate(record, pending: pending, fence: fence)
+            replicate(record, pending: pending)
         }
         guard ifVersion != nil || ifAbsent else {
             write()
@@ -98,7 +108,7 @@ final class Coordinator {
                     let found = current.map { "\($0.version)" } ?? "none"
                     rpc?.reply(to: context, makeReply(.failure(.failedPrecondition("current version is \(found), not \(ifVersion)"))))
                 } else {
-                    if let current { clock.observe(remote: current.version.timestamp) }
+                    if let current { _ = clock.admit(current.version.timestamp, from: "a quorum read") }
                     write()
                 }
             }
@@ -128,33 +138,36 @@ final class Coordinator {
 
     // MARK: Replication
 
-    private func replicate(_ record: VersionedRecord, pending: PendingWrite, fence: WireFence?) {
+    /// Sends the write to its replicas; the local one joins this turn's group
+    /// commit. A fenced record refused as stale by a replica fails the put with
+    /// FAILED_PRECONDITION (no hint: the replica is fine, the writer is not).
+    private func replicate(_ record: VersionedRecord, pending: PendingWrite) {
         let view = ringView()
         for replica in pending.replicas {
             if replica == address {
-                guard let fence else {
-                    store.enqueue([record]) { result in
-                        switch result {
-                        case .success: pending.acknowledged(by: replica)
-                        case .failure(let error): pending.failed(replica, "local commit failed: \(error)")
+                store.enqueue([record]) { result in
+                    switch result {
+                    case .success(let applied):
+                        if case .refused(let highest)? = applied.first {
+                            pending.refused(by: replica, Self.staleFence(record, highest: highest))
+                        } else {
+                            pending.acknowledged(by: replica)
                         }
+                    case .failure(let error): pending.failed(replica, "local commit failed: \(error)")
                     }
-                    continue
-                }
-                switch applyFenced(record, fence) {
-                case .success: pending.acknowledged(by: replica)
-                case .failure(let error) where error.code == .failedPrecondition: pending.refused(by: replica, error)
-                case .failure(let error): pending.failed(replica, error.message)
                 }
             } else if view?.isDown(replica) == true {
                 pending.failed(replica, "down")
                 handOff(record, for: replica, replicas: pending.replicas)
             } else {
-                send([record], to: replica, fence: fence) { [unowned self] result in
+                send([record], to: replica) { [unowned self] result in
                     switch result {
-                    case .success: pending.acknowledged(by: replica)
-                    case .failure(let error) where error.code == .failedPrecondition && fence != nil:
-                        pending.refused(by: replica, error)
+                    case .success(let reply):
+                        if let highest = reply.refusedBelow.first, highest > 0 {
+                            pending.refused(by: replica, Self.staleFence(record, highest: highest))
+                        } else {
+                            pending.acknowledged(by: replica)
+                        }
                     case .failure(let error):
                         pending.failed(replica, error.description)
                         handOff(record, for: replica, replicas: pending.replicas)
@@ -164,19 +177,10 @@ final class Coordinator {
         }
     }
 
-    /// Applies a fenced write locally (its own transaction, durable on return):
-    /// FAILED_PRECONDITION when a higher token for the lock was seen on the key.
-    private func applyFenced(_ record: VersionedRecord, _ fence: WireFence) -> Result<Void, RPCError> {
-        do {
-            switch try store.engine.applyFenced(record, name: fence.name, token: fence.token) {
-            case .accepted: return .success(())
-            case .refused(let highest):
-                return .failure(.failedPrecondition(
-                    "fencing token \(fence.token) for lock '\(fence.name)' is stale: this key has seen token \(highest)"))
-            }
-        } catch {
-            return .failure(.internalError("fenced write failed: \(error)"))
-        }
+    /// FAILED_PRECONDITION for a fenced record a replica refused.
+    private static func staleFence(_ record: VersionedRecord, highest: UInt64) -> RPCError {
+        let fence = record.fence.map { "fencing token \($0.token) for lock '\($0.name)'" } ?? "the fencing token"
+        return .failedPrecondition("\(fence) is stale: this key has seen token \(highest)")
     }
 
     /// Hinted handoff: the write `target` missed goes to a stand-in, the next
@@ -243,7 +247,7 @@ final class Coordinator {
     }
 
     /// Sends records to a replica with ReplicaWrite.
-    func send(_ records: [VersionedRecord], to replica: String, hintFor target: String = "", fence: WireFence? = nil,
+    func send(_ records: [VersionedRecord], to replica: String, hintFor target: String = "",
               then: @escaping (Result<WireReplicaWriteReply, RPCError>) -> Void) {
         guard let client = peers.client(for: replica) else {
             then(.failure(.unavailable("no client for \(replica)")))
@@ -252,7 +256,6 @@ final class Coordinator {
         let request = WireReplicaWriteRequest.with {
             $0.records = records.map(\.wire)
             $0.hintFor = target
-            if let fence { $0.fence = fence }
         }
         let timeout = options.replicaTimeout
         tasks.run({ await client.result(StorageMethods.replicaWrite, request, options: CallOptions(timeout: timeout)) }, then: then)
@@ -270,15 +273,8 @@ final class Coordinator {
             guard let record = try? VersionedRecord(wire: wire) else { return .failure(.invalidArgument("record with an empty key")) }
             records.append(record)
         }
-        for record in records { clock.observe(remote: record.version.timestamp) }
-        if request.hasFence {
-            guard records.count == 1, request.hintFor.isEmpty, !request.fence.name.isEmpty else {
-                return .failure(.invalidArgument("a fenced replica write carries exactly one record, a lock name and no hint"))
-            }
-            return switch applyFenced(records[0], request.fence) {
-            case .success: .reply(WireReplicaWriteReply.with { $0.applied = [true] })
-            case .failure(let error): .failure(error)
-            }
+        if let ahead = clock.firstRefused(records, from: "ReplicaWrite from \(context.caller)") {
+            return .failure(.invalidArgument("a record's version is too far ahead: \(clock.refusal(ahead.version.timestamp))"))
         }
         if !request.hintFor.isEmpty {
             // We are a stand-in: keep the records as hints for their replica.
@@ -294,7 +290,12 @@ final class Coordinator {
         store.enqueue(records) { [unowned self] result in
             switch result {
             case .success(let applied):
-                rpc?.reply(to: context, .success(WireReplicaWriteReply.with { $0.applied = applied.map(\.wasApplied) }))
+                rpc?.reply(to: context, .success(WireReplicaWriteReply.with {
+                    $0.applied = applied.map(\.wasApplied)
+                    $0.refusedBelow = applied.map { result in
+                        if case .refused(let highest) = result { highest } else { 0 }
+                    }
+                }))
             case .failure(let error):
                 rpc?.fail(context, .internalError("commit failed: \(error)"))
             }

@@ -33,6 +33,7 @@ final class Migrator {
 
     private let address: String
     private let store: LocalStore
+    private let clock: NodeClock
     private let peers: PeerClients
     private let tasks: ReactorTasks
     private let reactor: Reactor
@@ -59,12 +60,13 @@ final class Migrator {
     private(set) var sweptKeys = 0
     var activeTransfers: Int { outgoing.count }
 
-    init(address: String, store: LocalStore, peers: PeerClients, tasks: ReactorTasks, reactor: Reactor, settings: Settings,
-         logger: Logger,
+    init(address: String, store: LocalStore, clock: NodeClock, peers: PeerClients, tasks: ReactorTasks, reactor: Reactor,
+         settings: Settings, logger: Logger,
          report: @escaping (String, WireMigrationDetails, @escaping (Result<WireReportMigrationReply, RPCError>) -> Void) -> Void,
          refreshPlan: @escaping () -> Void) {
         self.address = address
         self.store = store
+        self.clock = clock
         self.peers = peers
         self.tasks = tasks
         self.reactor = reactor
@@ -416,6 +418,8 @@ final class Migrator {
             }
             records.append(record)
         }
+        // Rows stamped too far ahead of our clock are dropped (and logged), not stored.
+        records = clock.admitted(records, from: "migration batch from \(request.from)")
         // Fencing tokens first: once a record is here, a stale fenced write of its key must be refused here too.
         do {
             try store.engine.remember(request.fences.map { StorageEngine.Fence(key: [UInt8]($0.key), name: $0.name, token: $0.token) })

@@ -116,7 +116,7 @@ final class PendingRead {
     /// nothing) gets the newest record.
     private func finishIfComplete() {
         guard answers.count + failures.count == replicas.count, let newest else { return }
-        let stale = answers.filter { _, record in record.map { $0.version < newest.version } ?? true }.map(\.key)
+        let stale = answers.filter { _, record in record.map { $0.isSuperseded(by: newest) } ?? true }.map(\.key)
         if !stale.isEmpty { repair(newest, stale.sorted()) }
     }
 }

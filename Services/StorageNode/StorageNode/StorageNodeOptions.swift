@@ -40,6 +40,10 @@ public struct StorageNodeOptions: Sendable {
     /// (0: unlimited).
     public var antiEntropyInterval: Duration = .seconds(60)
     public var antiEntropyRateLimit: Int = 4_000_000
+    /// How far ahead of this node's wall clock a timestamp from a peer or a
+    /// client may be; one further ahead is refused (and logged), so it can
+    /// neither drag the node's clock forward nor pin a key with a future version.
+    public var maxClockDrift: Duration = .seconds(5)
 
     public init(listen: String = "tcp://127.0.0.1:7501", advertise: String? = nil,
                 placement: String = "tcp://127.0.0.1:7400", placementEvents: String = "tcp://127.0.0.1:7401",

@@ -48,7 +48,8 @@ public final class StorageNodeServer {
         var migration = Migrator.Settings()
         migration.batchKeys = options.migrationBatchKeys
         migration.rateLimit = options.migrationRateLimit
-        migrator = Migrator(address: address, store: store, peers: peers, tasks: tasks, reactor: reactor, settings: migration,
+        migrator = Migrator(address: address, store: store, clock: coordinator.clock, peers: peers, tasks: tasks, reactor: reactor,
+                            settings: migration,
                             logger: logger, report: { type, details, then in link.report(type, details, then: then) },
                             refreshPlan: { link.refresh() })
         migrator.register(on: rpc)
@@ -103,6 +104,10 @@ public final class StorageNodeServer {
                 "migrated_keys_received": "\(migrator.receivedKeys)",
                 "swept_keys": "\(migrator.sweptKeys)",
                 "caught_up": "\(antiEntropy.caughtUp)",
+                // This node's view of the members, as placement told it: address=state,...
+                "member_states": placement.memberStates.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.name)" }
+                    .joined(separator: ","),
+                "members_epoch": "\(placement.membersEpoch)",
                 "anti_entropy_passes": "\(antiEntropy.passes)",
                 "anti_entropy_rows_pushed": "\(antiEntropy.totalPushed)",
                 "anti_entropy_rows_pulled": "\(antiEntropy.totalPulled)",

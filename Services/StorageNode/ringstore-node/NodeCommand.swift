@@ -68,6 +68,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Anti-entropy: megabytes per second of rows repaired, pushed and pulled (0: unlimited).")
     var antiEntropyRateMb = 4.0
 
+    @Option(help: "Seconds a timestamp from a peer or a client may be ahead of this node's clock; further ahead is refused and logged.")
+    var maxClockDrift = 5.0
+
     @OptionGroup var server: ServerOptions
 
     func validate() throws {
@@ -88,6 +91,7 @@ struct NodeCommand: AsyncParsableCommand {
         guard migrationRateMb >= 0, migrationRateMb <= 100_000 else { throw ValidationError("--migration-rate-mb must be 0...100000") }
         guard antiEntropyInterval >= 0, antiEntropyInterval <= 86_400 else { throw ValidationError("--anti-entropy-interval must be 0...86400 seconds") }
         guard antiEntropyRateMb >= 0, antiEntropyRateMb <= 100_000 else { throw ValidationError("--anti-entropy-rate-mb must be 0...100000") }
+        guard maxClockDrift >= 0.001, maxClockDrift <= 86_400 else { throw ValidationError("--max-clock-drift must be 0.001...86400 seconds") }
         guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
     }
 
@@ -104,6 +108,7 @@ struct NodeCommand: AsyncParsableCommand {
         options.migrationRateLimit = Int(migrationRateMb * 1_000_000)
         options.antiEntropyInterval = .seconds(antiEntropyInterval)
         options.antiEntropyRateLimit = Int(antiEntropyRateMb * 1_000_000)
+        options.maxClockDrift = .seconds(maxClockDrift)
         try await ServiceRunner.run([StorageNodeServer.service(options: options, logger: logger)], logger: logger)
     }
 }

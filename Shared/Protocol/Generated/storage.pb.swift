@@ -65,11 +65,26 @@ public nonisolated struct WireRecord: Sendable {
   /// Clears the value of `version`. Subsequent reads from it will return its default value.
   public mutating func clearVersion() {self._version = nil}
 
+  /// The lock and token a fenced write was made under; it travels with the
+  /// record on every path (replica writes, hints, migration, anti-entropy, read
+  /// repair). Of two records fenced by the same lock the higher token wins
+  /// whatever their versions, and a replica refuses a record whose token is
+  /// below the highest it has seen for that lock on that key.
+  public var fence: WireFence {
+    get {_fence ?? WireFence()}
+    set {_fence = newValue}
+  }
+  /// Returns true if `fence` has been explicitly set.
+  public var hasFence: Bool {self._fence != nil}
+  /// Clears the value of `fence`. Subsequent reads from it will return its default value.
+  public mutating func clearFence() {self._fence = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _version: WireVersion? = nil
+  fileprivate var _fence: WireFence? = nil
 }
 
 /// Quorum options; 0 means the cluster default (N from placement, W=2, R=2).
@@ -131,6 +146,13 @@ public nonisolated struct WirePutRequest: Sendable {
   public var hasFence: Bool {self._fence != nil}
   /// Clears the value of `fence`. Subsequent reads from it will return its default value.
   public mutating func clearFence() {self._fence = nil}
+
+  /// Session causality: the highest version timestamp this client has seen
+  /// (from its earlier puts, deletes and gets). The coordinator stamps the write
+  /// after it, so one client's writes stay in order whichever node coordinates.
+  /// A timestamp further ahead of the coordinator's clock than its allowed drift
+  /// is refused with INVALID_ARGUMENT.
+  public var seenTimestamp: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -247,6 +269,9 @@ public nonisolated struct WireDeleteRequest: Sendable {
   /// Clears the value of `quorum`. Subsequent reads from it will return its default value.
   public mutating func clearQuorum() {self._quorum = nil}
 
+  /// As in PutRequest.
+  public var seenTimestamp: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -291,23 +316,9 @@ public nonisolated struct WireReplicaWriteRequest: Sendable {
   /// and delivers them when the member is back up.
   public var hintFor: String = String()
 
-  /// A fenced write (one record): the replica refuses it with
-  /// FAILED_PRECONDITION if it has seen a higher token for this name on the
-  /// record's key, and otherwise remembers the token durably.
-  public var fence: WireFence {
-    get {_fence ?? WireFence()}
-    set {_fence = newValue}
-  }
-  /// Returns true if `fence` has been explicitly set.
-  public var hasFence: Bool {self._fence != nil}
-  /// Clears the value of `fence`. Subsequent reads from it will return its default value.
-  public mutating func clearFence() {self._fence = nil}
-
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
-
-  fileprivate var _fence: WireFence? = nil
 }
 
 public nonisolated struct WireReplicaWriteReply: Sendable {
@@ -317,6 +328,10 @@ public nonisolated struct WireReplicaWriteReply: Sendable {
 
   /// Per record: whether it was newer than what the replica held.
   public var applied: [Bool] = []
+
+  /// Per record: 0, or, for a fenced record the replica refused as stale, the
+  /// highest token it has seen for that lock on that key.
+  public var refusedBelow: [UInt64] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -594,7 +609,7 @@ nonisolated extension WireVersion: SwiftProtobuf.Message, SwiftProtobuf._Message
 
 nonisolated extension WireRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Record"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}tombstone\0\u{1}value\0\u{1}version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}tombstone\0\u{1}value\0\u{1}version\0\u{1}fence\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -606,6 +621,7 @@ nonisolated extension WireRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageI
       case 2: try { try decoder.decodeSingularBoolField(value: &self.tombstone) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.value) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._version) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._fence) }()
       default: break
       }
     }
@@ -628,6 +644,9 @@ nonisolated extension WireRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     try { if let v = self._version {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
+    try { if let v = self._fence {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -636,6 +655,7 @@ nonisolated extension WireRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if lhs.tombstone != rhs.tombstone {return false}
     if lhs.value != rhs.value {return false}
     if lhs._version != rhs._version {return false}
+    if lhs._fence != rhs._fence {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -683,7 +703,7 @@ nonisolated extension WireQuorum: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension WirePutRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PutRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0\u{1}quorum\0\u{3}if_version\0\u{3}if_absent\0\u{1}fence\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0\u{1}quorum\0\u{3}if_version\0\u{3}if_absent\0\u{1}fence\0\u{3}seen_timestamp\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -697,6 +717,7 @@ nonisolated extension WirePutRequest: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 4: try { try decoder.decodeSingularMessageField(value: &self._ifVersion) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.ifAbsent) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._fence) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.seenTimestamp) }()
       default: break
       }
     }
@@ -725,6 +746,9 @@ nonisolated extension WirePutRequest: SwiftProtobuf.Message, SwiftProtobuf._Mess
     try { if let v = self._fence {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
+    if self.seenTimestamp != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seenTimestamp, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -735,6 +759,7 @@ nonisolated extension WirePutRequest: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs._ifVersion != rhs._ifVersion {return false}
     if lhs.ifAbsent != rhs.ifAbsent {return false}
     if lhs._fence != rhs._fence {return false}
+    if lhs.seenTimestamp != rhs.seenTimestamp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -904,7 +929,7 @@ nonisolated extension WireGetReply: SwiftProtobuf.Message, SwiftProtobuf._Messag
 
 nonisolated extension WireDeleteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeleteRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}quorum\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}quorum\0\u{3}seen_timestamp\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -914,6 +939,7 @@ nonisolated extension WireDeleteRequest: SwiftProtobuf.Message, SwiftProtobuf._M
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.key) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._quorum) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.seenTimestamp) }()
       default: break
       }
     }
@@ -930,12 +956,16 @@ nonisolated extension WireDeleteRequest: SwiftProtobuf.Message, SwiftProtobuf._M
     try { if let v = self._quorum {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    if self.seenTimestamp != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seenTimestamp, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireDeleteRequest, rhs: WireDeleteRequest) -> Bool {
     if lhs.key != rhs.key {return false}
     if lhs._quorum != rhs._quorum {return false}
+    if lhs.seenTimestamp != rhs.seenTimestamp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -982,7 +1012,7 @@ nonisolated extension WireDeleteReply: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplicaWriteRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0\u{3}hint_for\0\u{1}fence\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0\u{3}hint_for\0\u{c}\u{3}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -992,33 +1022,24 @@ nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProto
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.records) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.hintFor) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._fence) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.records.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.records, fieldNumber: 1)
     }
     if !self.hintFor.isEmpty {
       try visitor.visitSingularStringField(value: self.hintFor, fieldNumber: 2)
     }
-    try { if let v = self._fence {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireReplicaWriteRequest, rhs: WireReplicaWriteRequest) -> Bool {
     if lhs.records != rhs.records {return false}
     if lhs.hintFor != rhs.hintFor {return false}
-    if lhs._fence != rhs._fence {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1026,7 +1047,7 @@ nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension WireReplicaWriteReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplicaWriteReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}applied\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}applied\0\u{3}refused_below\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1035,6 +1056,7 @@ nonisolated extension WireReplicaWriteReply: SwiftProtobuf.Message, SwiftProtobu
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedBoolField(value: &self.applied) }()
+      case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.refusedBelow) }()
       default: break
       }
     }
@@ -1044,11 +1066,15 @@ nonisolated extension WireReplicaWriteReply: SwiftProtobuf.Message, SwiftProtobu
     if !self.applied.isEmpty {
       try visitor.visitPackedBoolField(value: self.applied, fieldNumber: 1)
     }
+    if !self.refusedBelow.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.refusedBelow, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireReplicaWriteReply, rhs: WireReplicaWriteReply) -> Bool {
     if lhs.applied != rhs.applied {return false}
+    if lhs.refusedBelow != rhs.refusedBelow {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
