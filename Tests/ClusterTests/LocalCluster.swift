@@ -69,14 +69,15 @@ final class LocalCluster: @unchecked Sendable {
         return nodeEndpoints.count - 1
     }
 
-    /// Starts (or restarts) node `index` and waits for its Health.
-    func startNode(_ index: Int) async throws {
+    /// Starts (or restarts) node `index` and waits for its Health; `extraArguments`
+    /// come last (a repeated option's last value wins).
+    func startNode(_ index: Int, extraArguments: [String] = []) async throws {
         while nodes.count <= index { nodes.append(nil) }
         nodes[index] = try ServiceProcess("ringstore-node", [
             "--listen", nodeEndpoints[index], "--placement", placementEndpoint, "--placement-events", placementEvents,
             "--heartbeat-interval", "\(heartbeatInterval)",
             "--data-dir", dataDirectory.appendingPathComponent("node-\(index)").path,
-        ] + nodeArguments)
+        ] + nodeArguments + extraArguments)
         try await waitHealthy(nodeEndpoints[index], StorageMethods.health)
     }
 

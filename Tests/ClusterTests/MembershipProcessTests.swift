@@ -59,6 +59,37 @@ import ZeroMQ
         try await cluster.stop()
     }
 
+    @Test func aNodeThatMissesEveryStateEventLearnsMemberStatesFromItsHeartbeats() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.startPlacement()
+        try await cluster.startLock()
+        try await cluster.startNode(0)
+        try await cluster.startNode(1)
+        // Node 3 subscribes where nothing publishes: it hears no event at all, so
+        // it only learns what heartbeat replies (the cluster epoch) make it fetch.
+        try await cluster.startNode(2, extraArguments: ["--placement-events", FreePort.endpoint()])
+        let addresses = (0..<3).map(cluster.nodeAddress)
+        try await cluster.waitForMembers(addresses, state: .up)
+        let deaf = try cluster.nodeClient(2)
+        defer { deaf.close() }
+        func view() async -> [String: String] {
+            guard let health = try? await deaf.call(StorageMethods.health, WireHealthRequest()) else { return [:] }
+            return Dictionary(health.details["member_states", default: ""].split(separator: ",").compactMap { pair in
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                return parts.count == 2 ? (parts[0], parts[1]) : nil
+            }, uniquingKeysWith: { $1 })
+        }
+        try await waitUntil("node 3 to see every member up") { await view() == Dictionary(uniqueKeysWithValues: addresses.map { ($0, "up") }) }
+        // Node 2 dies, is declared down (no ring change), and comes back.
+        _ = try await cluster.node(1).stop(signal: SIGKILL)
+        try await cluster.waitForMembers([addresses[1]], state: .down)
+        try await waitUntil("node 3 to see node 2 down", timeout: .seconds(5)) { await view()[addresses[1]] == "down" }
+        try await cluster.startNode(1)
+        try await cluster.waitForMembers([addresses[1]], state: .up)
+        try await waitUntil("node 3 to see node 2 up again", timeout: .seconds(5)) { await view()[addresses[1]] == "up" }
+        try await cluster.stop()
+    }
+
     @Test func aSIGTERMStoppedNodeStaysAMemberAndTheRingIsUnchanged() async throws {
         let cluster = try LocalCluster(nodes: 2)
         try await cluster.start()

@@ -8,6 +8,10 @@ import RingProtocol
 /// (subscribe to `ring` events first, then fetch the ring, then apply only
 /// newer epochs; a heartbeat reply that shows a newer ring epoch also
 /// triggers a fetch, covering events lost while placement was away).
+/// Member states follow the same way: `membership` events, and a fetch of
+/// every member whenever a heartbeat reply (or an event) shows a cluster
+/// epoch newer than the states this node has, so a missed state event is
+/// corrected within a heartbeat.
 final class PlacementLink {
     /// The ring this node follows, with its epoch; `nil` until the first fetch.
     private(set) var ring: WireRingInfo?
@@ -30,6 +34,9 @@ final class PlacementLink {
     private let tasks: ReactorTasks
     /// What placement last said about each member's liveness.
     private(set) var memberStates: [String: WireMemberState] = [:]
+    /// The cluster epoch `memberStates` reflects (a members fetch or the last state event).
+    private(set) var membersEpoch: UInt64 = 0
+    private var membersFetchInFlight = false
     /// Called on the reactor thread after a new ring epoch was adopted.
     var onRingChange: ((WireRingInfo) -> Void)?
     /// Called when a member's state changes (`nil`: removed).
@@ -95,11 +102,13 @@ final class PlacementLink {
             memberState = .up
             logger.info("node.joined", metadata: ["cluster.epoch": "\(reply.epoch)"])
             adopt(reply.ring)
+            fetchMembers()
         case .failure(let error) where error.code == .alreadyExists:
             // A restart: we are a member already; heartbeats bring us back up.
             joined = true
             logger.info("node.rejoined", metadata: ["rpc.message": "\(error.message)"])
             fetchRing()
+            fetchMembers()
         case .failure(let error):
             logger.warning("node.join.failed", metadata: ["rpc.error": "\(error)"])
         }
@@ -111,6 +120,7 @@ final class PlacementLink {
         case .success(let reply):
             memberState = reply.state
             if reply.ringEpoch > (ring?.ringEpoch ?? 0) || reply.planVersion > (ring?.plan.version ?? 0) { fetchRing() }
+            if reply.epoch > membersEpoch { fetchMembers() }
             onPlanVersion?(reply.planVersion)
             if reply.state == .leaving { reportHandoff() }
         case .failure(let error) where error.code == .notFound:
@@ -126,9 +136,13 @@ final class PlacementLink {
 
     private func handle(_ received: ReceivedEvent) {
         if case .member(let member)? = received.event.details {
-            let state = WireMemberState(name: member.state)
-            if let state { memberStates[member.address] = state } else { memberStates.removeValue(forKey: member.address) }
-            onMemberState?(member.address, state)
+            let epoch = received.event.epoch
+            // Older than a members fetch we have (one epoch may carry several events).
+            guard epoch >= membersEpoch else { return }
+            // A skipped epoch may have been a state change we missed: fetch them all.
+            if membersEpoch > 0 && epoch > membersEpoch + 1 { fetchMembers() }
+            membersEpoch = epoch
+            setState(WireMemberState(name: member.state), of: member.address)
             return
         }
         guard case .ring(let details)? = received.event.details else { return }
@@ -191,21 +205,47 @@ final class PlacementLink {
         }
     }
 
-    /// Adopts `info` if its ring, or its migration plan, is newer than ours.
-    private func adopt(_ info: WireRingInfo) {
-        if let ring, (info.ringEpoch, info.plan.version) <= (ring.ringEpoch, ring.plan.version) {
-            // The same ring adopted first from its event, which carries no member
-            // states (a join reply or fetch after it does): learn the states not
-            // known yet, or members that joined before this node would stay unknown.
-            guard info.ringEpoch == ring.ringEpoch else { return }
-            for member in info.members where member.state != .unknown && memberStates[member.address] == nil {
-                memberStates[member.address] = member.state
-                onMemberState?(member.address, member.state)
+    /// Fetches every member's state (this node found its states may be behind).
+    private func fetchMembers() {
+        guard !membersFetchInFlight else { return }
+        membersFetchInFlight = true
+        let client = client, bound = bound!
+        Task {
+            let result = await client.result(PlacementMethods.getMembers, WireGetMembersRequest(), options: CallOptions(timeout: .seconds(2)))
+            bound.post { link in
+                link.membersFetchInFlight = false
+                switch result {
+                case .success(let reply): link.adoptMembers(reply)
+                case .failure(let error): link.logger.notice("members.fetch.failed", metadata: ["rpc.error": "\(error)"])
+                }
             }
-            return
         }
+    }
+
+    /// Takes the member states of a fetch unless state events already brought newer ones.
+    private func adoptMembers(_ reply: WireGetMembersReply) {
+        guard reply.epoch >= membersEpoch else { return }
+        membersEpoch = reply.epoch
+        var listed = Set<String>()
+        for member in reply.members {
+            listed.insert(member.address)
+            setState(member.state == .unknown ? nil : member.state, of: member.address)
+        }
+        for address in memberStates.keys where !listed.contains(address) { setState(nil, of: address) }
+    }
+
+    /// Records a member's state (`nil`: removed) and tells `onMemberState` when it changed.
+    private func setState(_ state: WireMemberState?, of address: String) {
+        guard memberStates[address] != state else { return }
+        if let state { memberStates[address] = state } else { memberStates.removeValue(forKey: address) }
+        onMemberState?(address, state)
+    }
+
+    /// Adopts `info` if its ring, or its migration plan, is newer than ours.
+    /// (Member states are not taken from rings: they follow their own epoch.)
+    private func adopt(_ info: WireRingInfo) {
+        if let ring, (info.ringEpoch, info.plan.version) <= (ring.ringEpoch, ring.plan.version) { return }
         ring = info
-        for member in info.members where member.state != .unknown { memberStates[member.address] = member.state }
         logger.info("node.ring.adopted", metadata: ["ring.epoch": "\(info.ringEpoch)", "ring.members": "\(info.members.count)",
                                                     "plan.version": "\(info.plan.version)", "plan.pending": "\(info.plan.pending.count)"])
         onRingChange?(info)
