@@ -18,6 +18,12 @@ import ZeroMQ
 /// timed out or answered UNAVAILABLE. A node that could not be reached is
 /// tried last until a background health probe finds it answering again.
 ///
+/// Session causality: the client remembers the highest version timestamp it
+/// has seen (from its puts, deletes and gets) and sends it with every write;
+/// the coordinator, whichever node it is, stamps the write after it. So a
+/// client's write is always ordered after every version it saw, even when
+/// two of its writes go through different nodes within one millisecond.
+///
 /// Thread-safe: one client serves any number of concurrent tasks, with many
 /// requests in flight on one connection per node.
 public final class KeyValueClient: Sendable {
@@ -47,6 +53,8 @@ public final class KeyValueClient: Sendable {
         var clients: [String: RPCClient] = [:]
         var unreachable: Set<String> = []
         var closed = false
+        /// The highest version timestamp this client has seen (session causality).
+        var seenTimestamp: UInt64 = 0
     }
 
     /// The shortest time between two ring fetches asked for by routing failures.
@@ -109,9 +117,12 @@ public final class KeyValueClient: Sendable {
                 $0.token = fence.token
             }
         }
-        return try await route(key: key, idempotent: false) { client, options throws(RPCError) in
+        request.seenTimestamp = seenTimestamp
+        let reply = try await route(key: key, idempotent: false) { client, options throws(RPCError) in
             try await client.call(StorageMethods.put, request, options: options)
         }
+        saw(reply.version)
+        return reply
     }
 
     /// Reads `key` at quorum R: `found` is false for an absent or deleted key.
@@ -119,9 +130,11 @@ public final class KeyValueClient: Sendable {
         var request = WireGetRequest()
         request.key = .init(key)
         request.quorum = quorum
-        return try await route(key: key, idempotent: true) { client, options throws(RPCError) in
+        let reply = try await route(key: key, idempotent: true) { client, options throws(RPCError) in
             try await client.call(StorageMethods.get, request, options: options)
         }
+        if reply.found { saw(reply.version) }
+        return reply
     }
 
     /// Deletes `key` (writes a tombstone) and returns the tombstone's version.
@@ -129,9 +142,20 @@ public final class KeyValueClient: Sendable {
         var request = WireDeleteRequest()
         request.key = .init(key)
         request.quorum = quorum
-        return try await route(key: key, idempotent: false) { client, options throws(RPCError) in
+        request.seenTimestamp = seenTimestamp
+        let reply = try await route(key: key, idempotent: false) { client, options throws(RPCError) in
             try await client.call(StorageMethods.delete, request, options: options)
         }
+        saw(reply.version)
+        return reply
+    }
+
+    /// The highest version timestamp this client has seen; its next write is stamped after it.
+    public var seenTimestamp: UInt64 { state.withLock { $0.seenTimestamp } }
+
+    /// Remembers a version this client saw (session causality).
+    private func saw(_ version: WireVersion) {
+        state.withLock { $0.seenTimestamp = max($0.seenTimestamp, version.timestamp) }
     }
 
     /// Fetches the ring from placement now and waits for it; returns whether

@@ -69,7 +69,8 @@ struct PutCommand: AsyncParsableCommand {
         let ifAbsent = ifAbsent
         let fence = fence.flatMap(Self.parseFence)
         if bulk.stdin {
-            try await BulkRunner.run(concurrency: bulk.concurrency) { line in
+            // Lines of one key are written in input order: a later one is sent after the earlier was answered.
+            try await BulkRunner.run(concurrency: bulk.concurrency, orderedBy: { try? BulkLine.parsePut($0).get().key }) { line in
                 let key: [UInt8], value: [UInt8]
                 switch BulkLine.parsePut(line) {
                 case .failure(let error): return (error.key, .error(error.reason))
@@ -297,8 +298,12 @@ struct DataSession {
 /// flight, and prints each answer as it arrives.
 enum BulkRunner {
     /// Sends every line of stdin through `handle`, which returns the key to print
-    /// and the outcome. Throws `ExitCode(1)` when any line failed.
-    static func run(concurrency: Int, handle: @escaping @Sendable ([UInt8]) async -> (key: [UInt8], outcome: BulkOutcome)) async throws {
+    /// and the outcome, up to `concurrency` lines at a time. Lines with the same
+    /// `orderedBy` key run one after the other, in input order (a write of a key
+    /// is sent only after the previous write of that key was answered). Throws
+    /// `ExitCode(1)` when any line failed.
+    static func run(concurrency: Int, orderedBy orderKey: @escaping ([UInt8]) -> [UInt8]? = { _ in nil },
+                    handle: @escaping @Sendable ([UInt8]) async -> (key: [UInt8], outcome: BulkOutcome)) async throws {
         let output = OutputSink()
         let input = StandardInput()
         let flusher = Task {
@@ -311,8 +316,17 @@ enum BulkRunner {
         var splitter = LineSplitter()
         var lineCount = 0
         var failures = 0
-        try await withThrowingTaskGroup(of: Bool.self) { group in
+        try await withThrowingTaskGroup(of: (failed: Bool, orderKey: [UInt8]?).self) { group in
             var inFlight = 0
+            var keysInFlight: [[UInt8]: Int] = [:]
+            func finished(_ result: (failed: Bool, orderKey: [UInt8]?)) {
+                inFlight -= 1
+                if result.failed { failures += 1 }
+                if let key = result.orderKey {
+                    keysInFlight[key, default: 1] -= 1
+                    if keysInFlight[key] == 0 { keysInFlight.removeValue(forKey: key) }
+                }
+            }
             var lines: [[UInt8]] = []
             var atEnd = false
             while !atEnd {
@@ -324,22 +338,24 @@ enum BulkRunner {
                     if let last = splitter.finish() { lines.append(last) }
                 }
                 for line in lines {
-                    if inFlight >= concurrency, let failed = try await group.next() {
-                        inFlight -= 1
-                        if failed { failures += 1 }
+                    let key = orderKey(line)
+                    while inFlight >= concurrency || key.map({ keysInFlight[$0] != nil }) == true,
+                          let result = try await group.next() {
+                        finished(result)
                     }
                     group.addTask {
-                        let (key, outcome) = await handle(line)
+                        let (printed, outcome) = await handle(line)
                         var bytes: [UInt8] = []
-                        outcome.append(key: key, to: &bytes)
+                        outcome.append(key: printed, to: &bytes)
                         output.append(bytes)
-                        return outcome.isFailure
+                        return (outcome.isFailure, key)
                     }
                     inFlight += 1
+                    if let key { keysInFlight[key, default: 0] += 1 }
                     lineCount += 1
                 }
             }
-            for try await failed in group where failed { failures += 1 }
+            for try await result in group { finished(result) }
         }
         flusher.cancel()
         output.flush()
