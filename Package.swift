@@ -214,7 +214,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClientTests",
-            dependencies: ["RingstoreClient", "RingctlCommands", "RingProtocol", "Ring", "RPC", "ZeroMQ"],
+            dependencies: ["RingstoreClient", "RingctlCommands", "RingProtocol", "Ring", "RPC", "ZeroMQ", "TestKit"],
             path: "Tests/ClientTests"
         ),
         .testTarget(

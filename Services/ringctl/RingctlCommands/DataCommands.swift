@@ -302,10 +302,13 @@ enum BulkRunner {
     /// `orderedBy` key run one after the other, in input order (a write of a key
     /// is sent only after the previous write of that key was answered). Throws
     /// `ExitCode(1)` when any line failed.
+    ///
+    /// `nextChunk` and `output` default to stdin and stdout.
     static func run(concurrency: Int, orderedBy orderKey: @escaping ([UInt8]) -> [UInt8]? = { _ in nil },
+                    nextChunk: (() async throws -> [UInt8]?)? = nil, output: OutputSink = OutputSink(),
                     handle: @escaping @Sendable ([UInt8]) async -> (key: [UInt8], outcome: BulkOutcome)) async throws {
-        let output = OutputSink()
-        let input = StandardInput()
+        let standardInput = StandardInput()
+        let nextChunk = nextChunk ?? { try await standardInput.nextChunk() }
         let flusher = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(50))
@@ -331,7 +334,7 @@ enum BulkRunner {
             var atEnd = false
             while !atEnd {
                 lines.removeAll(keepingCapacity: true)
-                if let chunk = try await input.nextChunk() {
+                if let chunk = try await nextChunk() {
                     splitter.feed(chunk) { lines.append($0) }
                 } else {
                     atEnd = true
@@ -371,24 +374,30 @@ enum BulkRunner {
 final class OutputSink: Sendable {
     static let blockSize = 256 * 1024
     private let buffer = Mutex<[UInt8]>([])
+    private let fileDescriptor: Int32
+
+    /// A sink writing to `fileDescriptor` (standard output by default).
+    init(fileDescriptor: Int32 = 1) {
+        self.fileDescriptor = fileDescriptor
+    }
 
     func append(_ bytes: [UInt8]) {
         buffer.withLock { buffer in
             buffer.append(contentsOf: bytes)
-            if buffer.count >= Self.blockSize { Self.drain(&buffer) }
+            if buffer.count >= Self.blockSize { drain(&buffer) }
         }
     }
 
     func flush() {
-        buffer.withLock { Self.drain(&$0) }
+        buffer.withLock { drain(&$0) }
     }
 
     /// Writes and empties `buffer`; a closed stdout (EPIPE) drops the output.
-    private static func drain(_ buffer: inout [UInt8]) {
+    private func drain(_ buffer: inout [UInt8]) {
         buffer.withUnsafeBytes { bytes in
             var offset = 0
             while offset < bytes.count {
-                let written = write(1, bytes.baseAddress! + offset, bytes.count - offset)
+                let written = write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
                 if written < 0 && errno == EINTR { continue }
                 if written <= 0 { break }
                 offset += written
