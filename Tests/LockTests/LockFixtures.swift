@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import LockService
 import RPC
@@ -99,6 +100,43 @@ final class EventLog: Sendable {
             try await client.release(probe, token: grant.token)
             return false
         }
+    }
+}
+
+/// Blocks a thread (the service's reactor) until opened.
+final class Gate: Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let entered = Mutex(false)
+
+    func block() {
+        entered.withLock { $0 = true }
+        semaphore.wait()
+    }
+
+    var isBlocking: Bool { entered.withLock { $0 } }
+
+    func open() { semaphore.signal() }
+}
+
+/// Linux's table of IPv4 TCP sockets (`/proc/net/tcp`), to see when the
+/// service's side of a connection has closed.
+enum TCPTable {
+    /// Sockets on local port `port` that are established or whose peer has
+    /// closed while this side has not yet (CLOSE_WAIT): the open connections
+    /// a server on that port has.
+    static func openConnections(localPort port: UInt16) -> Int {
+        // Read to the end by hand: a /proc file reports size 0 and comes in pages.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/net/tcp") else { return -1 }
+        defer { try? handle.close() }
+        var data = Data()
+        while let chunk = try? handle.read(upToCount: 65_536), !chunk.isEmpty { data.append(chunk) }
+        let table = String(decoding: data, as: UTF8.self)
+        let suffix = ":" + String(format: "%04X", port)
+        return table.split(separator: "\n").dropFirst().filter { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 3 else { return false }
+            return fields[1].hasSuffix(suffix) && (fields[3] == "01" || fields[3] == "08")
+        }.count
     }
 }
 
