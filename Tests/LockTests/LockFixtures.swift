@@ -11,9 +11,14 @@ import ZeroMQ
 /// A lock service inside the test process (its reactor on a thread of its
 /// own), on free loopback ports, with a temporary data directory that can
 /// outlive a restart.
+///
+/// The first start binds ports the kernel picks at bind time (`:*`), so no
+/// other connection can take them between choosing and binding; a restart
+/// binds the same ones again.
 final class InProcessLock: @unchecked Sendable {
-    let listen = FreePort.endpoint()
-    let publish = FreePort.endpoint()
+    /// The request and event endpoints; real ports once started.
+    private(set) var listen = "tcp://127.0.0.1:*"
+    private(set) var publish = "tcp://127.0.0.1:*"
     let directory: URL
     let limits: LockLimits
     let context: ZMQContext
@@ -36,10 +41,15 @@ final class InProcessLock: @unchecked Sendable {
     /// Starts (or restarts) the service on the same ports and data directory.
     func start() async throws {
         let options = self.options
-        harness = try await ReactorHarness { reactor in
+        let events = Box<String?>(nil)
+        let started = try await ReactorHarness { reactor in
             let server = try LockServer(reactor: reactor, options: options)
+            events.set(server.events.endpoint)
             return (server, server.rpc.endpoint)
         }
+        harness = started
+        listen = started.endpoint
+        if let endpoint = events.current { publish = endpoint }
     }
 
     /// Stops the service and waits until its sockets are closed.
