@@ -205,8 +205,12 @@ struct LockServerTests {
             #expect(result.failureCode == .invalidArgument, "\(label): \(result)")
         }
         let rpc = try lock.rpc()
-        let garbage = await outcome { try await rpc.callRaw(path: LockMethods.acquire.path, idempotent: false, body: [0x0A, 0xFF, 0xFF]) }
-        #expect(garbage.failureCode == .invalidArgument)
+        for path in [LockMethods.acquire.path, LockMethods.cancel.path] {
+            let garbage = await outcome { try await rpc.callRaw(path: path, idempotent: false, body: [0x0A, 0xFF, 0xFF]) }
+            #expect(garbage.failureCode == .invalidArgument, "\(path)")
+        }
+        let nameless = await outcome { try await rpc.call(LockMethods.cancel, WireLockCancelRequest.with { $0.owner = "alice" }) }
+        #expect(nameless.failureCode == .invalidArgument)
         let unknown = await outcome { try await rpc.callRaw(path: "/ringstore.v1.Lock/Explode", idempotent: false, body: []) }
         #expect(unknown.failureCode == .unimplemented)
 
