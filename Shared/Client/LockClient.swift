@@ -36,8 +36,14 @@ public struct LockGrant: Sendable, Equatable {
 ///
 /// Acquire is not retried (a retry would queue twice); renew is retried on
 /// UNAVAILABLE within the call timeout (it is idempotent); release is not
-/// (a repeat after a lost reply would find the token stale). For a lease
-/// kept alive in the background, use ``hold(_:ttl:wait:renewEvery:onLost:)``.
+/// (a repeat after a lost reply would find the token stale). An acquire the
+/// caller gives up on (its task is cancelled, or no answer came before its
+/// deadline) is cancelled at the service, so it leaves the queue rather than
+/// being granted to nobody. For a lease kept alive in the background, use
+/// ``hold(_:ttl:wait:renewEvery:onLost:)``.
+///
+/// An owner is one client session: give each process (or each independent
+/// user of the service) an owner id of its own, e.g. `user@host/pid`.
 ///
 /// Thread-safe: one client serves any number of concurrent tasks.
 public final class LockClient: Sendable {
@@ -75,16 +81,55 @@ public final class LockClient: Sendable {
     /// request FIFO and answers with the grant the moment the lock passes on,
     /// or DEADLINE_EXCEEDED when `wait` runs out. Re-acquiring a lock this
     /// owner holds is refused (FAILED_PRECONDITION).
+    ///
+    /// When the calling task is cancelled (CANCELLED) or no answer comes
+    /// before the call's deadline (DEADLINE_EXCEEDED), the acquire is
+    /// cancelled at the service before this throws: it leaves the queue, or,
+    /// if it was granted meanwhile, the unseen grant is released. The error
+    /// message says which ("left the queue", "released token T").
     public func acquire(_ name: String, ttl: Duration, wait: Duration = .zero) async throws(RPCError) -> LockGrant {
+        let attempt = UInt64.random(in: 1...UInt64.max)
         let request = WireLockAcquireRequest.with {
             $0.name = name
             $0.owner = owner
             $0.ttlMillis = Self.millis(ttl)
             $0.waitMillis = wait > .zero ? Self.millis(wait) : 0
+            $0.attempt = attempt
         }
         let sent = ContinuousClock.now
-        let reply = try await rpc.call(LockMethods.acquire, request, options: CallOptions(timeout: max(wait, .zero) + callTimeout))
-        return LockGrant(wire: reply.grant, sentAt: sent)
+        do {
+            let reply = try await rpc.call(LockMethods.acquire, request, options: CallOptions(timeout: max(wait, .zero) + callTimeout))
+            return LockGrant(wire: reply.grant, sentAt: sent)
+        } catch where error.code == .cancelled || error.code == .deadlineExceeded {
+            // The service answers DEADLINE_EXCEEDED itself when a wait runs out
+            // (then there is nothing left to cancel), but a request that sat
+            // unread for a while is still queued there when this side gives up.
+            guard let outcome = await abandon(name, attempt: attempt) else { throw error }
+            throw RPCError(error.code, "\(error.message); \(outcome)")
+        }
+    }
+
+    /// Cancels acquire `attempt` of `name` at the service; says what happened,
+    /// or nil when there was nothing to cancel.
+    private func abandon(_ name: String, attempt: UInt64) async -> String? {
+        let request = WireLockCancelRequest.with {
+            $0.name = name
+            $0.owner = owner
+            $0.attempt = attempt
+        }
+        let rpc = rpc
+        let options = CallOptions(timeout: callTimeout)
+        // Detached: when the caller's task was cancelled, a call made from it
+        // would be cancelled before it is sent.
+        let result = await Task.detached { await rpc.result(LockMethods.cancel, request, options: options) }.value
+        switch result {
+        case .success(let reply):
+            if reply.dequeued { return "left the queue" }
+            if reply.releasedToken != 0 { return "released token \(reply.releasedToken), granted as the wait was given up" }
+            return nil
+        case .failure(let error):
+            return "could not cancel the acquire at the service, it may stay queued until its wait runs out (\(error))"
+        }
     }
 
     /// Extends the lease of `name` held with `token` to `ttl` (nil: its ttl) from now.
@@ -138,7 +183,9 @@ public final class LockClient: Sendable {
             do {
                 grant = try await renew(name, token: grant.token)
             } catch {
-                try? await release(name, token: grant.token)
+                // Detached: a cancelled caller must still give the lock back.
+                let token = grant.token
+                _ = await Task.detached { [self] in try? await release(name, token: token) }.value
                 throw error
             }
         }

@@ -15,14 +15,29 @@ public struct RequestContext: Sendable {
     public let caller: String
     /// When the caller stops waiting, by this process's clock; `nil` for none.
     public let deadline: ContinuousClock.Instant?
+    /// The connection the request came in on, when the server watches its
+    /// peers (`watchPeers`); `onPeerGone` reports it once it closed.
+    public let peer: PeerConnection?
 
-    public init(routingID: [UInt8], requestID: UInt64, method: String, caller: String, deadline: ContinuousClock.Instant?) {
+    public init(routingID: [UInt8], requestID: UInt64, method: String, caller: String, deadline: ContinuousClock.Instant?,
+                peer: PeerConnection? = nil) {
         self.routingID = routingID
         self.requestID = requestID
         self.method = method
         self.caller = caller
         self.deadline = deadline
+        self.peer = peer
     }
+}
+
+/// What became of a reply.
+public enum ReplyDelivery: Sendable, Equatable {
+    /// Queued for the caller's connection.
+    case sent
+    /// The caller's connection is gone: nobody will ever read the reply.
+    case peerGone
+    /// Not sent: the caller's queue was full, or the reply could not be built.
+    case dropped
 }
 
 /// What a handler did with a request.
@@ -41,6 +56,16 @@ public enum HandlerOutcome<Response: SwiftProtobuf.Message> {
 /// Malformed input never reaches a handler: it is answered with
 /// INVALID_ARGUMENT (UNIMPLEMENTED for an unknown method) when the frames carry
 /// a routing envelope, and otherwise dropped with a log line.
+///
+/// With `watchPeers` the server also tells which TCP connection each request
+/// came in on (`RequestContext.peer`) and reports connections that closed
+/// (`onPeerGone`), so a handler that parks requests (a lock waiter) can drop
+/// those whose caller is gone. It learns this from libzmq's socket monitor
+/// (ACCEPTED and DISCONNECTED events, which carry the connection's
+/// descriptor) and each message's source descriptor (`ZMQ_SRCFD`); see
+/// `PeerTracker` for how reused descriptors are told apart. (libzmq's
+/// ZMQ_ROUTER_NOTIFY would say this directly, but it is a draft API that
+/// Debian's libzmq is built without.)
 public final class RPCServer {
     /// The endpoint actually bound (with the real port for `:*`).
     public let endpoint: String
@@ -48,13 +73,18 @@ public final class RPCServer {
     private let reactor: Reactor
     private var logger: Logger
     private var handlers: [String: (RequestContext, [UInt8]) -> Void] = [:]
+    private let monitor: ZMQSocketMonitor?
+    private var peers = PeerTracker()
+    private var peerGoneHandlers: [(PeerConnection) -> Void] = []
     /// Counters for `Health` details and tests.
     public private(set) var requestsServed: UInt64 = 0
     public private(set) var malformedRequests: UInt64 = 0
 
     /// Binds a ROUTER on `endpoint` and serves it from `reactor`. Frames larger
-    /// than `maxMessageBytes` make libzmq drop the offending connection.
-    public init(reactor: Reactor, endpoint: String, maxMessageBytes: Int64 = 8 << 20) throws(ZMQError) {
+    /// than `maxMessageBytes` make libzmq drop the offending connection. With
+    /// `watchPeers`, requests carry their connection and `onPeerGone` reports
+    /// closed connections.
+    public init(reactor: Reactor, endpoint: String, maxMessageBytes: Int64 = 8 << 20, watchPeers: Bool = false) throws(ZMQError) {
         self.reactor = reactor
         self.logger = reactor.logger
         socket = try ZMQSocket(context: reactor.context, type: .router)
@@ -62,9 +92,22 @@ public final class RPCServer {
         try socket.setRouterMandatory(true)
         try socket.setSendHighWaterMark(100_000)
         try socket.setReceiveHighWaterMark(100_000)
+        // Before the bind, so that no connection is accepted unseen.
+        monitor = watchPeers ? try ZMQSocketMonitor(watching: socket, events: [.accepted, .disconnected]) : nil
         self.endpoint = try socket.bind(endpoint)
         logger[metadataKey: "rpc.endpoint"] = "\(self.endpoint)"
         reactor.addReader(socket) { [unowned self] in self.drain() }
+        if let monitor {
+            reactor.addReader(monitor.socket) { [unowned self] in self.notifyGone(self.readPeerEvents()) }
+        }
+    }
+
+    /// Calls `handler` on the reactor thread for every connection that closed
+    /// (only with `watchPeers`). A connection may be reported more than once
+    /// (a request read after its connection closed reports it again once
+    /// handled), so handlers must be idempotent.
+    public func onPeerGone(_ handler: @escaping (PeerConnection) -> Void) {
+        peerGoneHandlers.append(handler)
     }
 
     /// Registers the handler for `method`; a later registration replaces it.
@@ -90,55 +133,114 @@ public final class RPCServer {
         }
     }
 
-    /// Answers a request, now or after it was parked.
-    public func reply<Response: SwiftProtobuf.Message>(to context: RequestContext, _ result: Result<Response, RPCError>) {
+    /// Answers a request, now or after it was parked. Returns what became of
+    /// the reply (`peerGone` when the caller's connection has closed).
+    @discardableResult
+    public func reply<Response: SwiftProtobuf.Message>(to context: RequestContext, _ result: Result<Response, RPCError>) -> ReplyDelivery {
         switch result {
         case .success(let response):
             do {
                 let body: [UInt8] = try response.serializedBytes()
-                send(Envelope.reply(to: context.routingID, requestID: context.requestID, status: .ok, message: "", body: body))
+                return send(Envelope.reply(to: context.routingID, requestID: context.requestID, status: .ok, message: "", body: body))
             } catch {
                 fail(context, .internalError("cannot encode \(Response.protoMessageName): \(error)"))
+                return .dropped
             }
         case .failure(let error):
-            fail(context, error)
+            return fail(context, error)
         }
     }
 
     /// Answers a request with an error status.
-    public func fail(_ context: RequestContext, _ error: RPCError) {
+    @discardableResult
+    public func fail(_ context: RequestContext, _ error: RPCError) -> ReplyDelivery {
         send(Envelope.reply(to: context.routingID, requestID: context.requestID, status: error.code, message: error.message, body: []))
     }
 
-    private func send(_ frames: [ZMQFrame]) {
+    @discardableResult
+    private func send(_ frames: [ZMQFrame]) -> ReplyDelivery {
         do {
             if try !socket.send(frames, dontWait: true) {
                 logger.warning("rpc.reply.dropped", metadata: ["rpc.reason": "peer queue full"])
+                return .dropped
             }
+            return .sent
         } catch let error where error == .hostUnreachable {
             logger.debug("rpc.reply.dropped", metadata: ["rpc.reason": "caller disconnected"])
+            return .peerGone
         } catch {
             logger.error("rpc.reply.failed", metadata: ["rpc.error": "\(error)"])
+            return .dropped
         }
     }
 
     /// Handles every request waiting on the socket, up to a batch per turn so that
     /// timers and other sockets are not starved.
+    ///
+    /// With peers watched, the batch is read first and the monitor's events
+    /// after it, so that every message's own connection is known when it is
+    /// labelled (see `PeerTracker`); connections that closed are reported
+    /// after the batch was handled, and so is the connection of a request that
+    /// was read only after its connection had closed.
     private func drain() {
+        var batch: [(frames: [ZMQFrame], source: Int32)] = []
         for _ in 0..<1024 {
-            let frames: [ZMQFrame]?
+            let message: (frames: [ZMQFrame], sourceDescriptor: Int32)?
             do {
-                frames = try socket.receive(dontWait: true)
+                message = monitor == nil
+                    ? try socket.receive(dontWait: true).map { ($0, -1) }
+                    : try socket.receiveWithSource(dontWait: true)
             } catch {
                 if error != .terminated { logger.error("rpc.receive.failed", metadata: ["rpc.error": "\(error)"]) }
-                return
+                break
             }
-            guard let frames else { return }
-            handle(frames)
+            guard let message else { break }
+            batch.append((message.frames, message.sourceDescriptor))
+        }
+        guard monitor != nil else {
+            for message in batch { handle(message.frames, peer: nil) }
+            return
+        }
+        var gone = readPeerEvents()
+        for message in batch {
+            let peer = peers.peer(descriptor: message.source)
+            handle(message.frames, peer: peer?.peer)
+            if let peer, !peer.open { gone.append(peer.peer) }
+        }
+        notifyGone(gone)
+    }
+
+    /// Applies the monitor's waiting events; returns the connections that closed.
+    private func readPeerEvents() -> [PeerConnection] {
+        guard let monitor else { return [] }
+        var gone: [PeerConnection] = []
+        while true {
+            let event: ZMQSocketEvent?
+            do {
+                event = try monitor.next()
+            } catch {
+                if error != .terminated { logger.error("rpc.monitor.failed", metadata: ["rpc.error": "\(error)"]) }
+                return gone
+            }
+            guard let event else { return gone }
+            if event.kind == .accepted {
+                if let previous = peers.accepted(descriptor: event.value) { gone.append(previous) }
+            } else if event.kind == .disconnected {
+                if let closed = peers.disconnected(descriptor: event.value) { gone.append(closed) }
+            }
         }
     }
 
-    private func handle(_ frames: [ZMQFrame]) {
+    private func notifyGone(_ gone: [PeerConnection]) {
+        guard !gone.isEmpty else { return }
+        var seen: Set<PeerConnection> = []
+        for peer in gone where seen.insert(peer).inserted {
+            logger.debug("rpc.peer.gone", metadata: ["rpc.peer": "\(peer)"])
+            for handler in peerGoneHandlers { handler(peer) }
+        }
+    }
+
+    private func handle(_ frames: [ZMQFrame], peer: PeerConnection?) {
         let request: Envelope.Request
         do {
             request = try Envelope.parseRequest(frames)
@@ -156,7 +258,7 @@ public final class RPCServer {
         let now = reactor.now
         let deadline = header.timeoutMicros == 0 ? nil : now + .microseconds(Int64(clamping: header.timeoutMicros))
         let context = RequestContext(routingID: request.routingID, requestID: header.requestID,
-                                     method: header.method, caller: header.caller, deadline: deadline)
+                                     method: header.method, caller: header.caller, deadline: deadline, peer: peer)
         guard let handler = handlers[header.method] else {
             malformedRequests += 1
             logger.notice("rpc.method.unknown", metadata: ["rpc.method": "\(header.method)", "rpc.caller": "\(header.caller)"])

@@ -135,8 +135,22 @@ public final class ZMQSocket {
     /// Receives one multipart message. With `dontWait`, returns `nil` when none is
     /// waiting; otherwise blocks (up to `receiveTimeout`, then returns `nil`).
     public func receive(dontWait: Bool = false) throws(ZMQError) -> [ZMQFrame]? {
+        try receiveMessage(dontWait: dontWait, withSource: false)?.frames
+    }
+
+    /// Receives one multipart message like `receive`, with the descriptor of
+    /// the connection it arrived on: libzmq's `ZMQ_SRCFD` message property
+    /// (deprecated in favour of the draft ZMQ_ROUTER_NOTIFY, but present and
+    /// the only way without draft APIs), -1 when it has none (inproc). A
+    /// `ZMQSocketMonitor` reports the same descriptors as connections come and go.
+    public func receiveWithSource(dontWait: Bool = false) throws(ZMQError) -> (frames: [ZMQFrame], sourceDescriptor: Int32)? {
+        try receiveMessage(dontWait: dontWait, withSource: true)
+    }
+
+    private func receiveMessage(dontWait: Bool, withSource: Bool) throws(ZMQError) -> (frames: [ZMQFrame], sourceDescriptor: Int32)? {
         let socket = rawHandle
         var frames: [ZMQFrame] = []
+        var source: Int32 = -1
         var more = true
         while more {
             zmq_msg_init(scratch)
@@ -149,6 +163,15 @@ public final class ZMQSocket {
             } catch let error where error == .wouldBlock && frames.isEmpty {
                 return nil
             }
+            more = zmq_msg_more(scratch) != 0
+            if withSource && !more {
+                // From the last frame: a ROUTER makes up the routing-id frame
+                // itself, and when the message was prefetched (by a poll) that
+                // frame carries no descriptor; the peer's own frames always do.
+                // Not through `zmqCall`: -1 here means "no descriptor", not a
+                // failure, and leaves errno alone.
+                source = zmq_msg_get(scratch, ZMQ_SRCFD)
+            }
             let data = zmq_msg_data(scratch)
             let count = Int(size)
             if count == 0 || data == nil {
@@ -156,9 +179,8 @@ public final class ZMQSocket {
             } else {
                 frames.append(ZMQFrame(UnsafeRawBufferPointer(start: data, count: count)))
             }
-            more = zmq_msg_more(scratch) != 0
         }
-        return frames
+        return (frames, source)
     }
 
     // MARK: Options

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import LockService
 import RPC
@@ -10,9 +11,14 @@ import ZeroMQ
 /// A lock service inside the test process (its reactor on a thread of its
 /// own), on free loopback ports, with a temporary data directory that can
 /// outlive a restart.
+///
+/// The first start binds ports the kernel picks at bind time (`:*`), so no
+/// other connection can take them between choosing and binding; a restart
+/// binds the same ones again.
 final class InProcessLock: @unchecked Sendable {
-    let listen = FreePort.endpoint()
-    let publish = FreePort.endpoint()
+    /// The request and event endpoints; real ports once started.
+    private(set) var listen = "tcp://127.0.0.1:*"
+    private(set) var publish = "tcp://127.0.0.1:*"
     let directory: URL
     let limits: LockLimits
     let context: ZMQContext
@@ -35,10 +41,15 @@ final class InProcessLock: @unchecked Sendable {
     /// Starts (or restarts) the service on the same ports and data directory.
     func start() async throws {
         let options = self.options
-        harness = try await ReactorHarness { reactor in
+        let events = Box<String?>(nil)
+        let started = try await ReactorHarness { reactor in
             let server = try LockServer(reactor: reactor, options: options)
+            events.set(server.events.endpoint)
             return (server, server.rpc.endpoint)
         }
+        harness = started
+        listen = started.endpoint
+        if let endpoint = events.current { publish = endpoint }
     }
 
     /// Stops the service and waits until its sockets are closed.
@@ -99,6 +110,43 @@ final class EventLog: Sendable {
             try await client.release(probe, token: grant.token)
             return false
         }
+    }
+}
+
+/// Blocks a thread (the service's reactor) until opened.
+final class Gate: Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let entered = Mutex(false)
+
+    func block() {
+        entered.withLock { $0 = true }
+        semaphore.wait()
+    }
+
+    var isBlocking: Bool { entered.withLock { $0 } }
+
+    func open() { semaphore.signal() }
+}
+
+/// Linux's table of IPv4 TCP sockets (`/proc/net/tcp`), to see when the
+/// service's side of a connection has closed.
+enum TCPTable {
+    /// Sockets on local port `port` that are established or whose peer has
+    /// closed while this side has not yet (CLOSE_WAIT): the open connections
+    /// a server on that port has.
+    static func openConnections(localPort port: UInt16) -> Int {
+        // Read to the end by hand: a /proc file reports size 0 and comes in pages.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/net/tcp") else { return -1 }
+        defer { try? handle.close() }
+        var data = Data()
+        while let chunk = try? handle.read(upToCount: 65_536), !chunk.isEmpty { data.append(chunk) }
+        let table = String(decoding: data, as: UTF8.self)
+        let suffix = ":" + String(format: "%04X", port)
+        return table.split(separator: "\n").dropFirst().filter { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 3 else { return false }
+            return fields[1].hasSuffix(suffix) && (fields[3] == "01" || fields[3] == "08")
+        }.count
     }
 }
 

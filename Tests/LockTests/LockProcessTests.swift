@@ -1,4 +1,5 @@
 import Foundation
+import LockService
 import RPC
 import RingProtocol
 import RingstoreClient
@@ -26,9 +27,12 @@ struct LockProcessTests {
             try? FileManager.default.removeItem(at: directory)
         }
 
+        /// Extra arguments for every start (e.g. `--forget-after`).
+        var extraArguments: [String] = []
+
         func start() async throws {
             process = try ServiceProcess("ringstore-lock", ["--listen", listen, "--publish", publish,
-                                                            "--data-dir", directory.path, "--max-ttl", "120"])
+                                                            "--data-dir", directory.path, "--max-ttl", "120"] + extraArguments)
             let rpc = try RPCClient(context: context, endpoint: listen, caller: "lock-process-tests")
             defer { rpc.close() }
             try await waitUntil("ringstore-lock to answer Health", timeout: .seconds(20)) {
@@ -78,14 +82,16 @@ struct LockProcessTests {
         #expect(grant.token > lease.token)
         let stale = await outcome { try await alice.renew("jobs", token: lease.token) }
         #expect(stale.failureCode == .failedPrecondition)
-        #expect(try await bob.acquire("cycled", ttl: .seconds(5)).token == last + 1)
+        // One counter for all names: "cycled" continues above every token issued, "jobs" included.
+        let cycled = try await bob.acquire("cycled", ttl: .seconds(5))
+        #expect(cycled.token == grant.token + 1 && cycled.token > last)
 
         // And once more, killed right after a grant: its token is durable.
         #expect(try await service.stop(signal: SIGKILL) != 0)
         try await service.start()
         let carol = try service.client("carol")
         #expect(try await carol.status("jobs").holder.token == grant.token)
-        #expect(try await carol.status("cycled").lastToken == last + 1)
+        #expect(try await carol.status("cycled").lastToken == cycled.token)
         #expect(try await service.stop(signal: SIGTERM) == 0)
     }
 
@@ -147,7 +153,8 @@ struct LockProcessTests {
         }
         let lines = watch.log.split(separator: "\n").filter { $0.contains(" lock ") && !$0.contains("snapshot_lock") }
         #expect(lines.count == 3, "\(watch.log)")
-        #expect(lines.first?.contains("lock acquired seq=2 name=jobs owner=alice token=1") == true, "\(watch.log)")
+        #expect(lines.first?.contains("lock acquired seq=2 name=jobs owner=alice token=\(grant.token)") == true, "\(watch.log)")
+        #expect(grant.token == held.token + 1, "one token counter for all locks")
         #expect(lines.dropFirst().first?.contains("lock released seq=3 name=jobs") == true, "\(watch.log)")
         #expect(lines.last?.contains("lock released seq=4 name=held") == true, "\(watch.log)")
         try await service.stop(signal: SIGTERM)
@@ -178,5 +185,121 @@ struct LockProcessTests {
         let status = try await watcher.status("jobs")
         #expect(!status.hasHolder, "released on SIGINT, not left to expire")
         try await service.stop(signal: SIGTERM)
+    }
+
+    // MARK: Owners, cancelled and vanished waiters, forgotten names
+
+    @Test func twoRingctlAcquiresWithTheDefaultOwnerAreTwoOwnersAndTheSecondWaits() async throws {
+        let service = try LockProcess()
+        try await service.start()
+        let watcher = try service.client("watcher")
+        let first = try await ToolRun.run("ringctl", ["lock", "acquire", "jobs", "--ttl", "60"] + service.ringctl)
+        #expect(first.status == 0, "\(first.stderr)")
+        // Without --owner, acquire prints the token and the owner id it generated.
+        let fields = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ", maxSplits: 1).map(String.init)
+        let token = try #require(fields.first.flatMap { UInt64($0) }, "\(first.stdout)")
+        #expect(fields.count == 2, "the generated owner follows the token: '\(first.stdout)'")
+        let holder = try await watcher.status("jobs").holder.owner
+        #expect(fields.last == holder)
+        #expect(holder.contains("@") && holder.split(separator: "/").last.flatMap { Int32($0) } != nil, "user@host/pid: \(holder)")
+
+        // A second ringctl of the same user on the same host is another owner: it queues.
+        let second = try ServiceProcess("ringctl", ["lock", "acquire", "jobs", "--ttl", "60", "--wait", "60", "--json"] + service.ringctl)
+        try await waitUntil("the second ringctl to queue or end", timeout: .seconds(20)) {
+            if !second.isRunning { return true }
+            return try await watcher.status("jobs").waiters.count == 1
+        }
+        #expect(second.isRunning, "the second acquire ended instead of waiting: \(second.log)")
+        let waiter = try await watcher.status("jobs").waiters.first?.owner ?? ""
+        #expect(!waiter.isEmpty && waiter != holder)
+
+        // A later renew or release must name the owner; without it the error says which one.
+        for verb in ["renew", "release"] {
+            let anonymous = try await ToolRun.run("ringctl", ["lock", verb, "jobs", "--token", "\(token)"] + service.ringctl)
+            #expect(anonymous.status != 0)
+            #expect(anonymous.stderr.contains("--owner \(holder)"), "\(verb): \(anonymous.stderr)")
+        }
+        let release = try await ToolRun.run("ringctl", ["lock", "release", "jobs", "--token", "\(token)", "--owner", holder] + service.ringctl)
+        #expect(release.status == 0, "\(release.stderr)")
+        #expect(try await second.waitForExit(timeout: .seconds(20)) == 0, "\(second.log)")
+        let line = second.log.split(separator: "\n").last.map(String.init) ?? ""
+        let granted = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        #expect(granted?["owner"] as? String == waiter, "\(second.log)")
+        #expect((granted?["token"] as? Int).map { $0 > Int(token) } == true, "\(second.log)")
+
+        // An explicit owner is one owner: acquiring twice as "op" stays an error.
+        let mine = try await ToolRun.run("ringctl", ["lock", "acquire", "other", "--ttl", "60", "--owner", "op"] + service.ringctl)
+        #expect(mine.status == 0 && UInt64(mine.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) != nil, "\(mine.stdout)\(mine.stderr)")
+        let again = try await ToolRun.run("ringctl", ["lock", "acquire", "other", "--ttl", "60", "--wait", "5", "--owner", "op"] + service.ringctl)
+        #expect(again.status != 0 && again.stderr.contains("already held by you"), "\(again.stderr)")
+        try await service.stop(signal: SIGTERM)
+    }
+
+    @Test func ctrlCOfAWaitingRingctlTakesItOutOfTheQueue() async throws {
+        let service = try LockProcess()
+        try await service.start()
+        let alice = try service.client("alice")
+        let held = try await alice.acquire("jobs", ttl: .seconds(60))
+        let waiter = try ServiceProcess("ringctl", ["lock", "acquire", "jobs", "--ttl", "30", "--wait", "60", "--owner", "impatient"]
+                                            + service.ringctl)
+        try await waitUntil("ringctl to queue", timeout: .seconds(20)) {
+            try await alice.status("jobs").waiters.map(\.owner) == ["impatient"]
+        }
+        #expect(try await waiter.stop(signal: SIGINT) == 130, "\(waiter.log)")
+        #expect(waiter.log.contains("left the queue"), "\(waiter.log)")
+        // The cancel was answered before ringctl exited: the queue is empty now.
+        #expect(try await alice.status("jobs").waiters.isEmpty)
+        try await alice.release("jobs", token: held.token)
+        #expect(try await alice.status("jobs").hasHolder == false, "nobody is granted the lock after its only waiter left")
+        try await service.stop(signal: SIGTERM)
+    }
+
+    @Test func aWaiterKilledWithSignalNineIsDroppedAndNeverGranted() async throws {
+        let service = try LockProcess()
+        try await service.start()
+        let alice = try service.client("alice")
+        let held = try await alice.acquire("jobs", ttl: .seconds(60))
+        let doomed = try ServiceProcess("ringctl", ["lock", "acquire", "jobs", "--ttl", "30", "--wait", "60", "--owner", "doomed"]
+                                            + service.ringctl)
+        try await waitUntil("ringctl to queue", timeout: .seconds(20)) {
+            try await alice.status("jobs").waiters.map(\.owner) == ["doomed"]
+        }
+        _ = try await doomed.stop(signal: SIGKILL)
+        // No cancel could be sent: the service notices the closed connection.
+        try await waitUntil("the dead waiter to leave the queue", timeout: .seconds(10)) {
+            try await alice.status("jobs").waiters.isEmpty
+        }
+        try await alice.release("jobs", token: held.token)
+        #expect(try await alice.status("jobs").hasHolder == false)
+        try await service.stop(signal: SIGTERM)
+    }
+
+    @Test func aFreeLockIsForgottenAfterTheGracePeriodAndItsTokensStillIncreaseAcrossARestart() async throws {
+        let service = try LockProcess()
+        service.extraArguments = ["--forget-after", "0.3"]
+        try await service.start()
+        let alice = try service.client("alice")
+        var last: UInt64 = 0
+        for round in 0..<3 {
+            let grant = try await alice.acquire("jobs", ttl: .seconds(30))
+            #expect(grant.token > last, "round \(round): \(grant.token) after \(last)")
+            last = grant.token
+            try await alice.release("jobs", token: grant.token)
+            // Forgotten: the service no longer knows the name at all.
+            try await waitUntil("jobs to be forgotten", timeout: .seconds(10)) {
+                try await alice.status("jobs").lastToken == 0
+            }
+            if round == 1 {
+                #expect(try await service.stop(signal: SIGKILL) != 0)
+                try await service.start()
+            }
+        }
+        let kept = try await alice.acquire("kept", ttl: .seconds(60))
+        #expect(kept.token > last)
+        #expect(try await service.stop(signal: SIGTERM) == 0)
+        // Nothing of the forgotten name is left on disk; the held lock is.
+        let store = try LockStore(directory: service.directory)
+        defer { store.close() }
+        #expect(try store.load().map(\.name) == ["kept"])
     }
 }

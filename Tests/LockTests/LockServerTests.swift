@@ -205,8 +205,12 @@ struct LockServerTests {
             #expect(result.failureCode == .invalidArgument, "\(label): \(result)")
         }
         let rpc = try lock.rpc()
-        let garbage = await outcome { try await rpc.callRaw(path: LockMethods.acquire.path, idempotent: false, body: [0x0A, 0xFF, 0xFF]) }
-        #expect(garbage.failureCode == .invalidArgument)
+        for path in [LockMethods.acquire.path, LockMethods.cancel.path] {
+            let garbage = await outcome { try await rpc.callRaw(path: path, idempotent: false, body: [0x0A, 0xFF, 0xFF]) }
+            #expect(garbage.failureCode == .invalidArgument, "\(path)")
+        }
+        let nameless = await outcome { try await rpc.call(LockMethods.cancel, WireLockCancelRequest.with { $0.owner = "alice" }) }
+        #expect(nameless.failureCode == .invalidArgument)
         let unknown = await outcome { try await rpc.callRaw(path: "/ringstore.v1.Lock/Explode", idempotent: false, body: []) }
         #expect(unknown.failureCode == .unimplemented)
 
@@ -238,7 +242,9 @@ struct LockServerTests {
         let refused = await outcome { try await bob.acquire("held", ttl: .seconds(5)) }
         #expect(refused.failureCode == .failedPrecondition)
         #expect(try await alice.renew("held", token: held.token).token == held.token)
-        #expect(try await bob.acquire("cycled", ttl: .seconds(5)).token == last + 1)
+        // Tokens come from one counter: after "held" took one, "cycled" gets a higher one still.
+        #expect(try await bob.acquire("cycled", ttl: .seconds(5)).token == held.token + 1)
+        #expect(held.token > last)
         try await lock.stop()
     }
 
@@ -249,5 +255,145 @@ struct LockServerTests {
         try await lock.stop()
         let reopened = try LockStore(directory: lock.directory)
         reopened.close()
+    }
+
+    // MARK: Waiters that give up or vanish
+
+    @Test func aWaiterWhoseTaskIsCancelledLeavesTheQueueAndIsNeverGranted() async throws {
+        let lock = try InProcessLock()
+        try await lock.start()
+        let alice = try lock.client("alice")
+        let bob = try lock.client("bob")
+        let carol = try lock.client("carol")
+        let first = try await alice.acquire("jobs", ttl: .seconds(30))
+        let giveUp = Task { await outcome { try await bob.acquire("jobs", ttl: .seconds(30), wait: .seconds(60)) } }
+        try await waitUntil("bob to be queued") { try await alice.status("jobs").waiters.map(\.owner) == ["bob"] }
+        giveUp.cancel()
+        let result = await giveUp.value
+        #expect(result.failureCode == .cancelled)
+        if case .failure(let error) = result { #expect(error.message.contains("left the queue"), "\(error)") }
+        // bob's connection is still open: only its cancel can have taken it out.
+        #expect(try await alice.status("jobs").waiters.isEmpty)
+
+        let waiting = Task { await outcome { try await carol.acquire("jobs", ttl: .seconds(30), wait: .seconds(60)) } }
+        try await waitUntil("carol to be queued") { try await alice.status("jobs").waiters.map(\.owner) == ["carol"] }
+        try await alice.release("jobs", token: first.token)
+        #expect(await waiting.value.value?.owner == "carol")
+        #expect(try await bob.status("jobs").holder.owner == "carol")
+        try await lock.stop()
+    }
+
+    @Test func aWaiterWhoseOwnDeadlinePassedUnansweredLeavesTheQueue() async throws {
+        let lock = try InProcessLock()
+        try await lock.start()
+        let alice = try lock.client("alice")
+        let bob = try lock.client("bob", timeout: .milliseconds(300))
+        _ = try await alice.acquire("jobs", ttl: .seconds(60))
+        _ = try await bob.status("jobs")  // bob's connection is up
+        // The service stalls before it reads bob's acquire, so it counts bob's
+        // wait from when it reads it: long after bob gave up.
+        let gate = Gate()
+        lock.withServer { _ in gate.block() }
+        try await waitUntil("the service to stall") { gate.isBlocking }
+        let result = await outcome { try await bob.acquire("jobs", ttl: .seconds(30), wait: .seconds(2)) }
+        gate.open()
+        #expect(result.failureCode == .deadlineExceeded, "\(result)")
+        // Asked on bob's connection, so answered after its acquire and whatever followed it.
+        let status = try await bob.status("jobs")
+        #expect(status.waiters.isEmpty, "bob's wait outlived bob: \(status.waiters.map(\.owner))")
+        try await lock.stop()
+    }
+
+    @Test func aWaiterWhoseConnectionClosedIsDroppedEvenWhenItsDescriptorIsReused() async throws {
+        let lock = try InProcessLock()
+        try await lock.start()
+        let alice = try lock.client("alice")
+        let first = try await alice.acquire("jobs", ttl: .seconds(30))
+        for round in 0..<5 {
+            // bob queues and vanishes without a word; carol connects next
+            // (most likely on the descriptor bob's connection had) and queues.
+            let bob = try lock.client("bob-\(round)")
+            let lost = Task { await outcome { try await bob.acquire("jobs", ttl: .seconds(30), wait: .seconds(60)) } }
+            try await waitUntil("bob to be queued") { try await alice.status("jobs").waiters.map(\.owner) == ["bob-\(round)"] }
+            bob.close()
+            #expect(await lost.value.failureCode == .unavailable)
+            let carol = try lock.client("carol-\(round)")
+            let waiting = Task { await outcome { try await carol.acquire("jobs", ttl: .seconds(30), wait: .seconds(60)) } }
+            try await waitUntil("bob to leave and carol to queue") {
+                try await alice.status("jobs").waiters.map(\.owner) == ["carol-\(round)"]
+            }
+            waiting.cancel()
+            _ = await waiting.value
+            carol.close()
+        }
+        try await waitUntil("the queue to be empty") { try await alice.status("jobs").waiters.isEmpty }
+        try await alice.release("jobs", token: first.token)
+        #expect(try await alice.status("jobs").hasHolder == false)
+        try await lock.stop()
+    }
+
+    @Test func cancelOverRPCReleasesAGrantItsClientNeverSawAndARepeatDoesNothing() async throws {
+        let lock = try InProcessLock()
+        try await lock.start()
+        let rpc = try lock.rpc()
+        let watcher = try lock.client("watcher")
+        let acquire = WireLockAcquireRequest.with {
+            $0.name = "jobs"
+            $0.owner = "forgetful"
+            $0.ttlMillis = 60_000
+            $0.attempt = 42
+        }
+        let grant = try await rpc.call(LockMethods.acquire, acquire).grant
+        #expect(try await watcher.status("jobs").holder.owner == "forgetful")
+        // As if the reply had been lost: the client says it gave up on attempt 42.
+        let cancel = WireLockCancelRequest.with {
+            $0.name = "jobs"
+            $0.owner = "forgetful"
+            $0.attempt = 42
+        }
+        let reply = try await rpc.call(LockMethods.cancel, cancel)
+        #expect(reply.releasedToken == grant.token && !reply.dequeued)
+        #expect(try await watcher.status("jobs").hasHolder == false)
+        let again = try await rpc.call(LockMethods.cancel, cancel)
+        #expect(again.releasedToken == 0 && !again.dequeued)
+        let bad = await outcome { try await rpc.call(LockMethods.cancel, WireLockCancelRequest.with { $0.name = "jobs" }) }
+        #expect(bad.failureCode == .invalidArgument)
+        rpc.close()
+        try await lock.stop()
+    }
+
+    @Test func aGrantDecidedInTheTurnThatLearnsItsWaiterIsGoneIsTakenBackAndPassedOn() async throws {
+        let lock = try InProcessLock()
+        try await lock.start()
+        let port = try #require(lock.listen.split(separator: ":").last.flatMap { UInt16($0) })
+        let alice = try lock.client("alice")
+        let bob = try lock.client("bob")
+        let carol = try lock.client("carol")
+        let held = try await alice.acquire("jobs", ttl: .seconds(60))
+        let lost = Task { await outcome { try await bob.acquire("jobs", ttl: .seconds(60), wait: .seconds(60)) } }
+        try await waitUntil("bob to be queued") { try await alice.status("jobs").waiters.map(\.owner) == ["bob"] }
+        let waiting = Task { await outcome { try await carol.acquire("jobs", ttl: .seconds(60), wait: .seconds(60)) } }
+        try await waitUntil("carol to be queued") { try await alice.status("jobs").waiters.map(\.owner) == ["bob", "carol"] }
+        let open = TCPTable.openConnections(localPort: port)
+
+        // With the service stalled, alice's release arrives and bob's connection
+        // closes; the service learns both in the same turn.
+        let gate = Gate()
+        lock.withServer { _ in gate.block() }
+        try await waitUntil("the service to stall") { gate.isBlocking }
+        let release = Task { await outcome { try await alice.release("jobs", token: held.token) } }
+        bob.close()
+        try await waitUntil("the service's side of bob's connection to close") {
+            TCPTable.openConnections(localPort: port) == open - 1
+        }
+        gate.open()
+        #expect(await release.value.failureCode == nil)
+        #expect(await lost.value.failureCode == .unavailable)
+        try await waitUntil("carol to hold the lock, not bob who is gone") {
+            try await alice.status("jobs").holder.owner == "carol"
+        }
+        let granted = await waiting.value
+        #expect(granted.value?.owner == "carol", "\(granted)")
+        try await lock.stop()
     }
 }

@@ -15,13 +15,18 @@ public struct LockOptions: Sendable {
     public var dataDirectory: URL
     /// Longest lease, longest wait, name sizes, queue bounds.
     public var limits: LockLimits
+    /// How long a free lock with no waiters is remembered (its name, last
+    /// token and row in the store) before it is forgotten.
+    public var forgetAfter: Duration
 
     public init(listen: String = "tcp://127.0.0.1:7410", publish: String = "tcp://127.0.0.1:7411",
-                dataDirectory: URL = URL(fileURLWithPath: "lock-data"), limits: LockLimits = LockLimits()) {
+                dataDirectory: URL = URL(fileURLWithPath: "lock-data"), limits: LockLimits = LockLimits(),
+                forgetAfter: Duration = .seconds(3600)) {
         self.listen = listen
         self.publish = publish
         self.dataDirectory = dataDirectory
         self.limits = limits
+        self.forgetAfter = forgetAfter
     }
 }
 
@@ -34,8 +39,10 @@ public struct LockOptions: Sendable {
 /// are published and its replies sent. A grant, a ttl change or a release is
 /// therefore only answered once it is durable; if the write fails those
 /// answers are INTERNAL errors, and the records are written again with the
-/// next commit. A queued acquire stays parked until the lock passes to it or
-/// its wait (bounded by the request's own deadline) runs out.
+/// next commit. A queued acquire stays parked until the lock passes to it, its
+/// wait (bounded by the request's own deadline) runs out, its client cancels
+/// it, or its client's connection closes. A grant whose reply finds the
+/// client's connection gone is taken back and the lock passes on.
 public final class LockServer {
     public let rpc: RPCServer
     public let events: EventPublisher
@@ -47,6 +54,8 @@ public final class LockServer {
     private var logger: Logger
     /// Queued acquires by waiter id.
     private var parked: [UInt64: RequestContext] = [:]
+    /// The queued acquires of each client connection, to drop them when it closes.
+    private var parkedByPeer: [PeerConnection: Set<UInt64>] = [:]
     private var nextWaiterID: UInt64 = 0
     /// What the table asked for during this turn.
     private var effects: [LockEffect] = []
@@ -63,25 +72,30 @@ public final class LockServer {
         origin = reactor.now
         store = try LockStore(directory: options.dataDirectory)
         let records = try store.load()
-        rpc = try RPCServer(reactor: reactor, endpoint: options.listen)
+        let lastToken = try store.loadLastToken()
+        rpc = try RPCServer(reactor: reactor, endpoint: options.listen, watchPeers: true)
         let address = Endpoint.address(of: rpc.endpoint)
         events = try EventPublisher(reactor: reactor, endpoint: options.publish, source: address)
         let start = LockTime(monotonic: .zero, wallMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
-        table = LockTable(restoring: records, limits: options.limits, now: start)
+        table = LockTable(restoring: records, lastToken: lastToken, limits: options.limits, forgetAfter: options.forgetAfter, now: start)
         if !records.isEmpty {
             let held = table.counts.held
-            logger.info("lock.restored", metadata: ["lock.names": "\(records.count)", "lock.held": "\(held)"])
+            logger.info("lock.restored", metadata: ["lock.names": "\(records.count)", "lock.held": "\(held)",
+                                                    "lock.last_token": "\(table.lastToken)"])
         }
         Diagnostics.register(on: rpc, health: LockMethods.health, echo: LockMethods.echo,
                              service: "lock", address: address) { [unowned self] in
             let counts = table.counts
-            return ["locks_held": "\(counts.held)", "waiters": "\(counts.waiters)", "commits": "\(store.commits)"]
+            return ["locks_held": "\(counts.held)", "waiters": "\(counts.waiters)", "locks_known": "\(table.knownNames)",
+                    "commits": "\(store.commits)"]
         }
         registerLeases()
         registerQueries()
+        rpc.onPeerGone { [unowned self] peer in dropWaiters(of: peer) }
         reactor.onTurnEnd { [unowned self] in endTurn() }
         logger.info("lock.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "events.endpoint": "\(events.endpoint)",
-                                                 "lock.data": "\(options.dataDirectory.path)"])
+                                                 "lock.data": "\(options.dataDirectory.path)",
+                                                 "lock.forget_after": "\(options.forgetAfter)"])
     }
 
     deinit {
@@ -112,12 +126,12 @@ public final class LockServer {
             do throws(LockError) {
                 let result = try table.acquire(name: request.name, owner: request.owner, ttl: Self.duration(millis: request.ttlMillis),
                                                wait: Self.duration(millis: request.waitMillis), waitCap: waitCap,
-                                               waiter: waiter, now: now, effects: &effects)
+                                               attempt: request.attempt, waiter: waiter, now: now, effects: &effects)
                 switch result {
                 case .granted(let lease):
-                    respond(context, durable: true) { .success(WireLockAcquireReply.with { $0.grant = lease.wire }) }
+                    respond(context, durable: true, grant: lease) { .success(WireLockAcquireReply.with { $0.grant = lease.wire }) }
                 case .queued(let position):
-                    parked[waiter] = context
+                    park(context, as: waiter)
                     logger.debug("lock.queued", metadata: ["lock.name": "\(request.name)", "lock.owner": "\(request.owner)",
                                                            "lock.position": "\(position)"])
                 }
@@ -145,6 +159,34 @@ public final class LockServer {
                 respond(context, durable: true) { .success(WireLockReleaseReply()) }
             } catch {
                 respond(context) { () -> Result<WireLockReleaseReply, RPCError> in .failure(Self.rpcError(error)) }
+            }
+            scheduleStale = true
+            return .parked
+        }
+        rpc.register(LockMethods.cancel) { [unowned self] context, request in
+            do throws(LockError) {
+                let outcome = try table.cancel(name: request.name, owner: request.owner, attempt: request.attempt,
+                                               now: now, effects: &effects)
+                var reply = WireLockCancelReply()
+                switch outcome {
+                case .dequeued(let waiter):
+                    reply.dequeued = true
+                    if let waiting = unpark(waiter) {
+                        respond(waiting) { () -> Result<WireLockAcquireReply, RPCError> in
+                            .failure(.cancelled("the acquire of \(request.name) was cancelled by its client"))
+                        }
+                    }
+                    logger.debug("lock.cancelled", metadata: ["lock.name": "\(request.name)", "lock.owner": "\(request.owner)"])
+                case .released(let token):
+                    reply.releasedToken = token
+                    logger.info("lock.cancelled.released", metadata: ["lock.name": "\(request.name)", "lock.owner": "\(request.owner)",
+                                                                      "lock.token": "\(token)"])
+                case .nothing:
+                    break
+                }
+                respond(context, durable: outcome != .nothing) { .success(reply) }
+            } catch {
+                respond(context) { () -> Result<WireLockCancelReply, RPCError> in .failure(Self.rpcError(error)) }
             }
             scheduleStale = true
             return .parked
@@ -186,16 +228,62 @@ public final class LockServer {
         }
     }
 
-    /// Queues a reply for the end of the turn.
-    private func respond<Response: SwiftProtobuf.Message>(_ context: RequestContext, durable: Bool = false,
+    /// Queues a reply for the end of the turn. A `grant` whose reply finds the
+    /// client gone is taken back.
+    private func respond<Response: SwiftProtobuf.Message>(_ context: RequestContext, durable: Bool = false, grant: LockLease? = nil,
                                                           _ make: @escaping () -> Result<Response, RPCError>) {
-        outbox.append((durable, { [unowned self] in rpc.reply(to: context, make()) }, context))
+        outbox.append((durable, { [unowned self] in
+            if rpc.reply(to: context, make()) == .peerGone, let grant { revoke(grant) }
+        }, context))
+    }
+
+    // MARK: Waiters and their connections
+
+    private func park(_ context: RequestContext, as waiter: UInt64) {
+        parked[waiter] = context
+        if let peer = context.peer { parkedByPeer[peer, default: []].insert(waiter) }
+    }
+
+    private func unpark(_ waiter: UInt64) -> RequestContext? {
+        guard let context = parked.removeValue(forKey: waiter) else { return nil }
+        if let peer = context.peer {
+            parkedByPeer[peer]?.remove(waiter)
+            if parkedByPeer[peer]?.isEmpty == true { parkedByPeer[peer] = nil }
+        }
+        return context
+    }
+
+    /// A client connection closed: its queued acquires leave their queues.
+    private func dropWaiters(of peer: PeerConnection) {
+        guard let waiters = parkedByPeer.removeValue(forKey: peer) else { return }
+        let now = now
+        for waiter in waiters.sorted() {
+            parked[waiter] = nil
+            if let name = table.withdraw(waiter: waiter, now: now, effects: &effects) {
+                logger.debug("lock.waiter.gone", metadata: ["lock.name": "\(name)", "rpc.peer": "\(peer)"])
+            }
+        }
+        scheduleStale = true
+    }
+
+    /// A grant's reply found its client gone: the lock passes on at once
+    /// rather than when the lease runs out.
+    private func revoke(_ lease: LockLease) {
+        if table.revoke(name: lease.name, token: lease.token, reason: "the grant could not be delivered: the client is gone",
+                        now: now, effects: &effects) {
+            logger.info("lock.grant.undelivered", metadata: ["lock.name": "\(lease.name)", "lock.owner": "\(lease.owner)",
+                                                             "lock.token": "\(lease.token)"])
+        }
+        scheduleStale = true
     }
 
     // MARK: The end of a turn: commit, publish, answer, re-arm
 
     private func endTurn() {
-        if !effects.isEmpty || !outbox.isEmpty || table.hasChanges {
+        // Answering may change the table again (a grant that reached nobody
+        // passes the lock on); repeat until nothing is left. Each round takes
+        // a waiter off a queue, so this ends.
+        while !effects.isEmpty || !outbox.isEmpty || table.hasChanges {
             let failure = commit()
             let effects = self.effects
             let outbox = self.outbox
@@ -209,6 +297,8 @@ public final class LockServer {
                     reply.send()
                 }
             }
+            // A failed commit is retried with the next turn's, not in a loop here.
+            if failure != nil { break }
         }
         if scheduleStale { rearm() }
     }
@@ -216,13 +306,13 @@ public final class LockServer {
     /// Writes the changed locks; returns the failure, if any.
     private func commit() -> LockStoreError? {
         guard table.hasChanges else { return nil }
-        let records = table.takeChanges()
+        let changes = table.takeChanges()
         do {
-            try store.save(records)
+            try store.save(changes)
             return nil
         } catch {
-            table.markChanged(records.map(\.name))
-            logger.error("lock.persist.failed", metadata: ["lock.error": "\(error)", "lock.records": "\(records.count)"])
+            table.markChanged(changes)
+            logger.error("lock.persist.failed", metadata: ["lock.error": "\(error)", "lock.records": "\(changes.records.count)"])
             return error
         }
     }
@@ -230,14 +320,20 @@ public final class LockServer {
     private func carry(_ effect: LockEffect, failure: LockStoreError?) {
         switch effect {
         case .granted(let waiter, let lease):
-            guard let context = parked.removeValue(forKey: waiter) else { return }
+            guard let context = unpark(waiter) else {
+                // Its connection closed in the same turn, after the table had
+                // granted it (the close was learned after the grant's request
+                // was read): nobody can receive this grant.
+                revoke(lease)
+                return
+            }
             if let failure {
                 rpc.fail(context, .internalError("granted token \(lease.token) but cannot persist it: \(failure)"))
-            } else {
-                rpc.reply(to: context, .success(WireLockAcquireReply.with { $0.grant = lease.wire }))
+            } else if rpc.reply(to: context, .success(WireLockAcquireReply.with { $0.grant = lease.wire })) == .peerGone {
+                revoke(lease)
             }
         case .waitExpired(let waiter, let name, let holder):
-            guard let context = parked.removeValue(forKey: waiter) else { return }
+            guard let context = unpark(waiter) else { return }
             let held = holder.map { " (held by \($0))" } ?? ""
             rpc.fail(context, .deadlineExceeded("the wait for \(name) ran out\(held)"))
         case .event(let event):
@@ -262,7 +358,7 @@ public final class LockServer {
     /// The topic on which an owner hears that it lost a lock.
     public static func ownerTopic(_ owner: String) -> String { "owner/" + owner }
 
-    /// Arms the timer for the table's next deadline (lease end or wait end).
+    /// Arms the timer for the table's next deadline (lease end, wait end, forget time).
     private func rearm() {
         scheduleStale = false
         let next = table.nextDeadline

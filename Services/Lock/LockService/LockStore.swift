@@ -1,8 +1,9 @@
 import Foundation
 import GRDB
 
-/// The lock service's durable state in SQLite: one row per lock name ever
-/// granted, with its highest token and its holder.
+/// The lock service's durable state in SQLite: one row per lock name the
+/// service remembers, with its latest token and its holder, and the service's
+/// token counter (`meta.last_token`), which outlives forgotten names.
 ///
 /// WAL mode with `synchronous = FULL`: a commit returns once it is on disk,
 /// and the server answers a grant, a ttl change or a release only after the
@@ -27,11 +28,21 @@ public final class LockStore {
             expires_unix_micros INTEGER
         ) WITHOUT ROWID
         """
+    /// Version 2 added it; a version 1 store's counter is the highest
+    /// `last_token` of its rows, which `LockTable(restoring:)` takes into account.
+    static let metaSchema = """
+        CREATE TABLE IF NOT EXISTS meta (
+            key TEXT PRIMARY KEY NOT NULL,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """
     static let upsert = """
         INSERT OR REPLACE INTO locks (name, last_token, owner, token, ttl_us, guard_ttl_us, expires_unix_micros)
         VALUES (?, ?, ?, ?, ?, ?, ?)
         """
-    static let version: Int64 = 1
+    static let delete = "DELETE FROM locks WHERE name = ?"
+    static let saveLastToken = "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_token', ?)"
+    static let version: Int64 = 2
 
     /// Opens (creating if needed) `locks.sqlite` in `directory`.
     public init(directory: URL) throws {
@@ -60,6 +71,7 @@ public final class LockStore {
                 // Takes the exclusive lock now, not at the first grant.
                 try db.inTransaction(.immediate) {
                     try db.execute(sql: Self.schema)
+                    try db.execute(sql: Self.metaSchema)
                     try db.execute(sql: "PRAGMA user_version = \(Self.version)")
                     return .commit
                 }
@@ -101,13 +113,31 @@ public final class LockStore {
         }
     }
 
-    /// Writes `records` in one transaction; returns once they are on disk.
-    public func save(_ records: [LockRecord]) throws(LockStoreError) {
-        guard !records.isEmpty else { return }
+    /// The service's token counter: the highest token ever issued (0 for a
+    /// new store, or one written before the counter existed).
+    public func loadLastToken() throws -> UInt64 {
         guard let queue else { throw LockStoreError("\(path) is closed") }
+        return try queue.inDatabase { db in
+            (try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_token'")).map { UInt64(bitPattern: $0) } ?? 0
+        }
+    }
+
+    /// Writes `changes` in one transaction (changed rows, forgotten names
+    /// deleted, the token counter); returns once they are on disk.
+    public func save(_ changes: LockChanges) throws(LockStoreError) {
+        guard !changes.isEmpty else { return }
+        guard let queue else { throw LockStoreError("\(path) is closed") }
+        let records = changes.records
         do {
             try queue.inDatabase { db in
                 try db.inTransaction(.immediate) {
+                    // Always with the rows: a forgotten name's row goes, so the
+                    // counter must hold its tokens from this commit on.
+                    try db.cachedStatement(sql: Self.saveLastToken).execute(arguments: [Int64(bitPattern: changes.lastToken)])
+                    let remove = try db.cachedStatement(sql: Self.delete)
+                    for name in changes.forgotten {
+                        try remove.execute(arguments: [name])
+                    }
                     let statement = try db.cachedStatement(sql: Self.upsert)
                     for record in records {
                         let holder = record.holder
@@ -125,7 +155,7 @@ public final class LockStore {
                 }
             }
         } catch {
-            throw LockStoreError("cannot write \(records.count) lock records to \(path): \(Self.describe(error))")
+            throw LockStoreError("cannot write \(records.count) lock records and \(changes.forgotten.count) removals to \(path): \(Self.describe(error))")
         }
         commits += 1
     }

@@ -11,8 +11,9 @@ import RingProtocol
 /// Rules:
 /// - A lock is granted at once when free; otherwise the acquire queues FIFO
 ///   (or, with no wait, is refused with FAILED_PRECONDITION "held by ...").
-/// - Tokens strictly increase per name and are never reused: `lastToken` is
-///   durable and outlives the holder.
+/// - Tokens come from one counter for the whole service (see `lastToken`):
+///   every grant takes the next value, so a lock's tokens strictly increase,
+///   across forgetting its name and across restarts, and are never reused.
 /// - Re-acquire by the current holder is refused (FAILED_PRECONDITION "already
 ///   held by you with token T"), with or without a wait: the lock is not
 ///   re-entrant, and waiting behind oneself would only deadlock. An owner
@@ -22,27 +23,78 @@ import RingProtocol
 /// - A lease not renewed before it runs out expires (`expired` and `lost`
 ///   events) and the next waiter still waiting gets the lock. A waiter whose
 ///   own deadline passed is answered DEADLINE_EXCEEDED and never granted.
-/// - Expiries and wait deadlines are applied lazily to a lock whenever a
-///   request touches it, and to every lock by `tick`.
+/// - A waiter that gives up (`cancel`) or whose client is gone (`withdraw`)
+///   leaves the queue; a grant that reached nobody is taken back (`revoke`).
+/// - A free lock with no waiters is forgotten `forgetAfter` after it became
+///   free: its name leaves memory and the store.
+/// - Expiries, wait deadlines and forget times are applied lazily to a lock
+///   whenever a request touches it, and to every lock that is due by `tick`,
+///   which finds them in a min-heap of deadlines instead of scanning.
 public struct LockTable: Sendable {
     public let limits: LockLimits
+    /// How long a free lock without waiters is remembered before it is forgotten.
+    public let forgetAfter: Duration
 
     struct Entry: Sendable {
+        /// The token of this name's latest grant.
         var lastToken: UInt64 = 0
         var holder: LockLease?
         var waiters: [LockWaiter] = []
+        /// Since when the lock is free with no waiters (monotonic); nil while in use.
+        var idleSince: Duration?
+        /// When this entry's own item in the deadline heap comes due: never
+        /// later than its real deadline (`LockTable.deadline(of:)`), and nil
+        /// when it has no item. A renewal that moves the lease's end later
+        /// leaves the early item in place; when it reaches the top it is
+        /// moved to the real deadline (one heap operation per lease period,
+        /// not one per renewal).
+        var scheduled: Duration?
 
         var isIdle: Bool { holder == nil && waiters.isEmpty }
+    }
+
+    /// An item of the deadline heap: a lock's own deadline (lease end or
+    /// forget time) or one waiter's. Items are never updated: one that no
+    /// longer matches the table is stale and skipped when it reaches the top.
+    struct Deadline: Comparable, Sendable {
+        let at: Duration
+        let name: String
+        /// The waiter whose wait ends; nil for the lock's own deadline.
+        let waiter: UInt64?
+
+        static func < (lhs: Deadline, rhs: Deadline) -> Bool {
+            (lhs.at, lhs.name, lhs.waiter ?? 0) < (rhs.at, rhs.name, rhs.waiter ?? 0)
+        }
     }
 
     private var entries: [String: Entry] = [:]
     /// Names with a holder or waiters.
     private var active: Set<String> = []
-    /// Names whose durable state changed since the last `takeChanges()`.
+    /// Names whose durable state changed (or that were forgotten) since the last `takeChanges()`.
     private var changed: Set<String> = []
+    /// The lock each queued waiter waits for, by waiter id.
+    private var queued: [UInt64: String] = [:]
+    private var deadlines = MinHeap<Deadline>()
 
-    public init(limits: LockLimits = LockLimits()) {
+    /// The highest token the service ever issued, for any name.
+    ///
+    /// One durable counter for the whole service rather than one per name:
+    /// names are forgotten once free (so a counter kept per name would have
+    /// to outlive its name, which is what forgetting is meant to end), and a
+    /// single counter makes every name's tokens strictly increase with no
+    /// per-name state at all, across forgetting and restarts. The price is
+    /// that one lock's tokens are no longer dense (1, 2, 3, ...): other locks'
+    /// grants take values in between. Fencing only needs them to increase.
+    public private(set) var lastToken: UInt64 = 0
+    private var tokenChanged = false
+
+    /// Heap items looked at while finding deadlines, for tests: finding the
+    /// next deadline costs a few items, not one per lock.
+    public private(set) var deadlineProbes = 0
+
+    public init(limits: LockLimits = LockLimits(), forgetAfter: Duration = .seconds(3600)) {
         self.limits = limits
+        self.forgetAfter = max(.zero, forgetAfter)
     }
 
     /// The table after a restart: every persisted holder keeps its lock, with a
@@ -50,9 +102,13 @@ public struct LockTable: Sendable {
     /// holder may still believe in (which at most ran that long from before
     /// the crash), so no second owner is granted while the first's lease could
     /// be live, whatever the wall clock did meanwhile. Waiters are not
-    /// persisted: their requests died with the old process.
-    public init(restoring records: [LockRecord], limits: LockLimits = LockLimits(), now: LockTime) {
-        self.limits = limits
+    /// persisted: their requests died with the old process. A free lock's
+    /// grace before it is forgotten starts again at `now`. The token counter
+    /// continues from `lastToken` or the highest persisted token, whichever is higher.
+    public init(restoring records: [LockRecord], lastToken: UInt64 = 0, limits: LockLimits = LockLimits(),
+                forgetAfter: Duration = .seconds(3600), now: LockTime) {
+        self.init(limits: limits, forgetAfter: forgetAfter)
+        self.lastToken = lastToken
         for record in records {
             var entry = Entry(lastToken: record.lastToken)
             if let holder = record.holder {
@@ -60,10 +116,10 @@ public struct LockTable: Sendable {
                 let guardTTL = max(holder.guardTTL, holder.ttl)
                 entry.holder = LockLease(name: record.name, owner: holder.owner, token: holder.token, ttl: holder.ttl,
                                          guardTTL: guardTTL, expiresAt: now.monotonic + guardTTL,
-                                         expiresWallMicros: now.wall(after: guardTTL))
-                active.insert(record.name)
+                                         expiresWallMicros: now.wall(after: guardTTL), attempt: 0)
             }
-            entries[record.name] = entry
+            self.lastToken = max(self.lastToken, entry.lastToken)
+            store(entry, name: record.name, now: now)
         }
     }
 
@@ -72,9 +128,12 @@ public struct LockTable: Sendable {
     /// Acquires `name` for `owner` with a lease of `ttl`. With `wait` zero it
     /// only tries; otherwise it queues until `now + wait`, or `waitCap` when
     /// that is earlier (the request's own deadline). A queued acquire is
-    /// answered later by a `.granted` or `.waitExpired` effect for `waiter`.
+    /// answered later by a `.granted` or `.waitExpired` effect for `waiter`,
+    /// which must be unique among queued waiters. `attempt` is the client's id
+    /// of this acquire (0: none), which its `cancel` names.
     public mutating func acquire(name: String, owner: String, ttl: Duration, wait: Duration, waitCap: Duration? = nil,
-                                 waiter: UInt64, now: LockTime, effects: inout [LockEffect]) throws(LockError) -> AcquireResult {
+                                 attempt: UInt64 = 0, waiter: UInt64, now: LockTime,
+                                 effects: inout [LockEffect]) throws(LockError) -> AcquireResult {
         try validateName(name)
         try validateOwner(owner)
         try validateTTL(ttl)
@@ -88,9 +147,8 @@ public struct LockTable: Sendable {
             guard active.count < limits.maxActiveLocks else {
                 throw LockError(kind: .resourceExhausted, message: "too many active locks (\(limits.maxActiveLocks))")
             }
-            let lease = grant(&entry, name: name, owner: owner, ttl: ttl, now: now, effects: &effects)
-            entries[name] = entry
-            active.insert(name)
+            let lease = grant(&entry, name: name, owner: owner, ttl: ttl, attempt: attempt, now: now, effects: &effects)
+            store(entry, name: name, now: now)
             return .granted(lease)
         }
         if holder.owner == owner {
@@ -112,9 +170,14 @@ public struct LockTable: Sendable {
         guard entry.waiters.count < limits.maxWaitersPerLock else {
             throw LockError(kind: .resourceExhausted, message: "\(name) already has \(entry.waiters.count) waiters")
         }
+        guard queued[waiter] == nil else {
+            throw .invalid("waiter id \(waiter) is already queued")
+        }
         entry.waiters.append(LockWaiter(id: waiter, owner: owner, ttl: ttl, deadline: deadline,
-                                        deadlineWallMicros: now.wall(after: deadline - now.monotonic)))
-        entries[name] = entry
+                                        deadlineWallMicros: now.wall(after: deadline - now.monotonic), attempt: attempt))
+        queued[waiter] = name
+        deadlines.insert(Deadline(at: deadline, name: name, waiter: waiter))
+        store(entry, name: name, now: now)
         return .queued(position: entry.waiters.count)
     }
 
@@ -134,7 +197,10 @@ public struct LockTable: Sendable {
         lease.guardTTL = max(lease.guardTTL, ttl)
         lease.expiresAt = now.monotonic + ttl
         lease.expiresWallMicros = now.wall(after: ttl)
-        entries[name]?.holder = lease
+        if var entry = entries[name] {
+            entry.holder = lease
+            store(entry, name: name, now: now)
+        }
         return lease
     }
 
@@ -145,28 +211,73 @@ public struct LockTable: Sendable {
         try validateOwner(owner)
         settle(name: name, now: now, effects: &effects)
         let lease = try holder(of: name, owner: owner, token: token, action: "release")
-        entries[name]?.holder = nil
-        changed.insert(name)
-        effects.append(.event(LockEvent(kind: .released, name: name, owner: owner, token: lease.token, expiresWallMicros: 0, reason: "")))
-        settle(name: name, now: now, effects: &effects)
+        dropHolder(lease, reason: "", now: now, effects: &effects)
     }
 
-    /// Applies expiries and wait deadlines due by `now` to every lock.
+    /// The client that sent acquire `attempt` for `owner` gave up on it: takes
+    /// that waiter out of the queue, or, when the acquire was granted before
+    /// the client saw the grant, releases the lock again. With `attempt` 0 it
+    /// takes any queued waiter of `owner` for `name` out, and never releases.
+    public mutating func cancel(name: String, owner: String, attempt: UInt64, now: LockTime,
+                                effects: inout [LockEffect]) throws(LockError) -> CancelOutcome {
+        try validateName(name)
+        try validateOwner(owner)
+        settle(name: name, now: now, effects: &effects)
+        guard var entry = entries[name] else { return .nothing }
+        if let index = entry.waiters.firstIndex(where: { $0.owner == owner && (attempt == 0 || $0.attempt == attempt) }) {
+            let waiter = entry.waiters.remove(at: index)
+            queued[waiter.id] = nil
+            store(entry, name: name, now: now)
+            return .dequeued(waiter: waiter.id)
+        }
+        if attempt != 0, let lease = entry.holder, lease.owner == owner, lease.attempt == attempt {
+            dropHolder(lease, reason: "the client gave up before the grant reached it", now: now, effects: &effects)
+            return .released(token: lease.token)
+        }
+        return .nothing
+    }
+
+    /// Takes queued waiter `id` out of its queue (its client is gone).
+    /// Returns the lock it waited for, or nil when it was not queued.
+    @discardableResult
+    public mutating func withdraw(waiter id: UInt64, now: LockTime, effects: inout [LockEffect]) -> String? {
+        guard let name = queued.removeValue(forKey: id), var entry = entries[name],
+              let index = entry.waiters.firstIndex(where: { $0.id == id })
+        else { return nil }
+        entry.waiters.remove(at: index)
+        store(entry, name: name, now: now)
+        return name
+    }
+
+    /// Takes back the lease of `name` with `token` when its grant could not be
+    /// delivered (the client is gone), and passes the lock on. Returns whether
+    /// it was still held with that token.
+    @discardableResult
+    public mutating func revoke(name: String, token: UInt64, reason: String, now: LockTime, effects: inout [LockEffect]) -> Bool {
+        guard let lease = entries[name]?.holder, lease.token == token else { return false }
+        dropHolder(lease, reason: reason, now: now, effects: &effects)
+        return true
+    }
+
+    /// Applies every expiry, wait deadline and forget time due by `now`.
     public mutating func tick(now: LockTime, effects: inout [LockEffect]) {
-        let due = active.filter { name in entries[name].map { Self.isDue($0, now: now) } ?? false }
-        for name in due.sorted() { settle(name: name, now: now, effects: &effects) }
+        while let next = nextDeadline, next <= now.monotonic {
+            guard let item = deadlines.removeMin() else { return }
+            if item.waiter == nil { entries[item.name]?.scheduled = nil }
+            settle(name: item.name, now: now, effects: &effects)
+        }
     }
 
     /// Applies what is due by `now` to one lock: its lease runs out, waiters
-    /// past their deadline are answered, and a free lock passes to the head of
-    /// its queue.
+    /// past their deadline are answered, a free lock passes to the head of
+    /// its queue, and a lock free for `forgetAfter` is forgotten.
     public mutating func settle(name: String, now: LockTime, effects: inout [LockEffect]) {
-        guard var entry = entries[name], !entry.isIdle else {
+        guard var entry = entries[name] else {
             active.remove(name)
             return
         }
-        guard Self.isDue(entry, now: now) || (entry.holder == nil && !entry.waiters.isEmpty) else { return }
-        if let holder = entry.holder, holder.expiresAt <= now.monotonic {
+        let time = now.monotonic
+        if let holder = entry.holder, holder.expiresAt <= time {
             entry.holder = nil
             changed.insert(name)
             let reason = "lease not renewed within \(holder.ttl.shortDescription)"
@@ -175,32 +286,56 @@ public struct LockTable: Sendable {
                                                 expiresWallMicros: holder.expiresWallMicros, reason: reason)))
             }
         }
-        if entry.waiters.contains(where: { $0.deadline <= now.monotonic }) {
-            for waiter in entry.waiters where waiter.deadline <= now.monotonic {
+        if entry.waiters.contains(where: { $0.deadline <= time }) {
+            for waiter in entry.waiters where waiter.deadline <= time {
+                queued[waiter.id] = nil
                 effects.append(.waitExpired(waiter: waiter.id, name: name, holder: entry.holder?.owner))
             }
-            entry.waiters.removeAll { $0.deadline <= now.monotonic }
+            entry.waiters.removeAll { $0.deadline <= time }
         }
         if entry.holder == nil, !entry.waiters.isEmpty {
             let next = entry.waiters.removeFirst()
-            let lease = grant(&entry, name: name, owner: next.owner, ttl: next.ttl, now: now, effects: &effects)
+            queued[next.id] = nil
+            let lease = grant(&entry, name: name, owner: next.owner, ttl: next.ttl, attempt: next.attempt, now: now, effects: &effects)
             effects.append(.granted(waiter: next.id, lease: lease))
         }
-        entries[name] = entry
-        if entry.isIdle { active.remove(name) }
+        if entry.isIdle, let idleSince = entry.idleSince, idleSince + forgetAfter <= time {
+            entries[name] = nil
+            active.remove(name)
+            changed.insert(name)
+            return
+        }
+        store(entry, name: name, now: now)
     }
 
     // MARK: Queries
 
-    /// The earliest moment something is due (a lease ends, a wait runs out).
+    /// The earliest moment something is due (a lease ends, a wait runs out, a
+    /// free lock is to be forgotten). Mutating because it drops stale heap
+    /// items it meets on top (and moves early ones to their real time), which
+    /// keeps the cost a few heap operations instead of a scan of every lock.
     public var nextDeadline: Duration? {
-        var earliest: Duration?
-        for name in active {
-            guard let entry = entries[name] else { continue }
-            let candidates = [entry.holder?.expiresAt].compactMap { $0 } + entry.waiters.map(\.deadline)
-            if let soonest = candidates.min() { earliest = min(earliest ?? soonest, soonest) }
+        mutating get {
+            while let top = deadlines.min {
+                deadlineProbes += 1
+                if let waiter = top.waiter {
+                    if queued[waiter] == top.name { return top.at }
+                    deadlines.removeMin()
+                    continue
+                }
+                guard var entry = entries[top.name], entry.scheduled == top.at else {
+                    deadlines.removeMin()
+                    continue
+                }
+                let real = deadline(of: entry)
+                if real == top.at { return top.at }
+                deadlines.removeMin()
+                entry.scheduled = real
+                if let real { deadlines.insert(Deadline(at: real, name: top.name, waiter: nil)) }
+                entries[top.name] = entry
+            }
+            return nil
         }
-        return earliest
     }
 
     /// The holder of `name`, if any (expiries not yet settled included).
@@ -209,18 +344,20 @@ public struct LockTable: Sendable {
     /// The waiters of `name` in queue order.
     public func waiters(of name: String) -> [LockWaiter] { entries[name]?.waiters ?? [] }
 
-    /// The highest token ever issued for `name` (0: never granted).
+    /// The token of the latest grant of `name` (0: none since the name was
+    /// last forgotten, or never).
     public func lastToken(of name: String) -> UInt64 { entries[name]?.lastToken ?? 0 }
 
     /// Locks held or waited for, by name.
     public var activeNames: [String] { active.sorted() }
 
+    /// How many lock names the table remembers: the active ones and the free
+    /// ones not forgotten yet.
+    public var knownNames: Int { entries.count }
+
     /// How many locks are held and how many waiters are queued.
     public var counts: (held: Int, waiters: Int) {
-        active.reduce(into: (0, 0)) { counts, name in
-            if entries[name]?.holder != nil { counts.0 += 1 }
-            counts.1 += entries[name]?.waiters.count ?? 0
-        }
+        (active.reduce(0) { $0 + (entries[$1]?.holder == nil ? 0 : 1) }, queued.count)
     }
 
     /// One lock as the wire reports it.
@@ -237,18 +374,33 @@ public struct LockTable: Sendable {
 
     // MARK: Durability
 
-    /// The durable state of every lock changed since the last call, sorted by name.
-    public mutating func takeChanges() -> [LockRecord] {
-        defer { changed.removeAll() }
-        return changed.sorted().map(record(of:))
+    /// What changed durably since the last call: the records of changed
+    /// locks and the names forgotten, sorted by name, and the token counter.
+    public mutating func takeChanges() -> LockChanges {
+        defer {
+            changed.removeAll()
+            tokenChanged = false
+        }
+        var changes = LockChanges(records: [], forgotten: [], lastToken: lastToken)
+        for name in changed.sorted() {
+            if entries[name] != nil {
+                changes.records.append(record(of: name))
+            } else {
+                changes.forgotten.append(name)
+            }
+        }
+        return changes
     }
 
     /// Whether changes wait for `takeChanges()`.
-    public var hasChanges: Bool { !changed.isEmpty }
+    public var hasChanges: Bool { !changed.isEmpty || tokenChanged }
 
-    /// Marks locks as changed again, after their records could not be written.
-    public mutating func markChanged(_ names: [String]) {
-        changed.formUnion(names)
+    /// Marks changes as pending again, after they could not be written. A
+    /// name's current state is written then (a record, or its removal).
+    public mutating func markChanged(_ changes: LockChanges) {
+        changed.formUnion(changes.records.map(\.name))
+        changed.formUnion(changes.forgotten)
+        tokenChanged = true
     }
 
     /// The durable state of `name`.
@@ -259,13 +411,72 @@ public struct LockTable: Sendable {
         })
     }
 
+    // MARK: Deadline bookkeeping
+
+    /// The entry's own deadline: its lease's end, or when free with no
+    /// waiters, the moment it is forgotten.
+    private func deadline(of entry: Entry) -> Duration? {
+        if let holder = entry.holder { return holder.expiresAt }
+        if entry.waiters.isEmpty, let idleSince = entry.idleSince { return idleSince + forgetAfter }
+        return nil
+    }
+
+    /// Writes `entry` back after a change: keeps the active set and the idle
+    /// time current and makes sure the heap has an item for its deadline no
+    /// later than the deadline itself.
+    private mutating func store(_ entry: Entry, name: String, now: LockTime) {
+        var entry = entry
+        if entry.isIdle {
+            if entry.idleSince == nil { entry.idleSince = now.monotonic }
+            active.remove(name)
+        } else {
+            entry.idleSince = nil
+            active.insert(name)
+        }
+        if let due = deadline(of: entry), entry.scheduled.map({ due < $0 }) ?? true {
+            entry.scheduled = due
+            deadlines.insert(Deadline(at: due, name: name, waiter: nil))
+        }
+        entries[name] = entry
+        compactDeadlinesIfStale()
+    }
+
+    /// Rebuilds the heap from the table when stale items (renewals that
+    /// shortened a lease, waiters granted or gone before their deadline)
+    /// outnumber live ones: O(n), at most once per n stale items.
+    private mutating func compactDeadlinesIfStale() {
+        let live = entries.count + queued.count
+        guard deadlines.count > 2 * live + 1024 else { return }
+        var items: [Deadline] = []
+        items.reserveCapacity(live)
+        for name in Array(entries.keys) {
+            guard var entry = entries[name] else { continue }
+            entry.scheduled = deadline(of: entry)
+            if let due = entry.scheduled { items.append(Deadline(at: due, name: name, waiter: nil)) }
+            for waiter in entry.waiters { items.append(Deadline(at: waiter.deadline, name: name, waiter: waiter.id)) }
+            entries[name] = entry
+        }
+        deadlines = MinHeap(items)
+    }
+
+    /// The earliest deadline by looking at every lock, for tests that check
+    /// the heap against it.
+    func scannedNextDeadline() -> Duration? {
+        entries.values.flatMap { entry in [deadline(of: entry)].compactMap { $0 } + entry.waiters.map(\.deadline) }.min()
+    }
+
+    /// How many items the deadline heap holds, live and stale, for tests.
+    var deadlineItems: Int { deadlines.count }
+
     // MARK: Helpers
 
-    private mutating func grant(_ entry: inout Entry, name: String, owner: String, ttl: Duration, now: LockTime,
-                                effects: inout [LockEffect]) -> LockLease {
-        entry.lastToken += 1
-        let lease = LockLease(name: name, owner: owner, token: entry.lastToken, ttl: ttl, guardTTL: ttl,
-                              expiresAt: now.monotonic + ttl, expiresWallMicros: now.wall(after: ttl))
+    private mutating func grant(_ entry: inout Entry, name: String, owner: String, ttl: Duration, attempt: UInt64,
+                                now: LockTime, effects: inout [LockEffect]) -> LockLease {
+        lastToken += 1
+        tokenChanged = true
+        entry.lastToken = lastToken
+        let lease = LockLease(name: name, owner: owner, token: lastToken, ttl: ttl, guardTTL: ttl,
+                              expiresAt: now.monotonic + ttl, expiresWallMicros: now.wall(after: ttl), attempt: attempt)
         entry.holder = lease
         changed.insert(name)
         effects.append(.event(LockEvent(kind: .acquired, name: name, owner: owner, token: lease.token,
@@ -273,13 +484,26 @@ public struct LockTable: Sendable {
         return lease
     }
 
+    /// Frees the lock held with `lease` (a `released` event) and passes it on.
+    private mutating func dropHolder(_ lease: LockLease, reason: String, now: LockTime, effects: inout [LockEffect]) {
+        entries[lease.name]?.holder = nil
+        changed.insert(lease.name)
+        effects.append(.event(LockEvent(kind: .released, name: lease.name, owner: lease.owner, token: lease.token,
+                                        expiresWallMicros: 0, reason: reason)))
+        settle(name: lease.name, now: now, effects: &effects)
+    }
+
     /// The holder's lease when `owner` and `token` are the holder's; otherwise
     /// FAILED_PRECONDITION saying what is wrong.
     private func holder(of name: String, owner: String, token: UInt64, action: String) throws(LockError) -> LockLease {
-        let entry = entries[name] ?? Entry()
-        guard let lease = entry.holder else {
-            if token > entry.lastToken {
+        let entry = entries[name]
+        guard let lease = entry?.holder else {
+            if token > lastToken {
                 throw .precondition("cannot \(action) \(name): token \(token) was never granted (it is not held)")
+            }
+            if token > entry?.lastToken ?? 0 {
+                // Another lock's token, or one of this name before it was forgotten.
+                throw .precondition("cannot \(action) \(name): it is not held, and token \(token) is not its latest lease")
             }
             throw .precondition("cannot \(action) \(name): it is not held; token \(token) expired or was released")
         }
@@ -293,11 +517,6 @@ public struct LockTable: Sendable {
             throw .precondition("cannot \(action) \(name): token \(token) is held by \(lease.owner), not \(owner)")
         }
         return lease
-    }
-
-    private static func isDue(_ entry: Entry, now: LockTime) -> Bool {
-        if let holder = entry.holder, holder.expiresAt <= now.monotonic { return true }
-        return entry.waiters.contains { $0.deadline <= now.monotonic }
     }
 
     private static func remaining(_ lease: LockLease, now: LockTime) -> String {

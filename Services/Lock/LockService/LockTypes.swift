@@ -46,7 +46,8 @@ public struct LockLimits: Sendable, Equatable {
 public struct LockLease: Sendable, Equatable {
     public let name: String
     public let owner: String
-    /// The fencing token: strictly increasing per lock name, never reused.
+    /// The fencing token: strictly increasing per lock name (it comes from the
+    /// service's one counter), never reused.
     public let token: UInt64
     /// The lease length the holder asked for last.
     public internal(set) var ttl: Duration
@@ -57,6 +58,10 @@ public struct LockLease: Sendable, Equatable {
     public internal(set) var expiresAt: Duration
     /// The same moment on the wall clock, microseconds since the Unix epoch.
     public internal(set) var expiresWallMicros: Int64
+
+    /// The client's id of the acquire that was granted (0: none, or restored
+    /// after a restart); its `cancel` gives the lease back.
+    public let attempt: UInt64
 
     /// The lease as the wire carries it.
     public var wire: WireLockGrant {
@@ -80,6 +85,8 @@ public struct LockWaiter: Sendable, Equatable {
     /// When the waiter stops waiting (monotonic); it is never granted after this.
     public let deadline: Duration
     public let deadlineWallMicros: Int64
+    /// The client's id of this acquire (0: none), which its `cancel` names.
+    public let attempt: UInt64
 
     public var wire: WireLockWaiter {
         WireLockWaiter.with {
@@ -109,7 +116,8 @@ public struct LockEvent: Sendable, Equatable {
     public let token: UInt64
     /// The lease's end for `acquired`, microseconds since the Unix epoch; 0 otherwise.
     public let expiresWallMicros: Int64
-    /// Why, for `expired` and `lost`.
+    /// Why, for `expired` and `lost`, and for a `released` the holder did not
+    /// ask for (an acquire cancelled or a grant undelivered).
     public let reason: String
 
     public var details: WireLockDetails {
@@ -131,6 +139,37 @@ public enum LockEffect: Sendable, Equatable {
     case waitExpired(waiter: UInt64, name: String, holder: String?)
     /// Publish this event.
     case event(LockEvent)
+}
+
+/// What a cancel did.
+public enum CancelOutcome: Sendable, Equatable {
+    /// The acquire was queued and left the queue; its parked request `waiter`
+    /// is to be answered CANCELLED.
+    case dequeued(waiter: UInt64)
+    /// The acquire had been granted before the client gave up (so it never saw
+    /// the grant): the lock was released again.
+    case released(token: UInt64)
+    /// Nothing to do: the acquire was answered already (expired, refused, or
+    /// granted and seen), or never arrived.
+    case nothing
+}
+
+/// What the store must write after a change to the table.
+public struct LockChanges: Sendable, Equatable {
+    /// The current state of every lock that changed, sorted by name.
+    public var records: [LockRecord]
+    /// Locks forgotten (free long enough): their rows are deleted.
+    public var forgotten: [String]
+    /// The service's token counter: the highest token ever issued.
+    public var lastToken: UInt64
+
+    public init(records: [LockRecord], forgotten: [String] = [], lastToken: UInt64) {
+        self.records = records
+        self.forgotten = forgotten
+        self.lastToken = lastToken
+    }
+
+    public var isEmpty: Bool { records.isEmpty && forgotten.isEmpty }
 }
 
 /// What an acquire did.
@@ -165,7 +204,7 @@ public struct LockError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A lock's durable state: the highest token issued and the holder, if any.
+/// A lock's durable state: its latest token and the holder, if any.
 public struct LockRecord: Sendable, Equatable {
     public struct Holder: Sendable, Equatable {
         public var owner: String
@@ -185,6 +224,8 @@ public struct LockRecord: Sendable, Equatable {
     }
 
     public var name: String
+    /// The token of the lock's latest grant (the service's counter is kept
+    /// apart, so tokens stay increasing after the row is gone).
     public var lastToken: UInt64
     public var holder: Holder?
 

@@ -13,7 +13,11 @@ struct LockCommand: AsyncParsableCommand {
             Tokens and holders are kept in <data-dir>/locks.sqlite (fsynced before a grant, a ttl change \
             or a release is answered). After a restart every holder keeps its lock with a fresh lease of \
             its ttl from the restart, so no second owner is granted while the first's lease could be live; \
-            queued waiters are dropped (their requests fail at their deadline).
+            queued waiters are dropped (their requests fail at their deadline). A waiter also leaves \
+            its queue when its client cancels it or its connection closes. A lock that is free with \
+            no waiters is forgotten (its row deleted) --forget-after seconds after it became free; \
+            tokens come from one durable counter for all locks, so a forgotten name's next token is \
+            still higher than every token it had.
             """
     )
 
@@ -29,6 +33,10 @@ struct LockCommand: AsyncParsableCommand {
     @Option(help: "Longest lease (and longest wait) a client may ask for, in seconds.")
     var maxTtl = 3600.0
 
+    @Option(help: ArgumentHelp("Seconds a free lock with no waiters is remembered before it is forgotten.",
+                               valueName: "seconds"))
+    var forgetAfter = 3600.0
+
     @OptionGroup var server: ServerOptions
 
     func validate() throws {
@@ -36,6 +44,9 @@ struct LockCommand: AsyncParsableCommand {
         try validateEndpoint(publish, option: "publish")
         guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
         guard maxTtl >= 0.001, maxTtl <= 86_400 * 7 else { throw ValidationError("--max-ttl must be between 0.001 and 604800 seconds") }
+        guard forgetAfter.isFinite, forgetAfter >= 0, forgetAfter <= 86_400 * 365 else {
+            throw ValidationError("--forget-after must be between 0 and 31536000 seconds")
+        }
     }
 
     func run() async throws {
@@ -43,7 +54,8 @@ struct LockCommand: AsyncParsableCommand {
         let logger = Logger(label: "ringstore.lock")
         let maximum = Duration.milliseconds(Int64(maxTtl * 1000))
         let options = LockOptions(listen: listen, publish: publish, dataDirectory: URL(fileURLWithPath: dataDir),
-                                  limits: LockLimits(maxTTL: maximum, maxWait: maximum))
+                                  limits: LockLimits(maxTTL: maximum, maxWait: maximum),
+                                  forgetAfter: .milliseconds(Int64((forgetAfter * 1000).rounded())))
         try await ServiceRunner.run([LockServer.service(options: options, logger: logger)], logger: logger)
     }
 }

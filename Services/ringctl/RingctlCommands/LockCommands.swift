@@ -4,6 +4,7 @@ import Foundation
 import RPC
 import RingProtocol
 import RingstoreClient
+import Synchronization
 import ZeroMQ
 
 #if canImport(Glibc)
@@ -20,9 +21,13 @@ struct LockGroupCommand: AsyncParsableCommand {
         commandName: "lock",
         abstract: "Acquire, renew, release and inspect locks (leases with fencing tokens).",
         discussion: """
-            The owner id is --owner, by default USER@HOST, so that a later invocation by the same \
-            operator can renew or release with the printed token. Tokens strictly increase per lock \
-            name; pass them with fenced writes (put --fence NAME:TOKEN).
+            Every invocation is its own owner unless --owner names one: by default the owner id is \
+            USER@HOST/PID, unique to the process, so two shells (or two scripts) of one user on one \
+            host are two owners and the second waits for the first. lock acquire prints the owner it \
+            generated after the token; a later lock renew or lock release must pass it with --owner \
+            (or name a stable owner with --owner at acquire). Tokens strictly increase per lock name \
+            (they come from one counter for all locks, so they need not be consecutive); pass them \
+            with fenced writes (put --fence NAME:TOKEN).
             """,
         subcommands: [LockAcquireCommand.self, LockRenewCommand.self, LockReleaseCommand.self,
                       LockStatusCommand.self, LockListCommand.self]
@@ -31,12 +36,18 @@ struct LockGroupCommand: AsyncParsableCommand {
 
 /// The owner a lock command acts as.
 struct LockOwnerOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Owner id (default: USER@HOST); renew and release need the owner that acquired.", valueName: "id"))
+    @Option(help: ArgumentHelp(
+        "Owner id (default: USER@HOST/PID, unique to this invocation); renew and release need the owner that acquired.",
+        valueName: "id"))
     var owner: String?
 
     var resolved: String { owner ?? Self.defaultOwner }
 
-    /// `user@host`, from the environment (USER, LOGNAME) or the password database.
+    /// Whether the owner was generated rather than named with --owner.
+    var isGenerated: Bool { owner == nil }
+
+    /// `user@host/pid`: one owner per client session (this process), from the
+    /// environment (USER, LOGNAME) or the password database.
     static var defaultOwner: String {
         let environment = ProcessInfo.processInfo.environment
         var user = environment["USER"] ?? environment["LOGNAME"] ?? ""
@@ -44,7 +55,7 @@ struct LockOwnerOptions: ParsableArguments {
             user = String(cString: name)
         }
         if user.isEmpty { user = "uid\(getuid())" }
-        return "\(user)@\(ProcessInfo.processInfo.hostName)"
+        return "\(user)@\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)"
     }
 }
 
@@ -107,23 +118,52 @@ enum LockOutput {
                 held ? Timestamp.iso8601(micros: info.holder.expiresUnixMicros) : "-", "\(info.waiters.count)", "\(info.lastToken)"]
     }
 
-    static func fail(_ what: String, _ error: any Error) -> ExitCode {
-        printError("ringctl: \(what): \(error)")
+    static func fail(_ what: String, _ error: any Error, hint: String? = nil) -> ExitCode {
+        printError("ringctl: \(what): \(error)" + (hint.map { "; \($0)" } ?? ""))
         return ExitCode(1)
     }
+
+    /// For a renew or release refused with FAILED_PRECONDITION: when `token`
+    /// is the current lease of `name` but held by another owner, says which
+    /// --owner to pass (with a generated owner, every invocation is a new one).
+    static func ownerHint(_ error: any Error, client: LockClient, name: String, token: UInt64) async -> String? {
+        guard (error as? RPCError)?.code == .failedPrecondition,
+              let info = try? await client.status(name), info.hasHolder, info.holder.token == token,
+              info.holder.owner != client.owner
+        else { return nil }
+        return "pass --owner \(shellQuoted(info.holder.owner)), the owner that acquired token \(token) " +
+            "(without --owner every ringctl invocation is a new owner)"
+    }
+
+    /// `value` as one shell word.
+    static func shellQuoted(_ value: String) -> String {
+        let plain = value.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "@/._:+-=,".unicodeScalars.contains($0) }
+        return plain ? value : "'" + value.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}
+
+/// The signal that interrupted a command, set from a signal handler's queue.
+final class InterruptFlag: Sendable {
+    private let state = Mutex<Int32?>(nil)
+    func set(_ number: Int32) { state.withLock { $0 = $0 ?? number } }
+    var signal: Int32? { state.withLock { $0 } }
 }
 
 /// `ringctl lock acquire NAME --ttl S [--wait S] [--hold]`.
 struct LockAcquireCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "acquire",
-        abstract: "Acquire a lock: prints its fencing token.",
+        abstract: "Acquire a lock: prints its fencing token (and the generated owner id).",
         discussion: """
-            Without --wait it tries once and fails (FAILED_PRECONDITION) when the lock is held; with \
-            --wait it queues (FIFO) and gets the lock the moment it passes on, or fails with \
-            DEADLINE_EXCEEDED when the wait runs out. With --hold it keeps the lease renewed (every \
-            third of the ttl) until SIGINT or SIGTERM, then releases it and exits 0; if the lease is \
-            lost meanwhile it says so on stderr and exits 1.
+            Prints the token; without --owner, the token and the owner id generated for this \
+            invocation (TOKEN OWNER), which a later renew or release must pass as --owner. --json \
+            prints name, owner, token, ttl_ms and expires. Without --wait it tries once and fails \
+            (FAILED_PRECONDITION) when the lock is held; with --wait it queues (FIFO) and gets the \
+            lock the moment it passes on, or fails with DEADLINE_EXCEEDED when the wait runs out. \
+            SIGINT or SIGTERM while waiting takes the request out of the queue (exit 130 or 143). \
+            With --hold it keeps the lease renewed (every third of the ttl) until SIGINT or SIGTERM, \
+            then releases it and exits 0; if the lease is lost meanwhile it says so on stderr and \
+            exits 1.
             """
     )
 
@@ -144,24 +184,39 @@ struct LockAcquireCommand: AsyncParsableCommand {
         let session = try LockSession(cluster, owner: owner.resolved)
         defer { session.close() }
         let ttl = Seconds.duration(ttl), wait = Seconds.duration(wait)
+        let client = session.client, name = name
+        let interrupted = InterruptFlag()
         guard hold else {
+            // SIGINT or SIGTERM cancels the acquire, which takes it out of the
+            // service's queue (LockClient cancels it there) before ringctl exits.
+            let attempt = Task { try await client.acquire(name, ttl: ttl, wait: wait) }
+            let signals = SignalWatch([SIGINT, SIGTERM]) { number in
+                interrupted.set(number)
+                attempt.cancel()
+            }
+            defer { signals.cancel() }
             do {
-                print(render(try await session.client.acquire(name, ttl: ttl, wait: wait)))
+                print(render(try await attempt.value))
             } catch {
-                throw LockOutput.fail("lock acquire \(name)", error)
+                throw Self.failure(name, error, interrupted: interrupted)
             }
             return
         }
 
         let (ends, feed) = AsyncStream.makeStream(of: HoldEnd.self)
+        let attempt = Task { try await client.hold(name, ttl: ttl, wait: wait) { reason in feed.yield(.lost(reason)) } }
+        let signals = SignalWatch([SIGINT, SIGTERM]) { number in
+            interrupted.set(number)
+            attempt.cancel()  // while waiting; once held, the signal ends the hold below
+            feed.yield(.signal(number))
+        }
+        defer { signals.cancel() }
         let keeper: LeaseKeeper
         do {
-            keeper = try await session.client.hold(name, ttl: ttl, wait: wait) { reason in feed.yield(.lost(reason)) }
+            keeper = try await attempt.value
         } catch {
-            throw LockOutput.fail("lock acquire \(name)", error)
+            throw Self.failure(name, error, interrupted: interrupted)
         }
-        let signals = SignalWatch([SIGINT, SIGTERM]) { number in feed.yield(.signal(number)) }
-        defer { signals.cancel() }
         // Unbuffered, so a script reading the pipe sees the token while the lock is held.
         FileHandle.standardOutput.write(Data((render(keeper.grant) + "\n").utf8))
         for await end in ends {
@@ -181,8 +236,18 @@ struct LockAcquireCommand: AsyncParsableCommand {
         }
     }
 
+    /// The token, and the owner when it was generated (a later renew or
+    /// release needs it); --json has both always.
     private func render(_ grant: LockGrant) -> String {
-        cluster.json ? JSONLine.encode(LockOutput.grant(grant)) : "\(grant.token)"
+        if cluster.json { return JSONLine.encode(LockOutput.grant(grant)) }
+        return owner.isGenerated ? "\(grant.token) \(grant.owner)" : "\(grant.token)"
+    }
+
+    /// How a failed acquire ends ringctl: 128 + the signal when interrupted.
+    private static func failure(_ name: String, _ error: any Error, interrupted: InterruptFlag) -> ExitCode {
+        guard let number = interrupted.signal else { return LockOutput.fail("lock acquire \(name)", error) }
+        printError("ringctl: lock acquire \(name): interrupted by signal \(number): \(error)")
+        return ExitCode(128 + number)
     }
 }
 
@@ -216,7 +281,8 @@ final class SignalWatch {
 struct LockRenewCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "renew",
-        abstract: "Extend a held lease: prints its new expiry."
+        abstract: "Extend a held lease: prints its new expiry.",
+        discussion: "Pass the owner that acquired with --owner (the one lock acquire printed)."
     )
 
     @Argument(help: "The lock's name.") var name: String
@@ -236,7 +302,8 @@ struct LockRenewCommand: AsyncParsableCommand {
         do {
             grant = try await session.client.renew(name, token: token, ttl: ttl.map(Seconds.duration))
         } catch {
-            throw LockOutput.fail("lock renew \(name)", error)
+            let hint = await LockOutput.ownerHint(error, client: session.client, name: name, token: token)
+            throw LockOutput.fail("lock renew \(name)", error, hint: hint)
         }
         print(cluster.json ? JSONLine.encode(LockOutput.grant(grant)) : "OK expires \(Timestamp.iso8601(micros: grant.expiresUnixMicros))")
     }
@@ -246,7 +313,8 @@ struct LockRenewCommand: AsyncParsableCommand {
 struct LockReleaseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "release",
-        abstract: "Release a held lock; the next waiter gets it."
+        abstract: "Release a held lock; the next waiter gets it.",
+        discussion: "Pass the owner that acquired with --owner (the one lock acquire printed)."
     )
 
     @Argument(help: "The lock's name.") var name: String
@@ -260,7 +328,8 @@ struct LockReleaseCommand: AsyncParsableCommand {
         do {
             try await session.client.release(name, token: token)
         } catch {
-            throw LockOutput.fail("lock release \(name)", error)
+            let hint = await LockOutput.ownerHint(error, client: session.client, name: name, token: token)
+            throw LockOutput.fail("lock release \(name)", error, hint: hint)
         }
         print(cluster.json ? JSONLine.encode(["name": name, "token": Int(token), "released": true]) : "OK")
     }

@@ -45,6 +45,8 @@ public enum LockMethods {
         path: "/ringstore.v1.Lock/Renew", idempotent: true)
     public static let release = RPCMethod<WireLockReleaseRequest, WireLockReleaseReply>(
         path: "/ringstore.v1.Lock/Release", idempotent: false)
+    public static let cancel = RPCMethod<WireLockCancelRequest, WireLockCancelReply>(
+        path: "/ringstore.v1.Lock/Cancel", idempotent: true)
     public static let status = RPCMethod<WireLockStatusRequest, WireLockStatusReply>(
         path: "/ringstore.v1.Lock/Status", idempotent: true)
     public static let list = RPCMethod<WireLockListRequest, WireLockListReply>(
@@ -53,7 +55,7 @@ public enum LockMethods {
         path: "/ringstore.v1.Lock/Snapshot", idempotent: true)
 
     /// Every method path of this service.
-    public static let allPaths: [String] = [health.path, echo.path, acquire.path, renew.path, release.path, status.path, list.path, snapshot.path]
+    public static let allPaths: [String] = [health.path, echo.path, acquire.path, renew.path, release.path, cancel.path, status.path, list.path, snapshot.path]
 }
 
 /// The methods of `ringstore.v1.Storage` (services.proto).

@@ -40,6 +40,10 @@ public nonisolated struct WireLockAcquireRequest: Sendable {
   /// grant; DEADLINE_EXCEEDED when the wait runs out first.
   public var waitMillis: UInt64 = 0
 
+  /// The client's id of this acquire (random, 0 = none), which a Cancel
+  /// names when the client gives up on it.
+  public var attempt: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -54,7 +58,9 @@ public nonisolated struct WireLockGrant: Sendable {
 
   public var owner: String = String()
 
-  /// Strictly increasing per lock name, across restarts too.
+  /// Strictly increasing per lock name, across restarts too. The service takes
+  /// tokens from one counter for all names, so one lock's tokens need not be
+  /// consecutive.
   public var token: UInt64 = 0
 
   public var ttlMillis: UInt64 = 0
@@ -154,6 +160,43 @@ public nonisolated struct WireLockReleaseReply: Sendable {
   public init() {}
 }
 
+/// The client gave up on an acquire (its deadline passed, or it was
+/// interrupted): take it out of the queue, or, if it was granted before the
+/// client saw the grant, release the lock again.
+public nonisolated struct WireLockCancelRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var owner: String = String()
+
+  /// The acquire's attempt id; 0 takes any queued acquire of this owner for
+  /// this lock out, and never releases.
+  public var attempt: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireLockCancelReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The acquire was queued and left the queue.
+  public var dequeued: Bool = false
+
+  /// The acquire had been granted with this token, now released (0: no).
+  public var releasedToken: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct WireLockWaiter: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -188,7 +231,7 @@ public nonisolated struct WireLockInfo: Sendable {
 
   public var waiters: [WireLockWaiter] = []
 
-  /// The highest token ever issued for this name.
+  /// The token of this name's latest grant (0 once the name was forgotten).
   public var lastToken: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -286,7 +329,7 @@ fileprivate nonisolated let _protobuf_package = "ringstore.v1"
 
 nonisolated extension WireLockAcquireRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LockAcquireRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}owner\0\u{3}ttl_millis\0\u{3}wait_millis\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}owner\0\u{3}ttl_millis\0\u{3}wait_millis\0\u{1}attempt\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -298,6 +341,7 @@ nonisolated extension WireLockAcquireRequest: SwiftProtobuf.Message, SwiftProtob
       case 2: try { try decoder.decodeSingularStringField(value: &self.owner) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.ttlMillis) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.waitMillis) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.attempt) }()
       default: break
       }
     }
@@ -316,6 +360,9 @@ nonisolated extension WireLockAcquireRequest: SwiftProtobuf.Message, SwiftProtob
     if self.waitMillis != 0 {
       try visitor.visitSingularUInt64Field(value: self.waitMillis, fieldNumber: 4)
     }
+    if self.attempt != 0 {
+      try visitor.visitSingularUInt64Field(value: self.attempt, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -324,6 +371,7 @@ nonisolated extension WireLockAcquireRequest: SwiftProtobuf.Message, SwiftProtob
     if lhs.owner != rhs.owner {return false}
     if lhs.ttlMillis != rhs.ttlMillis {return false}
     if lhs.waitMillis != rhs.waitMillis {return false}
+    if lhs.attempt != rhs.attempt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -546,6 +594,81 @@ nonisolated extension WireLockReleaseReply: SwiftProtobuf.Message, SwiftProtobuf
   }
 
   public static func ==(lhs: WireLockReleaseReply, rhs: WireLockReleaseReply) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireLockCancelRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LockCancelRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}owner\0\u{1}attempt\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.owner) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.attempt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.owner.isEmpty {
+      try visitor.visitSingularStringField(value: self.owner, fieldNumber: 2)
+    }
+    if self.attempt != 0 {
+      try visitor.visitSingularUInt64Field(value: self.attempt, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireLockCancelRequest, rhs: WireLockCancelRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.owner != rhs.owner {return false}
+    if lhs.attempt != rhs.attempt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireLockCancelReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LockCancelReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}dequeued\0\u{3}released_token\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.dequeued) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.releasedToken) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.dequeued != false {
+      try visitor.visitSingularBoolField(value: self.dequeued, fieldNumber: 1)
+    }
+    if self.releasedToken != 0 {
+      try visitor.visitSingularUInt64Field(value: self.releasedToken, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireLockCancelReply, rhs: WireLockCancelReply) -> Bool {
+    if lhs.dequeued != rhs.dequeued {return false}
+    if lhs.releasedToken != rhs.releasedToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

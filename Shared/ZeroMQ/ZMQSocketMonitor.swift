@@ -1,0 +1,73 @@
+import CZeroMQ
+import Synchronization
+
+/// A connection event of a monitored socket (libzmq's `zmq_socket_monitor`).
+public struct ZMQSocketEvent: Sendable, Equatable {
+    /// Which events to watch, and which one happened.
+    public struct Kind: OptionSet, Sendable, Hashable {
+        public let rawValue: Int32
+        public init(rawValue: Int32) { self.rawValue = rawValue }
+
+        /// A listening socket accepted a connection; the value is its descriptor.
+        public static let accepted = Kind(rawValue: ZMQ_EVENT_ACCEPTED)
+        /// A connection closed (the peer went away or broke the protocol); the
+        /// value is the descriptor it had.
+        public static let disconnected = Kind(rawValue: ZMQ_EVENT_DISCONNECTED)
+    }
+
+    public let kind: Kind
+    /// The event's value: for `accepted` and `disconnected`, the connection's descriptor.
+    public let value: Int32
+    /// The endpoint the event is about.
+    public let endpoint: String
+
+    public init(kind: Kind, value: Int32, endpoint: String) {
+        self.kind = kind
+        self.value = value
+        self.endpoint = endpoint
+    }
+
+    /// Reads the two frames libzmq sends for an event: `[event u16, value u32]`
+    /// in the machine's byte order, then the endpoint. Nil for any other shape.
+    public static func parse(_ frames: [ZMQFrame]) -> ZMQSocketEvent? {
+        guard frames.count == 2, frames[0].count == 6 else { return nil }
+        let (event, value) = frames[0].withUnsafeBytes { bytes in
+            (bytes.loadUnaligned(fromByteOffset: 0, as: UInt16.self), bytes.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+        }
+        return ZMQSocketEvent(kind: Kind(rawValue: Int32(event)), value: Int32(bitPattern: value),
+                              endpoint: String(decoding: frames[1], as: UTF8.self))
+    }
+}
+
+/// Watches a socket's connections: libzmq publishes the chosen events on an
+/// inproc PAIR socket, which this object owns and the owning thread polls
+/// (`socket`) next to the watched socket.
+///
+/// Create it before the watched socket binds, so that no connection is
+/// accepted unseen. Like every socket it belongs to one thread.
+public final class ZMQSocketMonitor {
+    /// The receiving end, for a poller.
+    public let socket: ZMQSocket
+    private static let nextID = Atomic<UInt64>(0)
+
+    public init(watching target: ZMQSocket, events: ZMQSocketEvent.Kind) throws(ZMQError) {
+        let id = Self.nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        let address = "inproc://ringstore-monitor-\(id)"
+        let handle = target.rawHandle
+        try zmqCall("zmq_socket_monitor(\(address))") { zmq_socket_monitor(handle, address, events.rawValue) }
+        socket = try ZMQSocket(context: target.context, type: .pair)
+        // Never drop an event for a full queue: a missed event would mislead
+        // whoever keeps track of the connections.
+        try socket.setReceiveHighWaterMark(0)
+        try socket.connect(address)
+    }
+
+    /// The next event waiting, without blocking; nil when there is none.
+    /// Messages of any other shape are skipped.
+    public func next() throws(ZMQError) -> ZMQSocketEvent? {
+        while let frames = try socket.receive(dontWait: true) {
+            if let event = ZMQSocketEvent.parse(frames) { return event }
+        }
+        return nil
+    }
+}
