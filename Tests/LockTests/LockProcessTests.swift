@@ -195,12 +195,10 @@ struct LockProcessTests {
         let watcher = try service.client("watcher")
         let first = try await ToolRun.run("ringctl", ["lock", "acquire", "jobs", "--ttl", "60"] + service.ringctl)
         #expect(first.status == 0, "\(first.stderr)")
-        // Without --owner, acquire prints the token and the owner id it generated.
-        let fields = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ", maxSplits: 1).map(String.init)
-        let token = try #require(fields.first.flatMap { UInt64($0) }, "\(first.stdout)")
-        #expect(fields.count == 2, "the generated owner follows the token: '\(first.stdout)'")
+        // Without --owner, acquire prints the token on stdout and the owner id it generated on stderr.
+        let token = try #require(UInt64(first.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "stdout is the token only: \(first.stdout)")
         let holder = try await watcher.status("jobs").holder.owner
-        #expect(fields.last == holder)
+        #expect(first.stderr.contains("--owner \(holder)"), "the generated owner is on stderr: '\(first.stderr)'")
         #expect(holder.contains("@") && holder.split(separator: "/").last.flatMap { Int32($0) } != nil, "user@host/pid: \(holder)")
 
         // A second ringctl of the same user on the same host is another owner: it queues.

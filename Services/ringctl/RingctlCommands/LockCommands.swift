@@ -24,7 +24,7 @@ struct LockGroupCommand: AsyncParsableCommand {
             Every invocation is its own owner unless --owner names one: by default the owner id is \
             USER@HOST/PID, unique to the process, so two shells (or two scripts) of one user on one \
             host are two owners and the second waits for the first. lock acquire prints the owner it \
-            generated after the token; a later lock renew or lock release must pass it with --owner \
+            generated on stderr (stdout has the token only); a later lock renew or lock release must pass it with --owner \
             (or name a stable owner with --owner at acquire). Tokens strictly increase per lock name \
             (they come from one counter for all locks, so they need not be consecutive); pass them \
             with fenced writes (put --fence NAME:TOKEN).
@@ -153,10 +153,10 @@ final class InterruptFlag: Sendable {
 struct LockAcquireCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "acquire",
-        abstract: "Acquire a lock: prints its fencing token (and the generated owner id).",
+        abstract: "Acquire a lock: prints its fencing token (the generated owner id goes to stderr).",
         discussion: """
-            Prints the token; without --owner, the token and the owner id generated for this \
-            invocation (TOKEN OWNER), which a later renew or release must pass as --owner. --json \
+            Prints the token on stdout; without --owner, the owner id generated for this invocation \
+            goes to stderr, and a later renew or release must pass it as --owner. --json \
             prints name, owner, token, ttl_ms and expires. Without --wait it tries once and fails \
             (FAILED_PRECONDITION) when the lock is held; with --wait it queues (FIFO) and gets the \
             lock the moment it passes on, or fails with DEADLINE_EXCEEDED when the wait runs out. \
@@ -236,11 +236,15 @@ struct LockAcquireCommand: AsyncParsableCommand {
         }
     }
 
-    /// The token, and the owner when it was generated (a later renew or
-    /// release needs it); --json has both always.
+    /// The token (stdout stays what scripts capture: `T=$(ringctl lock acquire ...)`);
+    /// a generated owner, which a later renew or release needs, goes to stderr.
+    /// --json has both always.
     private func render(_ grant: LockGrant) -> String {
         if cluster.json { return JSONLine.encode(LockOutput.grant(grant)) }
-        return owner.isGenerated ? "\(grant.token) \(grant.owner)" : "\(grant.token)"
+        if owner.isGenerated {
+            printError("ringctl: lock \(grant.name) held by owner \(grant.owner); renew or release it with --owner \(grant.owner)")
+        }
+        return "\(grant.token)"
     }
 
     /// How a failed acquire ends ringctl: 128 + the signal when interrupted.
