@@ -108,9 +108,14 @@ import Testing
     }
 
     @Test func removingADeadMemberHasTheSurvivorsRebuildItsReplicas() throws {
-        let clock = FakeClock()
+        var clock = FakeClock()
         let four = three + ["10.0.0.4:7501"]
         var membership = try settledCluster(four, clock: clock)
+        // The fourth member dies: silent past the down timeout.
+        clock.advance(.seconds(11))
+        for address in three { _ = try membership.heartbeat(address: address, now: clock.now) }
+        _ = membership.tick(now: clock.now)
+        #expect(membership.member(four[3])?.state == .down)
         _ = try membership.remove(address: four[3], now: clock.now)
         let plan = membership.plan
         #expect(!plan.pending.isEmpty)
