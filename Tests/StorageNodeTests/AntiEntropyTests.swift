@@ -149,6 +149,69 @@ import TestKit
         try await cluster.stop()
     }
 
+    /// Why periodicPassesConvergeWithoutARequest timed out under load. Nodes
+    /// start one after another without waiting for each other's joins; a node
+    /// whose join reply came after it had already followed a newer ring from
+    /// events (another node joined meanwhile) threw the reply away, and with it
+    /// the states of the members that joined before it, which no event repeats.
+    /// Anti-entropy leaves members of unknown state out, so that node never
+    /// compared with them, called itself caught up, and when it had the lowest
+    /// address (periodic passes of an arc start only there; the others defer to
+    /// it) their rows never moved. Here the join reply is held until the node
+    /// follows the ring of three, so the order happens every time, and the late
+    /// node has the lowest address.
+    @Test func aNodeWhoseJoinReplyComesAfterANewerRingStillComparesWithEveryMember() async throws {
+        // Failure detection slower than the test, so no state change repairs the view by chance.
+        let cluster = try InProcessCluster(settings: MembershipSettings(suspectAfter: .seconds(30), downAfter: .seconds(60)))
+        let endpoints = (0..<3).map { _ in FreePort.endpoint() }.sorted()
+        let late = endpoints[0]
+        cluster.nodeEndpoints = [endpoints[1], late, endpoints[2]]
+        let addresses = cluster.nodeEndpoints.map { $0.replacingOccurrences(of: "tcp://", with: "") }
+        try await cluster.startPlacement()
+        let proxy = try await ReplyHoldingProxy(to: cluster.placementEndpoint)
+        let proxyEndpoint = proxy.endpoint
+        cluster.configureNode = { options in
+            options.antiEntropyInterval = .milliseconds(300)
+            options.antiEntropyRateLimit = 0
+            if options.listen == late {
+                options.placement = proxyEndpoint
+                // Its calls to placement (the join among them) wait up to one heartbeat interval.
+                options.heartbeatInterval = .seconds(5)
+            }
+        }
+        let placement = try RPCClient(context: cluster.context, endpoint: cluster.placementEndpoint, caller: "test")
+        defer { placement.close() }
+        cluster.nodes = [try await cluster.startNode(0)]
+        try await waitUntil("node 0 to join") {
+            try await placement.call(PlacementMethods.getMembers, WireGetMembersRequest()).members.count == 1
+        }
+        cluster.nodes.append(try await cluster.startNode(1))
+        try await waitUntil("node 1's join reply to be held") { await proxy.held() == 1 }
+        cluster.nodes.append(try await cluster.startNode(2))
+        let lateClient = try cluster.client(1)
+        defer { lateClient.close() }
+        try await waitUntil("node 1 to follow the ring of three from events") {
+            try await lateClient.call(StorageMethods.health, WireHealthRequest()).details["ring_members"] == "3"
+        }
+        await proxy.release()
+        try await waitUntil("node 1 to take its join reply") {
+            try await lateClient.call(StorageMethods.health, WireHealthRequest()).details["member_state"] == "up"
+        }
+        let states = await cluster.memberStates(1)
+        #expect(states == Dictionary(uniqueKeysWithValues: addresses.map { ($0, WireMemberState.up) }), "node 1 knows \(states)")
+
+        // The periodic passes, started by node 1 alone, reach every replica.
+        for index in 0..<3 { try await Self.waitCaughtUp(cluster, index) }
+        let clients = try (0..<3).map(cluster.client)
+        defer { clients.forEach { $0.close() } }
+        let (newest, _, _) = try await Self.diverge(clients)
+        try await waitUntil("periodic anti-entropy to converge the replicas", timeout: .seconds(20), interval: .milliseconds(100)) {
+            try await Self.converged(clients, newest)
+        }
+        try await cluster.stop()
+        try await proxy.stop()
+    }
+
     @Test func aDownPeerIsSkippedAndCatchesUpWhenItReturns() async throws {
         let cluster = try await Self.cluster()
         let clients = try (0..<2).map(cluster.client)
@@ -324,6 +387,16 @@ final class RepairList: Sendable {
     private let list = Mutex<[WireRepairDetails]>([])
     func append(_ details: WireRepairDetails) { list.withLock { $0.append(details) } }
     var all: [WireRepairDetails] { list.withLock { $0 } }
+}
+
+extension InProcessCluster {
+    /// What node `index` knows of each member's state (read on its reactor thread).
+    func memberStates(_ index: Int) async -> [String: WireMemberState] {
+        guard let node = nodes[index] else { return [:] }
+        return await withCheckedContinuation { continuation in
+            node.withOwner(as: StorageNodeServer.self) { continuation.resume(returning: $0.placement.memberStates) }
+        }
+    }
 }
 
 private extension Array where Element == UInt8 {

@@ -194,11 +194,16 @@ final class PlacementLink {
     /// Adopts `info` if its ring, or its migration plan, is newer than ours.
     private func adopt(_ info: WireRingInfo) {
         if let ring, (info.ringEpoch, info.plan.version) <= (ring.ringEpoch, ring.plan.version) {
-            // The same ring adopted first from its event, which carries no member
-            // states (a join reply or fetch after it does): learn the states not
-            // known yet, or members that joined before this node would stay unknown.
-            guard info.ringEpoch == ring.ringEpoch else { return }
-            for member in info.members where member.state != .unknown && memberStates[member.address] == nil {
+            // Not newer than the ring adopted first from events, which carry no
+            // member states. A join reply or fetch does, and it is the only word
+            // on members that joined before this node subscribed: learn the states
+            // not known yet of the members of the ring we follow, even from an
+            // older ring (a join reply that lost the race against the next
+            // member's join event), or they stay unknown and anti-entropy and hint
+            // replay leave them out for good. Known states came from newer events.
+            let following = Set(ring.members.map(\.address))
+            for member in info.members
+            where member.state != .unknown && memberStates[member.address] == nil && following.contains(member.address) {
                 memberStates[member.address] = member.state
                 onMemberState?(member.address, member.state)
             }
