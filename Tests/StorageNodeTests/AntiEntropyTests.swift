@@ -251,7 +251,7 @@ import TestKit
 
     @Test func theRateLimitPacesRepairedRows() async throws {
         let cluster = try InProcessCluster()
-        // 40 rows of about 1 KB at 20 KB/s: about two seconds.
+        // 40 rows of about 1 KB at 20 KB/s (50 µs a byte, exactly).
         cluster.configureNode = { options in
             options.antiEntropyInterval = .zero
             options.antiEntropyRateLimit = 20_000
@@ -261,15 +261,44 @@ import TestKit
         let clients = try (0..<3).map(cluster.client)
         defer { clients.forEach { $0.close() } }
         let value = String(repeating: "x", count: 1000)
-        try await Self.write(try (0..<40).map { try Self.record("paced-\($0)", value, ts: 10) }, to: clients[1])
-        let clock = ContinuousClock()
-        let started = clock.now
+        let records = try (0..<40).map { try Self.record("paced-\($0)", value, ts: 10) }
+        try await Self.write(records, to: clients[1])
+        let before = await cluster.pacer(0)
+        #expect(before.chargedBytes == 0 && before.waits == 0)
         let reply = try await clients[0].call(StorageMethods.repair, WireRepairRequest(), options: CallOptions(timeout: .seconds(30)))
-        let elapsed = clock.now - started
         #expect(reply.rowsPulled == 40 && reply.rowsPushed == 40)
-        // 80 rows moved, about 80 KB: the last window waits for nothing, so at least ~1.5 s.
-        #expect(elapsed >= .milliseconds(1500), "took \(elapsed)")
+        // Node 0 pulled the 40 rows from node 1 and pushed them to node 2: every
+        // byte of both (keys and values) was charged to the pacer at the rate...
+        let bytes = 2 * records.reduce(0) { $0 + $1.key.count + ($1.value?.count ?? 0) }
+        let after = await cluster.pacer(0)
+        #expect(after.bytesPerSecond == 20_000)
+        #expect(after.chargedBytes == bytes)
+        #expect(after.chargedDelay == .nanoseconds(Int64(bytes) * 50_000), "\(after.chargedDelay) for \(bytes) bytes")
+        // ...and the pass held back for it: the rows sit in many arcs, and every
+        // arc after the first with rows starts no earlier than the pacer allows.
+        #expect(after.waits > 0)
         try await cluster.stop()
+    }
+
+    @Test func thePacerSpacesWorkByItsBytesFromTheLaterOfNowAndTheLastCharge() {
+        let start = ContinuousClock.now
+        var pacer = RatePacer(bytesPerSecond: 1000, now: start)
+        #expect(pacer.wait(at: start) == nil)
+        #expect(pacer.charge(500, at: start) == .milliseconds(500))
+        #expect(pacer.wait(at: start + .milliseconds(100)) == .milliseconds(400))
+        // Charged again before it was due: the delays add up.
+        #expect(pacer.charge(250, at: start + .milliseconds(100)) == .milliseconds(250))
+        #expect(pacer.notBefore == start + .milliseconds(750))
+        // Charged after it was due: counted from now.
+        pacer.charge(1000, at: start + .seconds(2))
+        #expect(pacer.notBefore == start + .seconds(3))
+        #expect(pacer.wait(at: start + .seconds(3)) == nil)
+        #expect(pacer.chargedBytes == 1750 && pacer.chargedDelay == .milliseconds(1750) && pacer.waits == 1)
+        // Unlimited: nothing is charged, nothing waits.
+        var unlimited = RatePacer(bytesPerSecond: 0, now: start)
+        #expect(unlimited.charge(1 << 20, at: start) == .zero)
+        #expect(unlimited.wait(at: start) == nil && unlimited.chargedBytes == 0)
+        #expect(RatePacer.delay(bytes: 3, bytesPerSecond: 7) == .nanoseconds(428_571_428))
     }
 
     // MARK: Pure parts
@@ -390,6 +419,13 @@ final class RepairList: Sendable {
 }
 
 extension InProcessCluster {
+    /// Node `index`'s anti-entropy pacer (read on its reactor thread).
+    func pacer(_ index: Int) async -> RatePacer {
+        await withCheckedContinuation { continuation in
+            nodes[index]?.withOwner(as: StorageNodeServer.self) { continuation.resume(returning: $0.antiEntropy.pacer) }
+        }
+    }
+
     /// What node `index` knows of each member's state (read on its reactor thread).
     func memberStates(_ index: Int) async -> [String: WireMemberState] {
         guard let node = nodes[index] else { return [:] }
