@@ -12,13 +12,36 @@ import Testing
         _ = try PutCommand.parse(arguments)
     }
 
+    /// Parses `arguments` as the ringctl executable does and expects them refused
+    /// with exactly `message` and the usage exit status (64, EX_USAGE).
+    static func expectRefused(_ arguments: [String], _ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            let command = try Ringctl.parseAsRoot(arguments)
+            Issue.record("\(arguments) parsed as \(type(of: command))", sourceLocation: sourceLocation)
+        } catch {
+            #expect(Ringctl.message(for: error) == message, "\(arguments)", sourceLocation: sourceLocation)
+            #expect(Ringctl.exitCode(for: error) == .validationFailure, "\(arguments)", sourceLocation: sourceLocation)
+        }
+    }
+
     @Test(arguments: [
-        [], ["k"], ["--stdin", "k", "v"], ["", "v"], ["k", "v", "--w", "0"], ["k", "v", "--w", "17"],
-        ["k", "v", "--w", "3", "--n", "2"], ["--stdin", "--concurrency", "0"], ["k", "v", "--if-version", "12"],
-        ["k", "v", "--if-version", "1@2", "--if-absent"], ["--stdin", "--if-version", "1@2"], ["k", "v", "--timeout", "0"],
-    ])
-    func invalidPutArguments(arguments: [String]) {
-        #expect(throws: (any Error).self) { try PutCommand.parse(arguments) }
+        ([], "give KEY VALUE, or --stdin to read them"),
+        (["k"], "give KEY VALUE, or --stdin to read them"),
+        (["--stdin", "k", "v"], "give KEY VALUE or --stdin, not both"),
+        (["", "v"], "KEY must not be empty"),
+        (["k", "v", "--w", "0"], "--w must be 1...16, not 0"),
+        (["k", "v", "--w", "17"], "--w must be 1...16, not 17"),
+        (["k", "v", "--w", "3", "--n", "2"], "--w 3 exceeds --n 2"),
+        (["--stdin", "--concurrency", "0"], "--concurrency must be 1...4096"),
+        (["k", "v", "--if-version", "12"], "--if-version must be TIMESTAMP@WRITER, not '12'"),
+        (["k", "v", "--if-version", "1@2", "--if-absent"], "--if-version and --if-absent exclude each other"),
+        (["--stdin", "--if-version", "1@2"], "--if-version applies to one key, not to --stdin"),
+        (["k", "v", "--timeout", "0"], "--timeout must be more than 0 and at most 3600 seconds, not 0.0"),
+        (["k", "v", "--fence", "lock"], "--fence must be NAME:TOKEN with a lock name and a token above 0, not 'lock'"),
+        (["k", "v", "--w", "two"], "The value 'two' is invalid for '--w <n>'"),
+    ] as [([String], String)])
+    func invalidPutArguments(arguments: [String], message: String) {
+        Self.expectRefused(["put"] + arguments, message)
     }
 
     @Test(arguments: [["k"], ["k", "--r", "1", "--n", "5"], ["--stdin"], ["--stdin", "--concurrency", "4096"], ["k", "--json"]])
@@ -26,17 +49,26 @@ import Testing
         _ = try GetCommand.parse(arguments)
     }
 
-    @Test(arguments: [[], [""], ["k", "--r", "0"], ["k", "--n", "99"], ["--stdin", "k"], ["--stdin", "--concurrency", "5000"], ["k", "--w", "2"]])
-    func invalidGetArguments(arguments: [String]) {
-        #expect(throws: (any Error).self) { try GetCommand.parse(arguments) }
+    @Test(arguments: [
+        ([], "give KEY, or --stdin to read them"),
+        ([""], "KEY must not be empty"),
+        (["k", "--r", "0"], "--r must be 1...16, not 0"),
+        (["k", "--n", "99"], "--n must be 1...16, not 99"),
+        (["--stdin", "k"], "give KEY or --stdin, not both"),
+        (["--stdin", "--concurrency", "5000"], "--concurrency must be 1...4096"),
+        (["k", "--w", "2"], "Unknown option '--w'. Did you mean '--r'?"),
+    ] as [([String], String)])
+    func invalidGetArguments(arguments: [String], message: String) {
+        Self.expectRefused(["get"] + arguments, message)
     }
 
     @Test func delTakesOneKeyAndAWriteQuorum() throws {
         let command = try DelCommand.parse(["k", "--w", "1"])
         #expect(command.quorum.wire == WireQuorum.with { $0.w = 1 })
-        #expect(throws: (any Error).self) { try DelCommand.parse([]) }
-        #expect(throws: (any Error).self) { try DelCommand.parse([""]) }
-        #expect(throws: (any Error).self) { try DelCommand.parse(["k", "--n", "0"]) }
+        Self.expectRefused(["del"], "Missing expected argument '<key>'")
+        Self.expectRefused(["del", ""], "KEY must not be empty")
+        Self.expectRefused(["del", "k", "--n", "0"], "--n must be 1...16, not 0")
+        Self.expectRefused(["del", "k", "--w", "4", "--n", "3"], "--w 4 exceeds --n 3")
     }
 
     @Test func quorumOptionsBecomeTheWireQuorum() throws {
@@ -91,9 +123,15 @@ import Testing
         #expect(phase.percentileMicros(50) <= phase.percentileMicros(99))
     }
 
-    @Test(arguments: [["--keys", "0"], ["--value-size", "0"], ["--concurrency", "0"], ["--w", "0"], ["--prefix", ""]])
-    func invalidBenchArguments(arguments: [String]) {
-        #expect(throws: (any Error).self) { try KVBenchCommand.parse(arguments) }
+    @Test(arguments: [
+        (["--keys", "0"], "--keys must be 1...10000000"),
+        (["--value-size", "0"], "--value-size must be 1...1048576 bytes"),
+        (["--concurrency", "0"], "--concurrency must be 1...4096"),
+        (["--w", "0"], "--w must be 1...16, not 0"),
+        (["--prefix", ""], "--prefix must not be empty"),
+    ] as [([String], String)])
+    func invalidBenchArguments(arguments: [String], message: String) {
+        DataCommandArgumentTests.expectRefused(["bench", "kv"] + arguments, message)
     }
 }
 

@@ -16,8 +16,14 @@ final class EventRecorder: Sendable {
         let type: String
         let epoch: UInt64
         let seq: UInt64
-        let address: String
-        let reason: String
+        var address = ""
+        var reason = ""
+        /// Migration events: the (first) arc, sender(s), receiver(s), and whether the sender will retry.
+        var arcStart: UInt32 = 0
+        var arcEnd: UInt32 = 0
+        var from = ""
+        var to = ""
+        var willRetry = false
     }
 
     private let subscription: EventSubscription
@@ -31,15 +37,20 @@ final class EventRecorder: Sendable {
         let recorded = self.recorded
         Task {
             for await received in stream {
-                var address = ""
-                var reason = ""
+                var event = Recorded(topic: received.topic, type: received.event.type, epoch: received.event.epoch,
+                                     seq: received.event.seq)
                 switch received.event.details {
-                case .member(let member)?: address = member.address
-                case .migration(let migration)?: reason = migration.reason
+                case .member(let member)?:
+                    event.address = member.address
+                case .migration(let migration)?:
+                    event.reason = migration.reason
+                    event.arcStart = migration.arcStart
+                    event.arcEnd = migration.arcEnd
+                    event.from = migration.from
+                    event.to = migration.to
+                    event.willRetry = migration.willRetry
                 default: break
                 }
-                let event = Recorded(topic: received.topic, type: received.event.type, epoch: received.event.epoch,
-                                     seq: received.event.seq, address: address, reason: reason)
                 recorded.append(event)
             }
         }

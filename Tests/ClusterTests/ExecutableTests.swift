@@ -138,6 +138,19 @@ import ZeroMQ
         #expect(run.stderr.contains(mentions), "stderr: \(run.stderr)")
     }
 
+    /// The executable's side of DataCommandArgumentTests: the reason on stderr, the usage status (64), nothing on stdout.
+    @Test(arguments: [
+        (["put", "", "v"], "Error: KEY must not be empty"),
+        (["get", "k", "--r", "0"], "Error: --r must be 1...16, not 0"),
+        (["put", "k", "v", "--timeout", "0"], "Error: --timeout must be more than 0 and at most 3600 seconds, not 0.0"),
+    ] as [([String], String)])
+    func dataCommandsRefuseBadInputWithTheUsageStatusAndTheReason(arguments: [String], firstLine: String) async throws {
+        let run = try await ToolRun.run("ringctl", arguments + ["--placement", "tcp://127.0.0.1:1"], timeout: .seconds(20))
+        #expect(run.status == 64)
+        #expect(run.stdout.isEmpty)
+        #expect(run.stderr.split(separator: "\n").first.map(String.init) == firstLine, "stderr: \(run.stderr)")
+    }
+
     @Test func benchEchoPrintsFigures() async throws {
         let cluster = try LocalCluster(nodes: 0)
         try await cluster.start()

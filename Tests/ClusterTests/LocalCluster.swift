@@ -23,6 +23,8 @@ final class LocalCluster: @unchecked Sendable {
     let dataDirectory: URL
     /// Extra arguments for every node (e.g. `--sync normal`).
     var nodeArguments: [String] = []
+    /// Extra arguments for placement (e.g. `--replicas 1`).
+    var placementArguments: [String] = []
 
     init(nodes count: Int, suspectAfter: Double = 1.0, downAfter: Double = 2.0) throws {
         nodeEndpoints = (0..<count).map { _ in FreePort.endpoint() }
@@ -56,7 +58,7 @@ final class LocalCluster: @unchecked Sendable {
             "--listen", placementEndpoint, "--publish", placementEvents,
             "--data-dir", dataDirectory.appendingPathComponent("placement").path,
             "--suspect-after", "\(suspectAfter)", "--down-after", "\(downAfter)",
-        ])
+        ] + placementArguments)
         try await waitHealthy(placementEndpoint, PlacementMethods.health)
     }
 

@@ -200,11 +200,41 @@ import ZeroMQ
         #expect(membership(after.members) == membership(before.members))
 
         // A heartbeat from a removed member is refused; the node says so and stays out.
-        let removed = try await ToolRun.run("ringctl", ["remove", member] + placement)
+        // The node is up, so the remove needs --force.
+        let removed = try await ToolRun.run("ringctl", ["remove", member, "--force"] + placement)
         #expect(removed.status == 0, "\(removed.stderr)")
         try await waitUntil("the node to notice its removal") { cluster.node(0).log.contains("node.removed") }
         #expect(try await cluster.members().members.isEmpty)
         #expect(cluster.node(0).isRunning)
+        try await cluster.stop()
+    }
+
+    @Test func removeRefusesAnUpMemberUnlessForced() async throws {
+        // Failure detection far slower than the test: the live node stays up throughout.
+        let cluster = try LocalCluster(nodes: 2, suspectAfter: 30, downAfter: 60)
+        try await cluster.start()
+        let addresses = (0..<2).map(cluster.nodeAddress)
+        let live = addresses[1]
+        try await cluster.waitForMembers(addresses, state: .up)
+        let before = try await cluster.members()
+        let placement = ["--placement", cluster.placementEndpoint]
+
+        let refused = try await ToolRun.run("ringctl", ["remove", live] + placement)
+        #expect(refused.status == 1)
+        #expect(refused.stdout.isEmpty)
+        #expect(refused.stderr == "ringctl: cannot remove \(live): FAILED_PRECONDITION: \(live) is up: remove is for a dead member; "
+            + "use leave to take a live one out (it hands its arcs off first), or remove --force\n")
+        let after = try await cluster.members()
+        #expect(after.epoch == before.epoch)
+        #expect(after.members[live]?.state == .up)
+        #expect(Set(try await ring(cluster).ring.members.map(\.address)) == Set(addresses))
+
+        let forced = try await ToolRun.run("ringctl", ["remove", live, "--force"] + placement)
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(forced.stdout.hasPrefix("removed \(live) at epoch "))
+        #expect(try await cluster.members().members.keys.sorted() == [addresses[0]])
+        #expect(try await ring(cluster).ring.members.map(\.address) == [addresses[0]])
+        try await waitUntil("the removed node to notice") { cluster.node(1).log.contains("node.removed") }
         try await cluster.stop()
     }
 

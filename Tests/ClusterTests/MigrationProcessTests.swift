@@ -173,6 +173,8 @@ import TestKit
         let data = try await cluster.load(5_000, prefix: "remove")
         _ = try await cluster.node(3).stop(signal: SIGKILL)
         let dead = cluster.nodeAddress(3)
+        // Placement takes remove only for a member it no longer hears from.
+        try await cluster.waitForMembers([dead], state: .down)
         let run = try await ToolRun.run("ringctl", ["remove", dead, "--placement", cluster.placementEndpoint])
         #expect(run.status == 0, "\(run.stderr)")
         try await cluster.waitUntilSettled(nodes: [0, 1, 2])

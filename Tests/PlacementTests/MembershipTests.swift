@@ -55,6 +55,7 @@ struct FakeClock {
         #expect(MembershipError.notMember("a").rpcError.code == .notFound)
         #expect(MembershipError.malformedAddress("a").rpcError.code == .invalidArgument)
         #expect(MembershipError.notLeaving("a").rpcError.code == .failedPrecondition)
+        #expect(MembershipError.memberUp("a").rpcError.code == .failedPrecondition)
     }
 
     @Test func missedHeartbeatsMakeAMemberSuspectThenDownInOrder() throws {
@@ -135,11 +136,52 @@ struct FakeClock {
     @Test func removeDropsAMemberAndChangesTheRing() throws {
         let clock = FakeClock()
         var membership = try cluster(["10.0.0.1:7501", "10.0.0.2:7501"], clock: clock)
-        let events = try membership.remove(address: "10.0.0.2:7501", now: clock.now)
+        // An up member needs force (see the next test).
+        let events = try membership.remove(address: "10.0.0.2:7501", force: true, now: clock.now)
         #expect(events.map(\.kind) == [.memberRemoved, .ringChanged])
         #expect(events[0].previousState == "up")
         #expect(membership.ringInfo.members.map(\.address) == ["10.0.0.1:7501"])
         #expect(throws: MembershipError.notMemberKind) { try membership.heartbeat(address: "10.0.0.2:7501", now: clock.now) }
+    }
+
+    @Test func removeRefusesAnUpMemberUnlessForced() throws {
+        let clock = FakeClock()
+        var membership = try cluster(["10.0.0.1:7501", "10.0.0.2:7501"], clock: clock)
+        let before = membership.persisted
+        do {
+            _ = try membership.remove(address: "10.0.0.2:7501", now: clock.now)
+            Issue.record("removing an up member without force was accepted")
+        } catch {
+            #expect(error == .memberUpKind)
+            #expect(error.rpcError.code == .failedPrecondition)
+            #expect(error.message == "10.0.0.2:7501 is up: remove is for a dead member; use leave to take a live one out "
+                + "(it hands its arcs off first), or remove --force")
+        }
+        #expect(membership.persisted == before, "a refused remove changes nothing")
+        let events = try membership.remove(address: "10.0.0.2:7501", force: true, now: clock.now)
+        #expect(events.map(\.kind) == [.memberRemoved, .ringChanged])
+        #expect(membership.members.map(\.address) == ["10.0.0.1:7501"])
+    }
+
+    @Test func removeTakesSuspectDownAndLeavingMembersWithoutForce() throws {
+        var clock = FakeClock()
+        let addresses = ["10.0.0.1:7501", "10.0.0.2:7501", "10.0.0.3:7501", "10.0.0.4:7501"]
+        var membership = try cluster(addresses, clock: clock)
+        // 10.0.0.3 falls silent past down, 10.0.0.2 (later) past suspect only; 10.0.0.4 is leaving.
+        clock.advance(.seconds(7))
+        for address in [addresses[0], addresses[1], addresses[3]] { _ = try membership.heartbeat(address: address, now: clock.now) }
+        _ = membership.tick(now: clock.now)
+        clock.advance(.seconds(4))
+        for address in [addresses[0], addresses[3]] { _ = try membership.heartbeat(address: address, now: clock.now) }
+        _ = membership.tick(now: clock.now)
+        _ = try membership.leave(address: addresses[3], now: clock.now)
+        #expect(membership.members.map(\.state) == [.up, .suspect, .down, .leaving])
+        for (address, state) in [(addresses[1], "suspect"), (addresses[2], "down"), (addresses[3], "leaving")] {
+            let events = try membership.remove(address: address, now: clock.now)
+            #expect(events.first?.kind == .memberRemoved && events.first?.previousState == state, "\(address)")
+        }
+        #expect(throws: MembershipError.memberUpKind) { try membership.remove(address: addresses[0], now: clock.now) }
+        #expect(membership.members.map(\.address) == [addresses[0]])
     }
 
     @Test func automaticRemovalAfterTheConfiguredDownTime() throws {

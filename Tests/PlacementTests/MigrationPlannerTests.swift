@@ -108,9 +108,14 @@ import Testing
     }
 
     @Test func removingADeadMemberHasTheSurvivorsRebuildItsReplicas() throws {
-        let clock = FakeClock()
+        var clock = FakeClock()
         let four = three + ["10.0.0.4:7501"]
         var membership = try settledCluster(four, clock: clock)
+        // The fourth member dies: silent past the down timeout.
+        clock.advance(.seconds(11))
+        for address in three { _ = try membership.heartbeat(address: address, now: clock.now) }
+        _ = membership.tick(now: clock.now)
+        #expect(membership.member(four[3])?.state == .down)
         _ = try membership.remove(address: four[3], now: clock.now)
         let plan = membership.plan
         #expect(!plan.pending.isEmpty)
@@ -141,6 +146,27 @@ import Testing
             let senders = membership.plan.transfers.filter { $0.arcs.contains(arc.arc) }.map(\.from)
             #expect(Set(senders) == Set(arc.oldReplicas.filter { $0 != three[2] }))
         }
+    }
+
+    @Test func withOneReplicaADeadMembersArcsAreLostAndLeaveThePlan() throws {
+        var clock = FakeClock()
+        let two = Array(three.prefix(2))
+        var membership = Membership(settings: MembershipSettings(suspectAfter: .seconds(3), downAfter: .seconds(10), replicas: 1))
+        for address in two {
+            _ = try membership.join(address: address, weight: 1, now: clock.now)
+            completeAll(&membership)
+        }
+        clock.advance(.seconds(11))
+        _ = try membership.heartbeat(address: two[0], now: clock.now)
+        _ = membership.tick(now: clock.now)
+        #expect(membership.member(two[1])?.state == .down)
+        _ = try membership.remove(address: two[1], now: clock.now)
+        // Nobody else held a copy: nothing to move, every arc it owned is reported lost.
+        #expect(membership.plan.pending.isEmpty && membership.plan.transfers.isEmpty)
+        let owned = try ring(two).segments(replicas: 1).filter { $0.replicas.map(\.address) == [two[1]] }
+        #expect(!owned.isEmpty)
+        #expect(membership.lostArcs.allSatisfy { $0.oldReplicas == [two[1]] && $0.newReplicas == [two[0]] })
+        #expect(membership.lostArcs.reduce(0) { $0 + length($1.arc) } == owned.reduce(0) { $0 + UInt64($1.range.count) })
     }
 
     @Test func aSecondJoinPlansFromWhatIsSettledNotFromAHalfFilledTarget() throws {

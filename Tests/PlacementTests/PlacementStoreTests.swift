@@ -26,7 +26,7 @@ import Testing
         #expect(loaded == membership.persisted)
         #expect(loaded.epoch == 2)
         // A second save replaces the first atomically (no temporary file left behind).
-        _ = try membership.remove(address: "10.0.0.2:7501", now: now)
+        _ = try membership.remove(address: "10.0.0.2:7501", force: true, now: now)
         try PlacementStore(directory: directory).save(membership.persisted)
         #expect(try PlacementStore(directory: directory).load()?.members.count == 1)
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)

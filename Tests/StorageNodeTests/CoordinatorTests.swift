@@ -27,7 +27,7 @@ final class InProcessCluster: @unchecked Sendable {
         self.settings = settings
     }
 
-    func start(nodes count: Int) async throws {
+    func startPlacement() async throws {
         let options = PlacementOptions(listen: placementEndpoint, publish: placementEvents,
                                        dataDirectory: directory.appendingPathComponent("placement"),
                                        settings: settings)
@@ -35,8 +35,13 @@ final class InProcessCluster: @unchecked Sendable {
             let server = try PlacementServer(reactor: reactor, options: options)
             return (server, server.rpc.endpoint)
         }
+    }
+
+    /// Starts placement and `count` nodes (on `nodeEndpoints` where set, free ports otherwise).
+    func start(nodes count: Int) async throws {
+        try await startPlacement()
         for index in 0..<count {
-            nodeEndpoints.append(FreePort.endpoint())
+            if nodeEndpoints.count <= index { nodeEndpoints.append(FreePort.endpoint()) }
             nodes.append(try await startNode(index))
         }
         let client = try RPCClient(context: context, endpoint: placementEndpoint, caller: "test")

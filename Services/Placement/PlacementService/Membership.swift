@@ -151,9 +151,14 @@ public struct Membership: Sendable {
         return [event(.memberLeaving, address, previous: previous.rawValue)] + ringChanged()
     }
 
-    /// Removes a member at once, whatever its state.
-    public mutating func remove(address: String, now: MembershipTime) throws(MembershipError) -> [MembershipEvent] {
-        guard let record = records.removeValue(forKey: address) else { throw .notMember(address) }
+    /// Removes a member at once: one placement no longer hears from (suspect
+    /// or down), or a leaving one. A member that is up is refused unless
+    /// `force` is set: removing it drops its replicas from the plan's senders
+    /// while it still holds data and serves, which is what `leave` is for.
+    public mutating func remove(address: String, force: Bool = false, now: MembershipTime) throws(MembershipError) -> [MembershipEvent] {
+        guard let record = records[address] else { throw .notMember(address) }
+        guard force || record.state != .up else { throw .memberUp(address) }
+        records.removeValue(forKey: address)
         epoch += 1
         let removed = MembershipEvent(kind: .memberRemoved, epoch: epoch, address: address, state: "removed",
                                       previousState: record.state.rawValue, weight: record.weight)

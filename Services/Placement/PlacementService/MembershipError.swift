@@ -3,7 +3,7 @@ import RPC
 /// Why a membership request was refused; the state is unchanged.
 public struct MembershipError: Error, Equatable, Sendable, CustomStringConvertible {
     private enum Code: Equatable, Sendable {
-        case alreadyMember, notMember, malformedAddress, invalidWeight, notLeaving, alreadyLeaving
+        case alreadyMember, notMember, malformedAddress, invalidWeight, notLeaving, alreadyLeaving, memberUp
     }
 
     private let code: Code
@@ -36,6 +36,10 @@ public struct MembershipError: Error, Equatable, Sendable, CustomStringConvertib
     public static func alreadyLeaving(_ address: String) -> MembershipError {
         MembershipError(.alreadyLeaving, "\(address) is already leaving")
     }
+    public static func memberUp(_ address: String) -> MembershipError {
+        MembershipError(.memberUp, "\(address) is up: remove is for a dead member; use leave to take a live one out "
+            + "(it hands its arcs off first), or remove --force")
+    }
 
     /// The gRPC-style status for this refusal.
     public var rpcError: RPCError {
@@ -43,7 +47,7 @@ public struct MembershipError: Error, Equatable, Sendable, CustomStringConvertib
         case .alreadyMember: RPCError(.alreadyExists, message)
         case .notMember: RPCError(.notFound, message)
         case .malformedAddress, .invalidWeight: RPCError(.invalidArgument, message)
-        case .notLeaving, .alreadyLeaving: RPCError(.failedPrecondition, message)
+        case .notLeaving, .alreadyLeaving, .memberUp: RPCError(.failedPrecondition, message)
         }
     }
 
@@ -54,4 +58,5 @@ public struct MembershipError: Error, Equatable, Sendable, CustomStringConvertib
     public static let invalidWeightKind = MembershipError(.invalidWeight, "")
     public static let notLeavingKind = MembershipError(.notLeaving, "")
     public static let alreadyLeavingKind = MembershipError(.alreadyLeaving, "")
+    public static let memberUpKind = MembershipError(.memberUp, "")
 }

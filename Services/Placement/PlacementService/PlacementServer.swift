@@ -92,7 +92,7 @@ public final class PlacementServer {
         }
         rpc.register(PlacementMethods.remove) { [unowned self] _, request in
             let result = apply { (membership: inout Membership, now) throws(MembershipError) in
-                try membership.remove(address: request.address, now: now)
+                try membership.remove(address: request.address, force: request.force, now: now)
             }
             return outcome(result) { WireMembershipChangeReply.with { $0.epoch = membership.epoch } }
         }

@@ -132,7 +132,8 @@ final class AntiEntropy {
 
     private var running: Pass?
     private var queue: [Pass] = []
-    private var notBefore: ContinuousClock.Instant
+    /// Paces the repaired rows of every pass to `settings.rateLimit`.
+    private(set) var pacer: RatePacer
     private var catchUp = CatchUp.waitingForRing
     private var hintCheckInFlight = false
     /// Peers that held hints for this node (or did not answer) at the last check; `nil`: ask every up peer.
@@ -167,7 +168,7 @@ final class AntiEntropy {
         self.ringView = ringView
         self.following = following
         self.report = report
-        notBefore = reactor.now
+        pacer = RatePacer(bytesPerSecond: settings.rateLimit, now: reactor.now)
         reactor.every(settings.catchUpPoll) { [unowned self] in advanceCatchUp() }
         if settings.interval > .zero {
             reactor.every(settings.interval) { [unowned self] in
@@ -414,9 +415,8 @@ final class AntiEntropy {
                 pass.current = nil
                 continue
             }
-            let now = reactor.now
-            if now < notBefore {
-                reactor.after(notBefore - now) { [weak self, weak pass] in
+            if let wait = pacer.wait(at: reactor.now) {
+                reactor.after(wait) { [weak self, weak pass] in
                     guard let self, let pass else { return }
                     step(pass)
                 }
@@ -585,9 +585,8 @@ final class AntiEntropy {
             done(tally, nil)
             return
         }
-        let now = reactor.now
-        if now < notBefore {
-            reactor.after(notBefore - now) { [weak self] in
+        if let wait = pacer.wait(at: reactor.now) {
+            reactor.after(wait) { [weak self] in
                 self?.exchange(ranges, with: peer, client: client, tally: tally, done: done)
             }
             return
@@ -626,9 +625,7 @@ final class AntiEntropy {
             let window = Self.window(ranges, local: mine, remote: (theirs, reply.more))
             let (push, pull) = Self.reconcile(local: window.local, remote: window.remote)
             let bytes = (push + pull).reduce(0) { $0 + $1.key.count + ($1.value?.count ?? 0) }
-            if settings.rateLimit > 0 && bytes > 0 {
-                notBefore = max(notBefore, reactor.now) + .seconds(Double(bytes) / Double(settings.rateLimit))
-            }
+            pacer.charge(bytes, at: reactor.now)
             self.pull(pull) { [weak self] pulled, failure in
                 guard let self else { return }
                 var tally = tally

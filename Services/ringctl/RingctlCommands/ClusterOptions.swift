@@ -23,7 +23,7 @@ struct ClusterOptions: ParsableArguments {
     var json = false
 
     func validate() throws {
-        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
+        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be more than 0 and at most 3600 seconds, not \(timeout)") }
     }
 
     var endpoints: ClusterEndpoints {

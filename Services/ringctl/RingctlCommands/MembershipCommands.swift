@@ -107,16 +107,25 @@ struct LeaveCommand: AsyncParsableCommand {
 struct RemoveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove",
-        abstract: "Remove a member at once (a dead one); the survivors rebuild its replicas.")
+        abstract: "Remove a member at once (a dead one); the survivors rebuild its replicas.",
+        discussion: """
+            Placement refuses a member that is up: take a live member out with `leave`, which hands its \
+            arcs off first. --force removes it anyway (its data is then rebuilt from the other replicas \
+            only, and the node learns at its next heartbeat that it is no longer a member).
+            """)
 
     @Argument(help: "The member's address, host:port.") var address: String
+    @Flag(help: "Remove the member even though placement sees it up.") var force = false
     @OptionGroup var cluster: ClusterOptions
 
     func run() async throws {
         let session = try PlacementSession(cluster)
         defer { session.close() }
-        let reply = try await session.call(PlacementMethods.remove, WireRemoveRequest.with { $0.address = address },
-                                           what: "cannot remove \(address)")
+        let request = WireRemoveRequest.with {
+            $0.address = address
+            $0.force = force
+        }
+        let reply = try await session.call(PlacementMethods.remove, request, what: "cannot remove \(address)")
         print("removed \(address) at epoch \(reply.epoch)")
     }
 }
