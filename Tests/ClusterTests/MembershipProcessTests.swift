@@ -155,6 +155,9 @@ import ZeroMQ
         try await waitUntil("the watcher's snapshot") { watch.log.contains("snapshot_ring") }
         let fourth = cluster.addNode()
         try await cluster.startNode(fourth)
+        // A node answers Health before its join has reached placement: killed
+        // before that, it never joins and no event follows.
+        try await cluster.waitForMembers([cluster.nodeAddress(fourth)], state: .up)
         try await cluster.node(fourth).stop(signal: SIGKILL)
         #expect(try await watch.waitForExit() == 0, "\(watch.log)")
         let lines = try jsonLines(watch.log)
