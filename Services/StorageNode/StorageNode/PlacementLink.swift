@@ -192,15 +192,14 @@ final class PlacementLink {
     private func fetchRing() {
         guard !ringFetchInFlight else { return }
         ringFetchInFlight = true
-        let client = client, bound = bound!
-        Task {
-            let result = await client.result(PlacementMethods.getRing, WireGetRingRequest(), options: CallOptions(timeout: .seconds(2)))
-            bound.post { link in
-                link.ringFetchInFlight = false
-                switch result {
-                case .success(let reply): link.adopt(reply.ring)
-                case .failure(let error): link.logger.notice("ring.fetch.failed", metadata: ["rpc.error": "\(error)"])
-                }
+        let client = client
+        tasks.run({ await client.result(PlacementMethods.getRing, WireGetRingRequest(), options: CallOptions(timeout: .seconds(2))) }) {
+            [weak self] result in
+            guard let self else { return }
+            ringFetchInFlight = false
+            switch result {
+            case .success(let reply): adopt(reply.ring)
+            case .failure(let error): logger.notice("ring.fetch.failed", metadata: ["rpc.error": "\(error)"])
             }
         }
     }
@@ -209,15 +208,14 @@ final class PlacementLink {
     private func fetchMembers() {
         guard !membersFetchInFlight else { return }
         membersFetchInFlight = true
-        let client = client, bound = bound!
-        Task {
-            let result = await client.result(PlacementMethods.getMembers, WireGetMembersRequest(), options: CallOptions(timeout: .seconds(2)))
-            bound.post { link in
-                link.membersFetchInFlight = false
-                switch result {
-                case .success(let reply): link.adoptMembers(reply)
-                case .failure(let error): link.logger.notice("members.fetch.failed", metadata: ["rpc.error": "\(error)"])
-                }
+        let client = client
+        tasks.run({ await client.result(PlacementMethods.getMembers, WireGetMembersRequest(), options: CallOptions(timeout: .seconds(2))) }) {
+            [weak self] result in
+            guard let self else { return }
+            membersFetchInFlight = false
+            switch result {
+            case .success(let reply): adoptMembers(reply)
+            case .failure(let error): logger.notice("members.fetch.failed", metadata: ["rpc.error": "\(error)"])
             }
         }
     }
