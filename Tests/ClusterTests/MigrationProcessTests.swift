@@ -96,6 +96,55 @@ import TestKit
         try await cluster.stop()
     }
 
+    /// A coordinator still routing by an older plan must not leave records on a
+    /// node that gave their arc away and swept it (nothing would sweep them
+    /// again): that node stores nothing and answers not_replica, and records of
+    /// arcs it keeps are stored as before.
+    @Test func aNodeOnANewerPlanStoresNothingForArcsItGaveAway() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.startAndSettle()
+        let before = try await cluster.ringInfo().plan.version
+        let fourth = cluster.addNode()
+        try await cluster.startNode(fourth)
+        try await cluster.waitUntilSettled(nodes: [0, 1, 2, 3])
+        let after = try await cluster.ringInfo().plan.version
+        #expect(after > before)
+
+        // With three nodes and N=3 node 0 held every key; after the join it keeps three quarters.
+        let address = cluster.nodeAddress(0)
+        let ring = try HashRing(members: (0...fourth).map { try RingMember(address: cluster.nodeAddress($0)) })
+        func keeps(_ key: String) throws -> Bool { try ring.preferenceList(forKey: key, replicas: 3).contains { $0.address == address } }
+        let keys = (0..<1000).map { "plan-\($0)" }
+        let givenAway = try #require(try keys.first { try !keeps($0) })
+        let kept = try #require(try keys.first { try keeps($0) })
+        func record(_ key: String) -> WireRecord {
+            WireRecord.with {
+                $0.key = Data(key.utf8)
+                $0.value = Data("late".utf8)
+                $0.version = WireVersion.with { $0.timestamp = UInt64(Date().timeIntervalSince1970 * 1000) << 16; $0.writer = 7 }
+            }
+        }
+        let client = try cluster.nodeClient(0)
+        defer { client.close() }
+        let reply = try await client.call(StorageMethods.replicaWrite, WireReplicaWriteRequest.with {
+            $0.records = [record(givenAway), record(kept)]
+            $0.planVersion = before
+        })
+        #expect(reply.notReplica == [true, false])
+        #expect(reply.applied == [false, true])
+        #expect(reply.planVersion == after)
+        #expect(try await !cluster.holds(0, givenAway, client: client), "node 0 stored a key of an arc it gave away")
+        #expect(try await cluster.holds(0, kept, client: client))
+
+        // A sender on the same plan is taken at its word, as before.
+        let current = try await client.call(StorageMethods.replicaWrite, WireReplicaWriteRequest.with {
+            $0.records = [record(givenAway)]
+            $0.planVersion = after
+        })
+        #expect(current.notReplica == [false] && current.applied == [true])
+        try await cluster.stop()
+    }
+
     @Test func aReceiverKilledMidTransferGetsEverythingAfterItsRestart() async throws {
         let cluster = try LocalCluster(nodes: 3, suspectAfter: 5, downAfter: 30)
         cluster.nodeArguments = ["--migration-rate-mb", "0.1", "--migration-batch-keys", "50"]

@@ -22,6 +22,8 @@ final class Coordinator {
     let clock: NodeClock
     private let writer: UInt64
     private let ringView: () -> RingView?
+    /// Called when a replica answered from a newer plan than this node's.
+    var onNewerPlan: () -> Void = {}
     private var logger: Logger
     private weak var rpc: RPCServer?
 
@@ -165,6 +167,9 @@ final class Coordinator {
                     case .success(let reply):
                         if let highest = reply.refusedBelow.first, highest > 0 {
                             pending.refused(by: replica, Self.staleFence(record, highest: highest))
+                        } else if reply.notReplica.first == true {
+                            // Not a replica under its newer plan: no ack, and no hint for it either.
+                            pending.failed(replica, "not a replica under plan \(reply.planVersion)")
                         } else {
                             pending.acknowledged(by: replica)
                         }
@@ -256,9 +261,14 @@ final class Coordinator {
         let request = WireReplicaWriteRequest.with {
             $0.records = records.map(\.wire)
             $0.hintFor = target
+            $0.planVersion = ringView()?.planVersion ?? 0
         }
         let timeout = options.replicaTimeout
-        tasks.run({ await client.result(StorageMethods.replicaWrite, request, options: CallOptions(timeout: timeout)) }, then: then)
+        tasks.run({ await client.result(StorageMethods.replicaWrite, request, options: CallOptions(timeout: timeout)) }) { [weak self] result in
+            // A replica on a newer plan: fetch the ring rather than wait for its event.
+            if case .success(let reply) = result, let self, reply.planVersion > (ringView()?.planVersion ?? 0) { onNewerPlan() }
+            then(result)
+        }
     }
 
     // MARK: Replica requests
@@ -287,14 +297,35 @@ final class Coordinator {
             }
             return .parked
         }
-        store.enqueue(records) { [unowned self] result in
+        // A sender on an older plan may still route to this node for arcs it
+        // no longer keeps (and may have swept already): those records are not
+        // stored, or they would stay here for good; the sender hears it.
+        let view = ringView()
+        let myPlan = view?.planVersion ?? 0
+        var notReplica = [Bool](repeating: false, count: records.count)
+        if let view, request.planVersion > 0, request.planVersion < myPlan {
+            for (index, record) in records.enumerated() where !view.keeps(key: record.key, address: address) {
+                notReplica[index] = true
+            }
+        }
+        let kept = zip(records, notReplica).filter { !$0.1 }.map(\.0)
+        if kept.count < records.count {
+            logger.debug("node.replica_write.not_replica", metadata: [
+                "records.refused": "\(records.count - kept.count)", "plan.sender": "\(request.planVersion)", "plan.version": "\(myPlan)",
+            ])
+        }
+        store.enqueue(kept) { [unowned self] result in
             switch result {
-            case .success(let applied):
+            case .success(let results):
+                var applied = results.makeIterator()
+                let merged: [ApplyResult?] = notReplica.map { $0 ? nil : applied.next() }
                 rpc?.reply(to: context, .success(WireReplicaWriteReply.with {
-                    $0.applied = applied.map(\.wasApplied)
-                    $0.refusedBelow = applied.map { result in
-                        if case .refused(let highest) = result { highest } else { 0 }
+                    $0.applied = merged.map { $0?.wasApplied ?? false }
+                    $0.refusedBelow = merged.map { result in
+                        if case .refused(let highest)? = result { highest } else { 0 }
                     }
+                    $0.notReplica = notReplica
+                    $0.planVersion = myPlan
                 }))
             case .failure(let error):
                 rpc?.fail(context, .internalError("commit failed: \(error)"))

@@ -45,11 +45,16 @@ final class HintReplayer {
         coordinator.send(hints.map(\.record), to: target) { [unowned self] result in
             inFlight.remove(target)
             switch result {
-            case .success:
+            case .success(let reply):
                 do {
+                    // Hints for keys the target no longer keeps (its plan moved on) are
+                    // dropped with the rest: migration gave their arcs to the new replicas.
                     _ = try store.engine.hints.removeHints(hints.map(\.id))
-                    delivered += hints.count
-                    logger.info("node.hints.delivered", metadata: ["hints.target": "\(target)", "hints.count": "\(hints.count)"])
+                    let moot = reply.notReplica.count { $0 }
+                    delivered += hints.count - moot
+                    logger.info("node.hints.delivered", metadata: [
+                        "hints.target": "\(target)", "hints.count": "\(hints.count - moot)", "hints.not_replica": "\(moot)",
+                    ])
                     if hints.count == batchSize { replay(to: target) }
                 } catch {
                     logger.error("node.hints.remove.failed", metadata: ["storage.error": "\(error)"])

@@ -56,7 +56,14 @@ final class LocalStore {
             }
             for done in waiting { done(result) }
         }
-        guard !queued.isEmpty else { return }
+        guard !completions.isEmpty else { return }
+        guard !queued.isEmpty else {
+            // Only empty batches (every record refused before the commit): nothing to write.
+            let waiting = completions
+            completions.removeAll(keepingCapacity: true)
+            for (_, done) in waiting { done(.success([])) }
+            return
+        }
         let records = queued
         let waiting = completions
         queued.removeAll(keepingCapacity: true)

@@ -71,6 +71,15 @@ struct RingView {
     /// Whether `address` is a member this node knows of (a removed member gets no hints).
     func isKnownMember(_ address: String) -> Bool { states[address] != nil }
 
+    /// Whether `address` keeps `key` under this view: one of its replicas, or
+    /// an old or new replica of its arc while the arc moves. The complement of
+    /// `garbage(for:)`.
+    func keeps(key: [UInt8], address: String) -> Bool {
+        if preferenceList(forKey: key, replicas: replicas).contains(address) { return true }
+        guard let position = try? HashRing.position(forKey: key), let moving = pendingArc(containing: position) else { return false }
+        return moving.oldReplicas.contains(address) || moving.newReplicas.contains(address)
+    }
+
     /// The positions this node must keep: where it is a replica under the ring,
     /// or an old or new replica of a pending arc. The rest is garbage once the
     /// plan settled it (see `garbage(for:)`).

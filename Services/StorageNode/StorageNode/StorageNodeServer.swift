@@ -71,6 +71,7 @@ public final class StorageNodeServer {
         }
         placement.onPlanVersion = { [unowned self] version in migrator.placementReported(planVersion: version) }
         migrator.maySweep = { [unowned self] in placement.joined && !placement.removed }
+        coordinator.onNewerPlan = { link.refresh() }
         placement.onMemberState = { [unowned self] member, state in
             current.view?.states = placement.memberStates
             if member == address && state == .down { antiEntropy.fellBehind() }

@@ -316,6 +316,11 @@ public nonisolated struct WireReplicaWriteRequest: Sendable {
   /// and delivers them when the member is back up.
   public var hintFor: String = String()
 
+  /// The plan version the sender routed by (0: unknown). A receiver whose plan
+  /// is newer does not store records of arcs it no longer keeps under it (they
+  /// would never be swept): it answers not_replica for them instead.
+  public var planVersion: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -332,6 +337,13 @@ public nonisolated struct WireReplicaWriteReply: Sendable {
   /// Per record: 0, or, for a fenced record the replica refused as stale, the
   /// highest token it has seen for that lock on that key.
   public var refusedBelow: [UInt64] = []
+
+  /// Per record: true when the receiver, on a newer plan than the sender's, is
+  /// no replica of the record's key and did not store it.
+  public var notReplica: [Bool] = []
+
+  /// The receiver's plan version, so a sender on an older one fetches the ring.
+  public var planVersion: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1012,7 +1024,7 @@ nonisolated extension WireDeleteReply: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplicaWriteRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0\u{3}hint_for\0\u{c}\u{3}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0\u{3}hint_for\0\u{4}\u{2}plan_version\0\u{c}\u{3}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1022,6 +1034,7 @@ nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProto
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.records) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.hintFor) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.planVersion) }()
       default: break
       }
     }
@@ -1034,12 +1047,16 @@ nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProto
     if !self.hintFor.isEmpty {
       try visitor.visitSingularStringField(value: self.hintFor, fieldNumber: 2)
     }
+    if self.planVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.planVersion, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireReplicaWriteRequest, rhs: WireReplicaWriteRequest) -> Bool {
     if lhs.records != rhs.records {return false}
     if lhs.hintFor != rhs.hintFor {return false}
+    if lhs.planVersion != rhs.planVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1047,7 +1064,7 @@ nonisolated extension WireReplicaWriteRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension WireReplicaWriteReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplicaWriteReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}applied\0\u{3}refused_below\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}applied\0\u{3}refused_below\0\u{3}not_replica\0\u{3}plan_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1057,6 +1074,8 @@ nonisolated extension WireReplicaWriteReply: SwiftProtobuf.Message, SwiftProtobu
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedBoolField(value: &self.applied) }()
       case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.refusedBelow) }()
+      case 3: try { try decoder.decodeRepeatedBoolField(value: &self.notReplica) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.planVersion) }()
       default: break
       }
     }
@@ -1069,12 +1088,20 @@ nonisolated extension WireReplicaWriteReply: SwiftProtobuf.Message, SwiftProtobu
     if !self.refusedBelow.isEmpty {
       try visitor.visitPackedUInt64Field(value: self.refusedBelow, fieldNumber: 2)
     }
+    if !self.notReplica.isEmpty {
+      try visitor.visitPackedBoolField(value: self.notReplica, fieldNumber: 3)
+    }
+    if self.planVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.planVersion, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireReplicaWriteReply, rhs: WireReplicaWriteReply) -> Bool {
     if lhs.applied != rhs.applied {return false}
     if lhs.refusedBelow != rhs.refusedBelow {return false}
+    if lhs.notReplica != rhs.notReplica {return false}
+    if lhs.planVersion != rhs.planVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
