@@ -11,6 +11,9 @@ NODES ?= 1 2 3
 # Node durability: full fsyncs every group commit; normal survives process crashes only.
 SYNC ?= full
 APT_PACKAGES := libzmq3-dev libssl-dev pkg-config protobuf-compiler iproute2
+BENCH_PACKAGES := redis-server gcc python3
+# The nodes' --sync in make bench (Redis runs with persistence off).
+BENCH_SYNC ?= normal
 SWIFT := swift
 PROTO_DIR := Shared/Protocol/proto
 GEN_DIR := Shared/Protocol/Generated
@@ -20,7 +23,7 @@ export PATH := $(PATH):/opt/swift/usr/bin
 
 bin = $$($(SWIFT) build -c $(CONFIG) --show-bin-path)
 
-.PHONY: help deps build up down start start-node join stop kill test bench demo proto clean-data status
+.PHONY: help deps bench-deps build up down start start-node join stop kill test bench demo proto clean-data status
 
 help:
 	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/"
@@ -30,14 +33,14 @@ help:
 	@echo "make status        ringctl status against the local cluster"
 	@echo "make test          every test"
 	@echo "make demo          make up, a workload, the event stream, node 4 joining (migration) and leaving"
-	@echo "make bench         benchmarks (ring, storage engine, key-value path on the local cluster, RPC echo)"
+	@echo "make bench         benchmarks side by side with raw libzmq and Redis; writes docs/BENCHMARKS.md"
 	@echo "make proto         regenerate the protobuf Swift code"
 	@echo "make clean-data    remove $(RUN)/ (after make down)"
 
-# Install the Debian packages we need, only those missing.
-deps:
+# install_missing PACKAGES: install the Debian packages that are missing, only those.
+define install_missing
 	@missing=""; \
-	for p in $(APT_PACKAGES); do \
+	for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -46,8 +49,17 @@ deps:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+# Install the Debian packages we need, only those missing.
+deps:
+	$(call install_missing,$(APT_PACKAGES))
 	@command -v $(SWIFT) >/dev/null || { echo "deps: swift is not installed (Swift 6.1 or newer is needed)"; exit 1; }
 	@pkg-config --exists libzmq || { echo "deps: libzmq not found by pkg-config"; exit 1; }
+
+# What the benchmark harness compares against: Redis, and a C compiler for the raw-libzmq floor.
+bench-deps: deps
+	$(call install_missing,$(BENCH_PACKAGES))
 
 build: deps
 	$(SWIFT) build -c $(CONFIG)
@@ -109,30 +121,20 @@ status:
 	  nodes="$$nodes$${nodes:+,}127.0.0.1:$$((7500 + n))"; done; \
 	$(bin)/ringctl status $${nodes:+--nodes $$nodes}
 
-test: deps
+# Every test, then a smoke run of the benchmark harness (its figures mean nothing).
+test: deps bench-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --no-parallel
+	@echo "== benchmark harness, smoke run =="
+	@out=$$(mktemp); python3 deploy/bench/bench.py --smoke --bin "$$($(SWIFT) build --show-bin-path)" --out $$out >/dev/null \
+	  && echo "bench harness: smoke run passed (report in $$out)"
 
-bench: deps
+# The benchmarks side by side: raw libzmq, the RPC layer, the key-value path at
+# N=1 and N=3, Redis, the ring and the engine; the table goes to docs/BENCHMARKS.md.
+# Starts its own cluster and redis-server on free ports; `make up` is not needed.
+bench: bench-deps
 	$(SWIFT) build -c release
-	@echo "== ring (Shared/Ring) =="
-	@$(bin)/ringstore-bench-ring
-	@echo "== storage engine (StorageEngine) =="
-	@$(bin)/ringstore-bench-storage
-	@echo "== key-value path on the local cluster (make up) =="
-	@$(MAKE) --no-print-directory up >/dev/null
-	@$(bin)/ringctl bench kv --keys 10000
-	@echo "== RPC echo (placement on a free port, started and stopped here) =="
-	@port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
-	$(bin)/ringstore-placement --listen tcp://127.0.0.1:$$port --publish tcp://127.0.0.1:* --log-level warning & pid=$$!; \
-	trap "kill $$pid" EXIT; \
-	$(bin)/ringctl bench echo --placement tcp://127.0.0.1:$$port
-	@echo "== lock service (on a free port, fresh data directory, started and stopped here) =="
-	@port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
-	dir=$$(mktemp -d); \
-	$(bin)/ringstore-lock --listen tcp://127.0.0.1:$$port --publish tcp://127.0.0.1:* --data-dir $$dir --log-level warning & pid=$$!; \
-	trap "kill $$pid; rm -rf $$dir" EXIT; \
-	$(bin)/ringctl bench lock --count 2000 --locks tcp://127.0.0.1:$$port
+	python3 deploy/bench/bench.py --bin "$(bin)" --sync $(BENCH_SYNC) --out docs/BENCHMARKS.md
 
 # A short tour: a workload, live events, a join and its migration, a leave.
 demo: up

@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // MARK: - System libraries
@@ -119,9 +120,15 @@ let package = Package(
             path: "Services/StorageNode/StorageNode"
         ),
         .target(
+            name: "BenchKit",
+            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "Shared/BenchKit"
+        ),
+        .target(
             name: "RingctlCommands",
             dependencies: [
                 "RingstoreClient",
+                "BenchKit",
                 "Ring",
                 "RingProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -170,7 +177,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ringstore-bench-storage",
-            dependencies: ["StorageEngine", "Ring"],
+            dependencies: ["StorageEngine", "Ring", "BenchKit"],
             path: "Tests/Benchmarks/StorageBench"
         ),
         .executableTarget(
@@ -183,7 +190,7 @@ let package = Package(
 
         .target(
             name: "TestKit",
-            dependencies: ["RPC", "RingProtocol", "ZeroMQ"],
+            dependencies: ["RPC", "RingProtocol", "ZeroMQ", "BenchKit"],
             path: "Tests/TestKit"
         ),
         .testTarget(
@@ -214,7 +221,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClientTests",
-            dependencies: ["RingstoreClient", "RingctlCommands", "RingProtocol", "Ring", "RPC", "ZeroMQ", "TestKit"],
+            dependencies: ["RingstoreClient", "RingctlCommands", "RingProtocol", "Ring", "RPC", "ZeroMQ", "TestKit", "BenchKit"],
             path: "Tests/ClientTests"
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BenchKit
 import RingProtocol
 @testable import RingctlCommands
 import Testing
@@ -106,21 +107,59 @@ import Testing
 
     @Test func aPhaseRunsEveryIndexOnceAndCountsOutcomes() async {
         let seen = IndexRecorder()
-        let phase = await BenchPhase.run(count: 1000, concurrency: 7) { index in
+        let phase = await BenchPhase.run(count: 1000, concurrency: 7) { index, _ in
             seen.record(index)
+            let name = index % 2 == 0 ? "put" : "get"
             switch index % 10 {
-            case 0: return .missing
-            case 1: return .wrong
-            case 2: return .failed("boom \(index)")
-            default: return .ok
+            case 0: return (name, .missing)
+            case 1: return (name, .wrong)
+            case 2: return (name, .failed("boom \(index)"))
+            default: return (name, .ok)
             }
         }
         #expect(seen.sorted == Array(0..<1000))
-        #expect(phase.latencies.count == 1000)
-        #expect(phase.latencies == phase.latencies.sorted())
-        #expect((phase.missing, phase.wrong, phase.failures) == (100, 100, 100))
-        #expect(phase.firstError?.hasPrefix("boom") == true)
-        #expect(phase.percentileMicros(50) <= phase.percentileMicros(99))
+        let put = phase.tallies["put"]!, get = phase.tallies["get"]!
+        // Only successes have latencies; the rest are counted apart.
+        #expect(put.latencies.count == 300 && get.latencies.count == 400)
+        #expect((put.missing, put.wrong, put.failures) == (100, 0, 100))
+        #expect((get.missing, get.wrong, get.failures) == (0, 100, 0))
+        #expect(put.firstError?.hasPrefix("boom") == true)
+        #expect(put.latencies.micros(atPercentile: 50) <= put.latencies.micros(atPercentile: 99))
+        #expect(put.latencies.micros(atPercentile: 99.9) <= put.latencies.maxMicros)
+    }
+
+    @Test func zipfianKeysAreSkewedTowardTheFirstAndStayInRange() {
+        let zipf = Zipfian(items: 1000, theta: 0.99)
+        var random = SplitMix64(seed: 7)
+        var counts = [Int](repeating: 0, count: 1000)
+        for _ in 0..<100_000 { counts[zipf.next(using: &random)] += 1 }
+        // Under theta 0.99 index 0 takes about 1/zeta(1000) = 13% of the draws,
+        // index 1 about half that, and the top tenth most of them.
+        #expect((11_000...15_000).contains(counts[0]), "\(counts[0])")
+        #expect((5_000...8_000).contains(counts[1]), "\(counts[1])")
+        #expect(counts.prefix(100).reduce(0, +) > 60_000)
+        #expect(counts[999] < 200)
+        let uniform = Zipfian(items: 1000, theta: 0)
+        var flat = [Int](repeating: 0, count: 10)
+        for _ in 0..<100_000 { flat[uniform.next(using: &random) / 100] += 1 }
+        #expect(flat.allSatisfy { (9_000...11_000).contains($0) }, "\(flat)")
+    }
+
+    @Test func latenciesKeepPercentilesWithinTheHistogramsPrecision() {
+        var latencies = Latencies()
+        for micros in 1...10_000 { latencies.record(.microseconds(micros)) }
+        #expect(latencies.count == 10_000)
+        #expect(abs(latencies.micros(atPercentile: 50) - 5_000) <= 5)
+        #expect(abs(latencies.micros(atPercentile: 99) - 9_900) <= 10)
+        #expect(abs(latencies.micros(atPercentile: 99.9) - 9_990) <= 10)
+        #expect(abs(latencies.maxMicros - 10_000) <= 10)
+        var other = Latencies()
+        other.record(.seconds(2))
+        latencies.add(other)
+        #expect(latencies.count == 10_001)
+        #expect(abs(latencies.maxMicros - 2_000_000) <= 2_000)
+        #expect(latencies.jsonFields(prefix: "get_").keys.sorted() == ["get_max_us", "get_p50_us", "get_p999_us", "get_p99_us"])
+        #expect(Latencies().micros(atPercentile: 99) == 0)
     }
 
     @Test(arguments: [
@@ -129,6 +168,9 @@ import Testing
         (["--concurrency", "0"], "--concurrency must be 1...4096"),
         (["--w", "0"], "--w must be 1...16, not 0"),
         (["--prefix", ""], "--prefix must not be empty"),
+        (["--ops=-1"], "--ops must be 0...100000000"),
+        (["--read-ratio", "1.5"], "--read-ratio must be 0...1"),
+        (["--zipf", "1"], "--zipf must be at least 0 and below 1"),
     ] as [([String], String)])
     func invalidBenchArguments(arguments: [String], message: String) {
         DataCommandArgumentTests.expectRefused(["bench", "kv"] + arguments, message)

@@ -66,10 +66,3 @@ func ringOrder(from first: UInt32) -> (VersionedRecord, VersionedRecord) -> Bool
         return left != right ? left < right : lhs.key.lexicographicallyPrecedes(rhs.key)
     }
 }
-
-extension SeededGenerator {
-    /// `count` random bytes from this generator.
-    mutating func bytes(count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &self) }
-    }
-}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BenchKit
 import Foundation
 import RPC
 import RingProtocol
@@ -26,7 +27,7 @@ struct EchoBenchCommand: AsyncParsableCommand {
     @Option(help: "Service to call: placement, lock, or a node's host:port.")
     var target = "placement"
 
-    @Option(help: "Requests for the round-trip run (one in flight).")
+    @Option(help: "Requests for the round-trip run (one in flight; 0: skip it).")
     var requests = 20_000
 
     @Option(help: "Requests for the throughput run.")
@@ -39,7 +40,8 @@ struct EchoBenchCommand: AsyncParsableCommand {
     var payload = 64
 
     func validate() throws {
-        guard requests > 0, throughputRequests > 0 else { throw ValidationError("request counts must be positive") }
+        guard requests >= 0 else { throw ValidationError("--requests must not be negative") }
+        guard throughputRequests > 0 else { throw ValidationError("--throughput-requests must be positive") }
         guard (1...4096).contains(concurrency) else { throw ValidationError("--concurrency must be 1...4096") }
         guard (0...(1 << 20)).contains(payload) else { throw ValidationError("--payload must be 0...1048576 bytes") }
     }
@@ -64,45 +66,54 @@ struct EchoBenchCommand: AsyncParsableCommand {
         // Warm up: connect and fault everything in.
         for _ in 0..<200 { _ = try await client.call(method, request, options: options) }
 
-        var latencies: [Duration] = []
-        latencies.reserveCapacity(requests)
+        var roundTrips = Latencies()
         for _ in 0..<requests {
             let start = clock.now
             _ = try await client.call(method, request, options: options)
-            latencies.append(clock.now - start)
+            roundTrips.record(clock.now - start)
         }
-        latencies.sort()
 
-        let perWorker = throughputRequests / concurrency
+        // Throughput: `concurrency` callers, each timing its own calls.
+        let perWorker = max(1, throughputRequests / concurrency)
         let start = clock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let loaded = try await withThrowingTaskGroup(of: Latencies.self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
-                    for _ in 0..<perWorker { _ = try await client.call(method, request, options: options) }
+                    var part = Latencies()
+                    for _ in 0..<perWorker {
+                        let began = clock.now
+                        _ = try await client.call(method, request, options: options)
+                        part.record(clock.now - began)
+                    }
+                    return part
                 }
             }
-            try await group.waitForAll()
+            var all = Latencies()
+            for try await part in group { all.add(part) }
+            return all
         }
         let elapsed = clock.now - start
         let total = perWorker * concurrency
         let rate = Double(total) / seconds(elapsed)
 
-        let p50 = micros(latencies[latencies.count / 2])
-        let p99 = micros(latencies[min(latencies.count - 1, latencies.count * 99 / 100)])
         if cluster.json {
-            print("{\"bench\":\"echo\",\"target\":\"\(endpoint)\",\"payload\":\(payload),\"rtt_p50_us\":\(p50),\"rtt_p99_us\":\(p99),\"in_flight\":\(concurrency),\"throughput_rps\":\(Int(rate))}")
+            var object: [String: Any] = [
+                "bench": "echo", "target": endpoint, "payload": payload, "in_flight": concurrency,
+                "throughput_rps": Int(rate), "calls": total,
+            ]
+            if requests > 0 {
+                for (field, micros) in roundTrips.jsonFields(prefix: "rtt_") { object[field] = micros }
+            }
+            for (field, micros) in loaded.jsonFields(prefix: "loaded_") { object[field] = micros }
+            print(JSONLine.encode(object))
         } else {
             print("echo \(endpoint) payload=\(payload)B")
-            print("  round trip (1 in flight, \(requests) calls): p50 \(p50) us, p99 \(p99) us")
-            print("  throughput (\(concurrency) in flight, \(total) calls): \(Int(rate)) requests/s")
+            if requests > 0 { print("  round trip (1 in flight, \(requests) calls): \(roundTrips.summary)") }
+            print("  throughput (\(concurrency) in flight, \(total) calls): \(Int(rate)) requests/s, \(loaded.summary)")
         }
     }
 
     private func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
-    private func micros(_ duration: Duration) -> Int {
-        Int(seconds(duration) * 1_000_000)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BenchKit
 import Foundation
 import RPC
 import RingProtocol
@@ -50,17 +51,15 @@ struct LockBenchCommand: AsyncParsableCommand {
                 }
             }
 
-            var uncontended: [Duration] = []
-            uncontended.reserveCapacity(count)
+            var uncontended = Latencies()
             for _ in 0..<count {
                 let start = clock.now
                 let grant = try await first.acquire(name, ttl: ttl)
                 try await first.release(name, token: grant.token)
-                uncontended.append(clock.now - start)
+                uncontended.record(clock.now - start)
             }
 
-            var handoffs: [Duration] = []
-            handoffs.reserveCapacity(count)
+            var handoffs = Latencies()
             for _ in 0..<count {
                 let held = try await first.acquire(name, ttl: ttl)
                 let waiter = Task { () -> Result<(LockGrant, ContinuousClock.Instant), RPCError> in
@@ -76,43 +75,29 @@ struct LockBenchCommand: AsyncParsableCommand {
                 let start = clock.now
                 try await first.release(name, token: held.token)
                 let (grant, granted) = try await waiter.value.get()
-                handoffs.append(granted - start)
+                handoffs.record(granted - start)
                 guard grant.token == held.token + 1 else {
                     throw RPCError.internalError("handoff granted token \(grant.token) after \(held.token)")
                 }
                 try await second.release(name, token: grant.token)
             }
-            report(uncontended: uncontended.sorted(), handoffs: handoffs.sorted())
+            report(uncontended: uncontended, handoffs: handoffs)
         } catch {
             throw LockOutput.fail("bench lock", error)
         }
     }
 
-    private func report(uncontended: [Duration], handoffs: [Duration]) {
+    private func report(uncontended: Latencies, handoffs: Latencies) {
         let endpoint = cluster.endpoints.locks
-        let figures = [("acquire_release", uncontended), ("handoff", handoffs)].map { label, samples in
-            (label, Self.micros(Self.percentile(samples, 50)), Self.micros(Self.percentile(samples, 99)))
-        }
         if cluster.json {
             var object: [String: Any] = ["bench": "lock", "target": endpoint, "count": count]
-            for (label, p50, p99) in figures {
-                object["\(label)_p50_us"] = p50
-                object["\(label)_p99_us"] = p99
-            }
+            for (field, micros) in uncontended.jsonFields(prefix: "acquire_release_") { object[field] = micros }
+            for (field, micros) in handoffs.jsonFields(prefix: "handoff_") { object[field] = micros }
             print(JSONLine.encode(object))
         } else {
             print("lock \(endpoint), \(count) rounds each")
-            print("  uncontended acquire+release: p50 \(figures[0].1) us, p99 \(figures[0].2) us")
-            print("  handoff, release to the next waiter's grant: p50 \(figures[1].1) us, p99 \(figures[1].2) us")
+            print("  uncontended acquire+release: \(uncontended.summary)")
+            print("  handoff, release to the next waiter's grant: \(handoffs.summary)")
         }
-    }
-
-    static func percentile(_ sorted: [Duration], _ percent: Int) -> Duration {
-        guard !sorted.isEmpty else { return .zero }
-        return sorted[min(sorted.count - 1, sorted.count * percent / 100)]
-    }
-
-    static func micros(_ duration: Duration) -> Int {
-        Int(duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000)
     }
 }

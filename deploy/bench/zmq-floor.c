@@ -1,0 +1,146 @@
+/*
+ * zmq-floor: the transport floor under Ringstore's benchmarks, in C on raw
+ * libzmq. One thread serves a ROUTER socket and echoes every request (as a
+ * storage node's reactor thread serves its ROUTER); --in-flight client threads
+ * each own a REQ socket and make one round trip after another, so exactly
+ * that many requests are in flight. Loopback TCP, --payload bytes each way.
+ *
+ *   zmq-floor [--in-flight N] [--payload BYTES] [--seconds S]
+ *
+ * Prints one JSON line: {"bench":"zmq_floor","in_flight":N,"payload":B,
+ * "seconds":S,"round_trips":R,"round_trips_per_s":X}. Exits 1 on any error.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+static void *context;
+static char endpoint[256];
+static int payload = 100;
+static atomic_int stopping;        /* clients: stop after the round trip in hand */
+static atomic_int server_stopping; /* the server: every client has finished */
+static atomic_long round_trips;
+static atomic_int failed;
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void fail(const char *what) {
+    fprintf(stderr, "zmq-floor: %s: %s\n", what, zmq_strerror(zmq_errno()));
+    atomic_store(&failed, 1);
+}
+
+/* Echo every multipart message back, frame by frame, until every client is done. */
+static void *serve(void *router) {
+    int timeout = 100;
+    zmq_setsockopt(router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    while (!atomic_load(&server_stopping)) {
+        int more = 1;
+        while (more) {
+            zmq_msg_t frame;
+            zmq_msg_init(&frame);
+            if (zmq_msg_recv(&frame, router, 0) < 0) {
+                zmq_msg_close(&frame);
+                if (zmq_errno() == EAGAIN || zmq_errno() == ETERM) goto next;
+                fail("router receive");
+                return NULL;
+            }
+            more = zmq_msg_more(&frame);
+            if (zmq_msg_send(&frame, router, more ? ZMQ_SNDMORE : 0) < 0) {
+                zmq_msg_close(&frame);
+                fail("router send");
+                return NULL;
+            }
+        }
+    next:;
+    }
+    return NULL;
+}
+
+/* One synchronous client: a round trip after another until told to stop. */
+static void *client(void *unused) {
+    (void)unused;
+    void *socket = zmq_socket(context, ZMQ_REQ);
+    int linger = 0, timeout = 5000;
+    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(socket, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    if (zmq_connect(socket, endpoint) != 0) {
+        fail("connect");
+        zmq_close(socket);
+        return NULL;
+    }
+    char *request = malloc((size_t)payload + 1), *reply = malloc((size_t)payload + 1);
+    memset(request, 'Z', (size_t)payload);
+    long done = 0;
+    while (!atomic_load(&stopping)) {
+        if (zmq_send(socket, request, (size_t)payload, 0) < 0) { fail("send"); break; }
+        int got = zmq_recv(socket, reply, (size_t)payload + 1, 0);
+        if (got != payload) { fail("receive"); break; }
+        done++;
+    }
+    atomic_fetch_add(&round_trips, done);
+    free(request);
+    free(reply);
+    zmq_close(socket);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    int in_flight = 32;
+    double seconds = 3;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && strcmp(argv[i], "--in-flight") == 0) in_flight = atoi(argv[++i]);
+        else if (i + 1 < argc && strcmp(argv[i], "--payload") == 0) payload = atoi(argv[++i]);
+        else if (i + 1 < argc && strcmp(argv[i], "--seconds") == 0) seconds = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: zmq-floor [--in-flight N] [--payload BYTES] [--seconds S]\n");
+            return 2;
+        }
+    }
+    if (in_flight < 1 || in_flight > 4096 || payload < 0 || payload > (1 << 20) || !(seconds > 0)) {
+        fprintf(stderr, "zmq-floor: --in-flight must be 1...4096, --payload 0...1048576, --seconds above 0\n");
+        return 2;
+    }
+    context = zmq_ctx_new();
+    void *router = zmq_socket(context, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    size_t size = sizeof endpoint;
+    if (zmq_bind(router, "tcp://127.0.0.1:*") != 0 || zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, endpoint, &size) != 0) {
+        fail("bind");
+        return 1;
+    }
+    pthread_t server;
+    pthread_create(&server, NULL, serve, router);
+    pthread_t *clients = calloc((size_t)in_flight, sizeof(pthread_t));
+    double started = now();
+    for (int i = 0; i < in_flight; i++) {
+        if (pthread_create(&clients[i], NULL, client, NULL) != 0) {
+            fprintf(stderr, "zmq-floor: cannot start client thread %d\n", i);
+            return 1;
+        }
+    }
+    struct timespec pause = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    nanosleep(&pause, NULL);
+    atomic_store(&stopping, 1);
+    for (int i = 0; i < in_flight; i++) pthread_join(clients[i], NULL);
+    double elapsed = now() - started;
+    atomic_store(&server_stopping, 1);
+    pthread_join(server, NULL);
+    zmq_close(router);
+    zmq_ctx_term(context);
+    free(clients);
+    if (atomic_load(&failed)) return 1;
+    long total = atomic_load(&round_trips);
+    printf("{\"bench\":\"zmq_floor\",\"in_flight\":%d,\"payload\":%d,\"seconds\":%.3f,\"round_trips\":%ld,\"round_trips_per_s\":%ld}\n",
+           in_flight, payload, elapsed, total, (long)((double)total / elapsed));
+    return 0;
+}
