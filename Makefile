@@ -126,7 +126,7 @@ test: deps bench-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --no-parallel
 	@echo "== benchmark harness, smoke run =="
-	@out=$$(mktemp); python3 deploy/bench/bench.py --smoke --bin "$$($(SWIFT) build --show-bin-path)" --out $$out >/dev/null \
+	@out=$$(mktemp); python3 Tests/Benchmarks/Harness/bench.py --smoke --bin "$$($(SWIFT) build --show-bin-path)" --out $$out >/dev/null \
 	  && echo "bench harness: smoke run passed (report in $$out)"
 
 # The benchmarks side by side: raw libzmq, the RPC layer, the key-value path at
@@ -134,7 +134,7 @@ test: deps bench-deps
 # Starts its own cluster and redis-server on free ports; `make up` is not needed.
 bench: bench-deps
 	$(SWIFT) build -c release
-	python3 deploy/bench/bench.py --bin "$(bin)" --sync $(BENCH_SYNC) --out docs/BENCHMARKS.md
+	python3 Tests/Benchmarks/Harness/bench.py --bin "$(bin)" --sync $(BENCH_SYNC) --out docs/BENCHMARKS.md
 
 # A short tour: a workload, live events, a join and its migration, a leave.
 demo: up

@@ -88,6 +88,7 @@ struct FenceAndCursorTests {
         #expect(old?.value == Array("v".utf8) && old?.fence == nil)
         #expect(try engine.apply([fenced("new", "v", ts: 1, "lock", 2)]) == [.applied])
         #expect(try engine.get(key: Array("new".utf8))?.fence == LockFence(name: "lock", token: 2))
+        #expect(try engine.stats().liveKeys == 2 && engine.countedStats().liveKeys == 2)
     }
 
     private func fenced(_ key: String, _ value: String, ts: UInt64, _ lock: String, _ token: UInt64) throws -> VersionedRecord {

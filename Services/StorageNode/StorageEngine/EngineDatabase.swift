@@ -49,6 +49,9 @@ final class EngineDatabase {
                         }
                     }
                     try db.execute(sql: StorageSchema.create)
+                    if try Int64.fetchOne(db, sql: StorageSchema.totalsFilled) == 0 {
+                        try db.execute(sql: StorageSchema.totalsFill)
+                    }
                     try db.execute(sql: "PRAGMA user_version = \(StorageSchema.version)")
                     return .commit
                 }

@@ -91,10 +91,20 @@ public final class HintStore {
         }
     }
 
-    /// How many hints wait for delivery, in total and per target.
+    /// How many hints wait for delivery, in total and per target: from the totals the
+    /// engine keeps with every change, so it costs a row per target, not per hint.
     public func pendingHintCount() throws(StorageError) -> HintCounts {
+        try hintCounts(sql: StorageSchema.countHints)
+    }
+
+    /// The same counted from the hints themselves: what ``pendingHintCount()`` must equal.
+    public func countedHintCount() throws(StorageError) -> HintCounts {
+        try hintCounts(sql: StorageSchema.countHintsCounted)
+    }
+
+    private func hintCounts(sql: String) throws(StorageError) -> HintCounts {
         try database.access { connection throws(StorageError) in
-            let select = try database.statement(StorageSchema.countHints, connection: connection)
+            let select = try database.statement(sql, connection: connection)
             defer { select.reset() }
             var counts = HintCounts()
             while try select.step() {

@@ -10,7 +10,8 @@
 enum StorageSchema {
     /// The `user_version` of databases this code writes; a larger one is refused.
     /// 1: no fence columns on records and hints (upgraded in place by ``upgrades``).
-    static let version: Int64 = 2
+    /// 2: no totals tables and triggers (``create`` adds them; ``totalsFill`` counts once).
+    static let version: Int64 = 3
 
     /// Statements that bring a database of an older `user_version` (the key) to the next one.
     static let upgrades: [Int64: String] = [
@@ -61,6 +62,72 @@ enum StorageSchema {
             token INTEGER NOT NULL,
             PRIMARY KEY (key, name)
         ) WITHOUT ROWID;
+        \(totalsCreate)
+        """
+
+    // MARK: Totals
+
+    /// What `records` and `hints` hold, kept up to date by triggers in the
+    /// transaction of every write, so reading them costs one row whatever the
+    /// size of the data (and they survive a restart with the rows they count).
+    /// `record_totals` has the single row `id = 1` once ``totalsFill`` ran.
+    static let totalsCreate = """
+        CREATE TABLE IF NOT EXISTS record_totals (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            live_keys INTEGER NOT NULL,
+            tombstones INTEGER NOT NULL,
+            value_bytes INTEGER NOT NULL,
+            key_bytes INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS hint_totals (
+            target TEXT PRIMARY KEY,
+            hints INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TRIGGER IF NOT EXISTS records_totals_insert AFTER INSERT ON records BEGIN
+            UPDATE record_totals SET
+                live_keys = live_keys + (NEW.value IS NOT NULL),
+                tombstones = tombstones + (NEW.value IS NULL),
+                value_bytes = value_bytes + ifnull(length(NEW.value), 0),
+                key_bytes = key_bytes + length(NEW.key)
+            WHERE id = 1;
+        END;
+        CREATE TRIGGER IF NOT EXISTS records_totals_update AFTER UPDATE ON records BEGIN
+            UPDATE record_totals SET
+                live_keys = live_keys + (NEW.value IS NOT NULL) - (OLD.value IS NOT NULL),
+                tombstones = tombstones + (NEW.value IS NULL) - (OLD.value IS NULL),
+                value_bytes = value_bytes + ifnull(length(NEW.value), 0) - ifnull(length(OLD.value), 0),
+                key_bytes = key_bytes + length(NEW.key) - length(OLD.key)
+            WHERE id = 1;
+        END;
+        CREATE TRIGGER IF NOT EXISTS records_totals_delete AFTER DELETE ON records BEGIN
+            UPDATE record_totals SET
+                live_keys = live_keys - (OLD.value IS NOT NULL),
+                tombstones = tombstones - (OLD.value IS NULL),
+                value_bytes = value_bytes - ifnull(length(OLD.value), 0),
+                key_bytes = key_bytes - length(OLD.key)
+            WHERE id = 1;
+        END;
+        CREATE TRIGGER IF NOT EXISTS hints_totals_insert AFTER INSERT ON hints BEGIN
+            INSERT INTO hint_totals (target, hints) VALUES (NEW.target, 1)
+            ON CONFLICT (target) DO UPDATE SET hints = hints + 1;
+        END;
+        CREATE TRIGGER IF NOT EXISTS hints_totals_delete AFTER DELETE ON hints BEGIN
+            UPDATE hint_totals SET hints = hints - 1 WHERE target = OLD.target;
+            DELETE FROM hint_totals WHERE target = OLD.target AND hints <= 0;
+        END;
+        """
+
+    /// Whether the totals were filled (a database created before them has none yet).
+    static let totalsFilled = "SELECT count(*) FROM record_totals"
+
+    /// Fills the totals from the rows, once: on a new database that is nothing
+    /// to count; on one that predates them, one scan at open.
+    static let totalsFill = """
+        INSERT INTO record_totals (id, live_keys, tombstones, value_bytes, key_bytes)
+        SELECT 1, count(value), count(*) - count(value), ifnull(sum(length(value)), 0), ifnull(sum(length(key)), 0)
+        FROM records;
+        DELETE FROM hint_totals;
+        INSERT INTO hint_totals (target, hints) SELECT target, count(*) FROM hints GROUP BY target;
         """
 
     // MARK: Migration cursors
@@ -138,8 +205,11 @@ enum StorageSchema {
     /// Deletes tombstones whose timestamp is below `?1` (through the partial index).
     static let purgeTombstones = "DELETE FROM records WHERE value IS NULL AND ts < ?1"
 
-    /// Live keys, tombstones, value bytes and key bytes of the whole table.
-    static let totals = """
+    /// Live keys, tombstones, value bytes and key bytes of the whole table (kept by triggers).
+    static let totals = "SELECT live_keys, tombstones, value_bytes, key_bytes FROM record_totals WHERE id = 1"
+
+    /// The same four figures counted from the rows: what ``totals`` must always equal.
+    static let totalsCounted = """
         SELECT count(value), count(*) - count(value), ifnull(sum(length(value)), 0), ifnull(sum(length(key)), 0)
         FROM records
         """
@@ -170,7 +240,10 @@ enum StorageSchema {
     static let deleteTargetHints = "DELETE FROM hints WHERE target = ?1"
 
     /// Pending hints per target.
-    static let countHints = "SELECT target, count(*) FROM hints GROUP BY target"
+    static let countHints = "SELECT target, hints FROM hint_totals"
+
+    /// Pending hints per target counted from the rows: what ``countHints`` must always equal.
+    static let countHintsCounted = "SELECT target, count(*) FROM hints GROUP BY target"
 
     // MARK: Transactions
 

@@ -21,7 +21,6 @@ public final class StorageNodeServer {
     private let tasks: ReactorTasks
     /// The ring this node routes by, shared with the coordinator.
     private let current = CurrentRing()
-    private var cachedStats: (at: ContinuousClock.Instant, stats: StorageStats, hints: HintCounts)?
     private let reactor: Reactor
 
     public init(reactor: Reactor, options: StorageNodeOptions) throws {
@@ -97,6 +96,10 @@ public final class StorageNodeServer {
                 "ring_members": "\(placement.ring?.members.count ?? 0)",
                 "member_state": placement.removed ? "removed" : placement.joined ? placement.memberState.name : "joining",
                 "sync": options.sync.rawValue,
+                // The quorum a request that sets none gets: N from the ring, W and R from this node's options.
+                "replicas": "\(current.view?.replicas ?? 0)",
+                "default_w": "\(options.defaultW)",
+                "default_r": "\(options.defaultR)",
                 "commits": "\(store.commits)",
                 "hints_delivered": "\(hints.delivered)",
                 "plan_version": "\(placement.ring?.plan.version ?? 0)",
@@ -142,17 +145,15 @@ public final class StorageNodeServer {
         }
     }
 
-    /// Engine figures, recomputed at most once a second (they scan the table).
+    /// Engine figures: the totals the engine keeps with every write (a few rows
+    /// read, whatever the data size, so they are read fresh each time).
     private func statistics() -> (StorageStats, HintCounts)? {
-        if let cached = cachedStats, reactor.now - cached.at < .seconds(1) { return (cached.stats, cached.hints) }
         guard let stats = try? store.engine.stats(), let counts = try? store.engine.hints.pendingHintCount() else { return nil }
-        cachedStats = (reactor.now, stats, counts)
         return (stats, counts)
     }
 
     private func registerStats() {
         rpc.register(StorageMethods.stats) { [unowned self] _, _ in
-            cachedStats = nil
             guard let (stats, counts) = statistics() else { return .failure(.internalError("cannot read the engine's statistics")) }
             return .reply(WireStatsReply.with {
                 $0.liveKeys = UInt64(stats.liveKeys)

@@ -2,7 +2,7 @@
 """Ringstore's benchmarks side by side, in one run, on this machine.
 
 Measures, one after the other so they do not share the cores:
-  (a) the transport floor: raw libzmq (deploy/bench/zmq-floor.c, REQ clients
+  (a) the transport floor: raw libzmq (Tests/Benchmarks/Harness/zmq-floor.c, REQ clients
       echoing through a ROUTER served by one thread) and the project's own RPC
       layer (`ringctl bench echo` against a node), at each concurrency;
   (b) `ringctl bench kv` at N=1 and at N=3 W=2 R=2, at each concurrency, on a
@@ -369,7 +369,7 @@ def render(args, figures, details, settings, redis_version_text, ring_output, st
                  f"`--sync {args.sync}`; Redis {redis_version_text} with persistence off, {redis_requests:,} requests "
                  f"per plain run.")
     lines.append("")
-    lines.append("The floor is raw libzmq (`deploy/bench/zmq-floor.c`): that many REQ clients, one thread each, "
+    lines.append("The floor is raw libzmq (`Tests/Benchmarks/Harness/zmq-floor.c`): that many REQ clients, one thread each, "
                  "echoing through a ROUTER served by one thread. Redis -P 16 runs in-flight/16 clients with 16 "
                  "pipelined requests each, so as many requests are in flight as in the row.")
     lines.append("")
