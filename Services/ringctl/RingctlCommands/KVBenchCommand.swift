@@ -36,7 +36,7 @@ struct KVBenchCommand: AsyncParsableCommand {
     @Option(help: "Operations in the mixed phase after the load and read-back (0: no mixed phase).") var ops = 0
     @Option(help: "Share of gets in the mixed phase, 0...1.") var readRatio = 0.9
     @Option(help: ArgumentHelp("Zipfian skew of the mixed phase's keys, 0..<1 (0: uniform).", valueName: "theta")) var zipf = 0.0
-    @Option(help: "Skip the read-back phase (the load still runs: the mixed phase reads what it wrote).") var skipReadBack = false
+    @Flag(help: "Skip the read-back phase (the load still runs: the mixed phase reads what it wrote).") var skipReadBack = false
     @OptionGroup var cluster: ClusterOptions
 
     func validate() throws {

@@ -2,8 +2,10 @@
 """Ringstore's benchmarks side by side, in one run, on this machine.
 
 Measures, one after the other so they do not share the cores:
-  (a) the transport floor: raw libzmq (Tests/Benchmarks/Harness/zmq-floor.c, REQ clients
-      echoing through a ROUTER served by one thread) and the project's own RPC
+  (a) the transport floor: raw libzmq (Tests/Benchmarks/Harness/zmq-floor.c:
+      REQ clients, a thread each, echoing through a ROUTER served by one
+      thread, the floor the targets use; and one pipelined DEALER keeping as
+      many in flight, the transport's best case) and the project's own RPC
       layer (`ringctl bench echo` against a node), at each concurrency;
   (b) `ringctl bench kv` at N=1 and at N=3 W=2 R=2, at each concurrency, on a
       cluster of placement, lock service and three nodes that this script
@@ -214,7 +216,7 @@ def main():
     args = parser.parse_args()
 
     smoke = args.smoke
-    keys = 300 if smoke else 20000
+    keys = 300 if smoke else 50000
     echo_calls = 2000 if smoke else 100000
     floor_seconds = 0.5 if smoke else 3
     redis_requests = 2000 if smoke else 200000
@@ -239,9 +241,10 @@ def main():
         flags = run(["pkg-config", "--cflags", "--libs", "libzmq"], 30, "pkg-config libzmq").split()
         run(["gcc", "-O2", "-pthread", os.path.join(HERE, "zmq-floor.c"), "-o", probe] + flags, 120, "gcc zmq-floor.c")
         for concurrency in CONCURRENCY:
-            result = json_line(run([probe, "--in-flight", str(concurrency), "--payload", str(VALUE_SIZE),
-                                    "--seconds", str(floor_seconds)], 120, "zmq-floor"), "zmq-floor")
-            figures[("floor", concurrency)] = result["round_trips_per_s"]
+            for mode, key in (("req", "floor"), ("dealer", "pipelined_floor")):
+                result = json_line(run([probe, "--mode", mode, "--in-flight", str(concurrency), "--payload", str(VALUE_SIZE),
+                                        "--seconds", str(floor_seconds)], 120, "zmq-floor"), "zmq-floor")
+                figures[(key, concurrency)] = result["round_trips_per_s"]
 
         # The cluster: placement, lock service, three nodes.
         log("== cluster ==")
@@ -370,18 +373,23 @@ def render(args, figures, details, settings, redis_version_text, ring_output, st
                  f"per plain run.")
     lines.append("")
     lines.append("The floor is raw libzmq (`Tests/Benchmarks/Harness/zmq-floor.c`): that many REQ clients, one thread each, "
-                 "echoing through a ROUTER served by one thread. Redis -P 16 runs in-flight/16 clients with 16 "
-                 "pipelined requests each, so as many requests are in flight as in the row.")
+                 "echoing through a ROUTER served by one thread; the targets of issue 13 are ratios to it. The pipelined "
+                 "floor is the same ROUTER with one DEALER keeping that many requests outstanding, the best the "
+                 "transport does here. Redis -P 16 runs in-flight/16 clients with 16 pipelined requests each, so as "
+                 "many requests are in flight as in the row. p50 / p99 / p99.9 are per-request latencies of the "
+                 "successful requests.")
     lines.append("")
-    lines.append("| path | in flight | figure | p50 / p99 / p99.9 | vs floor | vs Redis (same op, plain) | vs Redis -P 16 | target | met |")
-    lines.append("|---|---|---|---|---|---|---|---|---|")
+    lines.append("| path | in flight | figure | p50 / p99 / p99.9 | vs floor | vs pipelined floor | vs Redis (same op, plain) | vs Redis -P 16 | target | met |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for concurrency in CONCURRENCY:
         floor = figures[("floor", concurrency)]
-        lines.append(f"| transport floor, raw libzmq | {concurrency} | {rate(floor)} | | 1.00x | | | | |")
+        pipelined = figures[("pipelined_floor", concurrency)]
+        lines.append(f"| transport floor, raw libzmq, REQ threads | {concurrency} | {rate(floor)} | | 1.00x | {ratio(floor, pipelined)} | | | | |")
+        lines.append(f"| pipelined floor, raw libzmq, one DEALER | {concurrency} | {rate(pipelined)} | | {ratio(pipelined, floor)} | 1.00x | | | | |")
         echo = figures[("echo", concurrency)]
         echo_result = details[("echo", concurrency)]
         lines.append(f"| Echo over the project's RPC layer | {concurrency} | {rate(echo)} | {latency(echo_result, 'loaded')} | "
-                     f"{ratio(echo, floor)} | | | | |")
+                     f"{ratio(echo, floor)} | {ratio(echo, pipelined)} | | | | |")
     for replicas in (1, 3):
         for operation in ("get", "put"):
             for concurrency in CONCURRENCY:
@@ -398,16 +406,17 @@ def render(args, figures, details, settings, redis_version_text, ring_output, st
                     met = "yes" if value / baseline >= target[2] else "no"
                 lines.append(f"| {operation}, {settings[replicas]} | {concurrency} | {rate(value)} | "
                              f"{latency(details[(operation, replicas, concurrency)], operation)} | {ratio(value, floor)} | "
+                             f"{ratio(value, figures[('pipelined_floor', concurrency)])} | "
                              f"{ratio(value, redis_plain)} | {ratio(value, redis_pipelined)} | {target_text} | {met} |")
     for concurrency in CONCURRENCY:
         for operation in ("set", "get"):
-            lines.append(f"| Redis {operation.upper()} | {concurrency} | {rate(figures[(f'redis_{operation}', concurrency)])} | | "
-                         f"{ratio(figures[(f'redis_{operation}', concurrency)], figures[('floor', concurrency)])} | | | | |")
-            lines.append(f"| Redis {operation.upper()} -P 16 | {concurrency} | "
-                         f"{rate(figures[(f'redis_pipelined_{operation}', concurrency)])} | | "
-                         f"{ratio(figures[(f'redis_pipelined_{operation}', concurrency)], figures[('floor', concurrency)])} | | | | |")
+            for label, key in ((f"Redis {operation.upper()}", f"redis_{operation}"),
+                               (f"Redis {operation.upper()} -P 16", f"redis_pipelined_{operation}")):
+                value = figures[(key, concurrency)]
+                lines.append(f"| {label} | {concurrency} | {rate(value)} | | {ratio(value, figures[('floor', concurrency)])} | "
+                             f"{ratio(value, figures[('pipelined_floor', concurrency)])} | | | | |")
     engine = figures["engine_10k"]
-    lines.append(f"| storage engine, batches of 10,000 rows, `--sync normal` | | {engine:,} rows/s | | | | | >= 150,000 rows/s | "
+    lines.append(f"| storage engine, batches of 10,000 rows, `--sync normal` | | {engine:,} rows/s | | | | | | >= 150,000 rows/s | "
                  f"{'yes' if engine >= 150000 else 'no'} |")
     lines.append("")
     lines.append("## Lock service (`ringctl bench lock`, on the same cluster)")

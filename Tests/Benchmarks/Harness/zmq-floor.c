@@ -3,11 +3,14 @@
  * libzmq. One thread serves a ROUTER socket and echoes every request (as a
  * storage node's reactor thread serves its ROUTER); --in-flight client threads
  * each own a REQ socket and make one round trip after another, so exactly
- * that many requests are in flight. Loopback TCP, --payload bytes each way.
+ * that many requests are in flight. With --mode dealer, one client thread
+ * keeps --in-flight requests outstanding on one DEALER socket instead (as
+ * the project's RPC client multiplexes its calls): the transport's best case.
+ * Loopback TCP, --payload bytes each way.
  *
- *   zmq-floor [--in-flight N] [--payload BYTES] [--seconds S]
+ *   zmq-floor [--mode req|dealer] [--in-flight N] [--payload BYTES] [--seconds S]
  *
- * Prints one JSON line: {"bench":"zmq_floor","in_flight":N,"payload":B,
+ * Prints one JSON line: {"bench":"zmq_floor","mode":M,"in_flight":N,"payload":B,
  * "seconds":S,"round_trips":R,"round_trips_per_s":X}. Exits 1 on any error.
  */
 #include <errno.h>
@@ -93,15 +96,58 @@ static void *client(void *unused) {
     return NULL;
 }
 
+/* One DEALER keeping `in_flight` requests outstanding until told to stop, then draining them. */
+static int pipelined_in_flight;
+static void *pipelined_client(void *unused) {
+    (void)unused;
+    void *socket = zmq_socket(context, ZMQ_DEALER);
+    int linger = 0, timeout = 5000, hwm = 0;
+    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(socket, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_connect(socket, endpoint) != 0) {
+        fail("connect");
+        zmq_close(socket);
+        return NULL;
+    }
+    char *request = malloc((size_t)payload + 1), *reply = malloc((size_t)payload + 1);
+    memset(request, 'Z', (size_t)payload);
+    long done = 0;
+    int outstanding = 0;
+    for (; outstanding < pipelined_in_flight; outstanding++) {
+        if (zmq_send(socket, request, (size_t)payload, 0) < 0) { fail("send"); goto out; }
+    }
+    while (outstanding > 0) {
+        int got = zmq_recv(socket, reply, (size_t)payload + 1, 0);
+        if (got != payload) { fail("receive"); break; }
+        outstanding--;
+        done++;
+        if (!atomic_load(&stopping)) {
+            if (zmq_send(socket, request, (size_t)payload, 0) < 0) { fail("send"); break; }
+            outstanding++;
+        }
+    }
+out:
+    atomic_fetch_add(&round_trips, done);
+    free(request);
+    free(reply);
+    zmq_close(socket);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     int in_flight = 32;
+    int dealer = 0;
     double seconds = 3;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--in-flight") == 0) in_flight = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--payload") == 0) payload = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--seconds") == 0) seconds = atof(argv[++i]);
+        else if (i + 1 < argc && strcmp(argv[i], "--mode") == 0 && strcmp(argv[i + 1], "req") == 0) dealer = 0, i++;
+        else if (i + 1 < argc && strcmp(argv[i], "--mode") == 0 && strcmp(argv[i + 1], "dealer") == 0) dealer = 1, i++;
         else {
-            fprintf(stderr, "usage: zmq-floor [--in-flight N] [--payload BYTES] [--seconds S]\n");
+            fprintf(stderr, "usage: zmq-floor [--mode req|dealer] [--in-flight N] [--payload BYTES] [--seconds S]\n");
             return 2;
         }
     }
@@ -120,10 +166,12 @@ int main(int argc, char **argv) {
     }
     pthread_t server;
     pthread_create(&server, NULL, serve, router);
-    pthread_t *clients = calloc((size_t)in_flight, sizeof(pthread_t));
+    int threads = dealer ? 1 : in_flight;
+    pipelined_in_flight = in_flight;
+    pthread_t *clients = calloc((size_t)threads, sizeof(pthread_t));
     double started = now();
-    for (int i = 0; i < in_flight; i++) {
-        if (pthread_create(&clients[i], NULL, client, NULL) != 0) {
+    for (int i = 0; i < threads; i++) {
+        if (pthread_create(&clients[i], NULL, dealer ? pipelined_client : client, NULL) != 0) {
             fprintf(stderr, "zmq-floor: cannot start client thread %d\n", i);
             return 1;
         }
@@ -131,7 +179,7 @@ int main(int argc, char **argv) {
     struct timespec pause = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
     nanosleep(&pause, NULL);
     atomic_store(&stopping, 1);
-    for (int i = 0; i < in_flight; i++) pthread_join(clients[i], NULL);
+    for (int i = 0; i < threads; i++) pthread_join(clients[i], NULL);
     double elapsed = now() - started;
     atomic_store(&server_stopping, 1);
     pthread_join(server, NULL);
@@ -140,7 +188,7 @@ int main(int argc, char **argv) {
     free(clients);
     if (atomic_load(&failed)) return 1;
     long total = atomic_load(&round_trips);
-    printf("{\"bench\":\"zmq_floor\",\"in_flight\":%d,\"payload\":%d,\"seconds\":%.3f,\"round_trips\":%ld,\"round_trips_per_s\":%ld}\n",
-           in_flight, payload, elapsed, total, (long)((double)total / elapsed));
+    printf("{\"bench\":\"zmq_floor\",\"mode\":\"%s\",\"in_flight\":%d,\"payload\":%d,\"seconds\":%.3f,\"round_trips\":%ld,\"round_trips_per_s\":%ld}\n",
+           dealer ? "dealer" : "req", in_flight, payload, elapsed, total, (long)((double)total / elapsed));
     return 0;
 }
