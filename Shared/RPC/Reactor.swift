@@ -16,6 +16,7 @@ public final class Reactor {
     private var readers: [() -> Void] = []
     private var timers: [ReactorTimer] = []
     private var turnEndHandlers: [() -> Void] = []
+    private var removals: [ZMQSocket] = []
     private var nextTimerID = 0
     private let clock = ContinuousClock()
 
@@ -33,6 +34,23 @@ public final class Reactor {
     public func addReader(_ socket: ZMQSocket, onReadable: @escaping () -> Void) {
         poller.add(socket)
         readers.append(onReadable)
+    }
+
+    /// Stops calling the reader of `socket`, from the end of the current turn
+    /// (so that removing a reader from inside a handler is safe); the caller
+    /// closes the socket after that.
+    public func removeReader(_ socket: ZMQSocket) {
+        removals.append(socket)
+    }
+
+    private func applyRemovals() {
+        guard !removals.isEmpty else { return }
+        for socket in removals {
+            guard let index = poller.index(of: socket) else { continue }
+            poller.remove(at: index)
+            readers.remove(at: index)
+        }
+        removals.removeAll()
     }
 
     /// Runs `body` at the end of every loop turn, after the turn's messages and
@@ -90,6 +108,7 @@ public final class Reactor {
             }
             fireDueTimers()
             for handler in turnEndHandlers { handler() }
+            applyRemovals()
         }
         logger.debug("reactor.stopped")
     }

@@ -38,6 +38,17 @@ public final class ZMQPoller {
         return items.count - 1
     }
 
+    /// Stops watching the item at `index`; the items after it move down by one.
+    public func remove(at index: Int) {
+        items.remove(at: index)
+        sockets.remove(at: index)
+    }
+
+    /// The index of `socket`, if it is watched.
+    public func index(of socket: ZMQSocket) -> Int? {
+        sockets.firstIndex { $0 === socket }
+    }
+
     /// Changes what the item at `index` is watched for.
     public func setEvents(_ events: ZMQPollEvents, at index: Int) {
         items[index].events = events.rawValue

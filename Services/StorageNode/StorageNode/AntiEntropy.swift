@@ -122,7 +122,6 @@ final class AntiEntropy {
     private let store: LocalStore
     private let coordinator: Coordinator
     private let peers: PeerClients
-    private let tasks: ReactorTasks
     private let reactor: Reactor
     private let settings: Settings
     private let ringView: () -> RingView?
@@ -154,14 +153,13 @@ final class AntiEntropy {
     /// Leaves of the local digest that is folded down to the leaves used.
     static let fineLeaves = 4096
 
-    init(address: String, store: LocalStore, coordinator: Coordinator, peers: PeerClients, tasks: ReactorTasks, reactor: Reactor,
+    init(address: String, store: LocalStore, coordinator: Coordinator, peers: PeerClients, reactor: Reactor,
          settings: Settings, logger: Logger, ringView: @escaping () -> RingView?, following: @escaping () -> Bool,
          report: @escaping (WireRepairDetails) -> Void) {
         self.address = address
         self.store = store
         self.coordinator = coordinator
         self.peers = peers
-        self.tasks = tasks
         self.reactor = reactor
         self.settings = settings
         self.logger = logger
@@ -282,8 +280,8 @@ final class AntiEntropy {
                 finishOne()
                 continue
             }
-            let options = CallOptions(timeout: .seconds(2))
-            tasks.run({ await client.result(StorageMethods.stats, WireStatsRequest(), options: options) }) { [weak self] result in
+            let timeout: Duration = .seconds(2)
+            client.call(StorageMethods.stats, WireStatsRequest(), timeout: timeout) { [weak self] result in
                 switch result {
                 case .success(let stats):
                     if let held = stats.hintsByTarget[me], held > 0 {
@@ -533,8 +531,8 @@ final class AntiEntropy {
             $0.arcLast = arc.last
             $0.leaves = UInt32(leaves)
         }
-        let options = CallOptions(timeout: settings.callTimeout)
-        tasks.run({ await client.result(StorageMethods.arcDigest, request, options: options) }) { [weak self] result in
+        let timeout: Duration = settings.callTimeout
+        client.call(StorageMethods.arcDigest, request, timeout: timeout) { [weak self] result in
             guard let self else { return }
             switch result {
             case .failure(let error):
@@ -579,7 +577,7 @@ final class AntiEntropy {
     }
 
     /// Repairs `ranges` window by window: the peer's rows, ours, then the newer of each side to the other.
-    private func exchange(_ ranges: [RingArc], with peer: String, client: RPCClient, tally: Tally,
+    private func exchange(_ ranges: [RingArc], with peer: String, client: ReactorClient, tally: Tally,
                           done: @escaping (Tally, String?) -> Void) {
         guard !ranges.isEmpty else {
             done(tally, nil)
@@ -595,8 +593,8 @@ final class AntiEntropy {
             $0.ranges = ranges.map { range in WireArcRange.with { $0.first = range.first; $0.last = range.last } }
             $0.limit = UInt32(settings.batchRows)
         }
-        let options = CallOptions(timeout: settings.callTimeout)
-        tasks.run({ await client.result(StorageMethods.readRanges, request, options: options) }) { [weak self] result in
+        let timeout: Duration = settings.callTimeout
+        client.call(StorageMethods.readRanges, request, timeout: timeout) { [weak self] result in
             guard let self else { return }
             let reply: WireReadRangesReply
             switch result {

@@ -17,7 +17,6 @@ final class Coordinator {
     let store: LocalStore
     let options: StorageNodeOptions
     private let peers: PeerClients
-    private let tasks: ReactorTasks
     /// The node's clock; migration and anti-entropy admit remote rows through it too.
     let clock: NodeClock
     private let writer: UInt64
@@ -27,12 +26,11 @@ final class Coordinator {
     private var logger: Logger
     private weak var rpc: RPCServer?
 
-    init(address: String, store: LocalStore, peers: PeerClients, tasks: ReactorTasks, options: StorageNodeOptions,
+    init(address: String, store: LocalStore, peers: PeerClients, options: StorageNodeOptions,
          logger: Logger, ringView: @escaping () -> RingView?) {
         self.address = address
         self.store = store
         self.peers = peers
-        self.tasks = tasks
         self.options = options
         self.logger = logger
         self.ringView = ringView
@@ -231,7 +229,7 @@ final class Coordinator {
             } else if let client = peers.client(for: replica) {
                 let request = WireReplicaReadRequest.with { $0.key = Data(key) }
                 let timeout = options.replicaTimeout
-                tasks.run({ await client.result(StorageMethods.replicaRead, request, options: CallOptions(timeout: timeout)) }) { result in
+                client.call(StorageMethods.replicaRead, request, timeout: timeout) { result in
                     switch result {
                     case .success(let answer):
                         if answer.found, let record = try? VersionedRecord(wire: answer.record) {
@@ -264,7 +262,7 @@ final class Coordinator {
             $0.planVersion = ringView()?.planVersion ?? 0
         }
         let timeout = options.replicaTimeout
-        tasks.run({ await client.result(StorageMethods.replicaWrite, request, options: CallOptions(timeout: timeout)) }) { [weak self] result in
+        client.call(StorageMethods.replicaWrite, request, timeout: timeout) { [weak self] result in
             // A replica on a newer plan: fetch the ring rather than wait for its event.
             if case .success(let reply) = result, let self, reply.planVersion > (ringView()?.planVersion ?? 0) { onNewerPlan() }
             then(result)

@@ -35,7 +35,6 @@ final class Migrator {
     private let store: LocalStore
     private let clock: NodeClock
     private let peers: PeerClients
-    private let tasks: ReactorTasks
     private let reactor: Reactor
     private let settings: Settings
     private let report: (String, WireMigrationDetails, @escaping (Result<WireReportMigrationReply, RPCError>) -> Void) -> Void
@@ -60,7 +59,7 @@ final class Migrator {
     private(set) var sweptKeys = 0
     var activeTransfers: Int { outgoing.count }
 
-    init(address: String, store: LocalStore, clock: NodeClock, peers: PeerClients, tasks: ReactorTasks, reactor: Reactor,
+    init(address: String, store: LocalStore, clock: NodeClock, peers: PeerClients, reactor: Reactor,
          settings: Settings, logger: Logger,
          report: @escaping (String, WireMigrationDetails, @escaping (Result<WireReportMigrationReply, RPCError>) -> Void) -> Void,
          refreshPlan: @escaping () -> Void) {
@@ -68,7 +67,6 @@ final class Migrator {
         self.store = store
         self.clock = clock
         self.peers = peers
-        self.tasks = tasks
         self.reactor = reactor
         self.settings = settings
         self.logger = logger
@@ -268,7 +266,7 @@ final class Migrator {
             }
         }
         let generation = transfer.generation
-        tasks.run({ await client.result(StorageMethods.migrateBatch, request, options: CallOptions(timeout: .seconds(5))) }) {
+        client.call(StorageMethods.migrateBatch, request, timeout: .seconds(5)) {
             [weak self, weak transfer] result in
             guard let self, let transfer, !transfer.cancelled, transfer.generation == generation else { return }
             switch result {

@@ -2,24 +2,25 @@ import Logging
 import RPC
 import ZeroMQ
 
-/// One RPC client per peer node, created on first use and kept.
+/// One reactor-owned client per peer node, created on first use and kept:
+/// peer calls are sent and completed on the node's reactor thread.
 final class PeerClients {
-    private let context: ZMQContext
+    private let reactor: Reactor
     private let caller: String
     private let logger: Logger
-    private var clients: [String: RPCClient] = [:]
+    private var clients: [String: ReactorClient] = [:]
 
-    init(context: ZMQContext, caller: String, logger: Logger) {
-        self.context = context
+    init(reactor: Reactor, caller: String, logger: Logger) {
+        self.reactor = reactor
         self.caller = caller
         self.logger = logger
     }
 
     /// The client for `address` (`host:port`), or `nil` if it cannot be created.
-    func client(for address: String) -> RPCClient? {
+    func client(for address: String) -> ReactorClient? {
         if let client = clients[address] { return client }
         do {
-            let client = try RPCClient(context: context, endpoint: "tcp://" + address, caller: caller, logger: logger)
+            let client = try ReactorClient(reactor: reactor, endpoint: "tcp://" + address, caller: caller, logger: logger)
             clients[address] = client
             return client
         } catch {

@@ -22,16 +22,16 @@ final class PlacementLink {
 
     private let address: String
     private let weight: Int
-    private let client: RPCClient
+    private let client: ReactorClient
     private var listener: EventListener?
     private var logger: Logger
     private var callInFlight = false
-    private var callTimeout: Duration = .seconds(1)
+    /// How long a join or heartbeat call may take. A dropped connection
+    /// (placement restarting) fails it at once, so the next tick sends a fresh one.
+    private let callTimeout: Duration = .seconds(2)
     private var ringFetchInFlight = false
     private var handoffReported = false
     private var handoffWaitLogged = false
-    private var bound: ReactorBound<PlacementLink>!
-    private let tasks: ReactorTasks
     /// What placement last said about each member's liveness.
     private(set) var memberStates: [String: WireMemberState] = [:]
     /// The cluster epoch `memberStates` reflects (a members fetch or the last state event).
@@ -54,16 +54,10 @@ final class PlacementLink {
         self.weight = weight
         logger = reactor.logger
         logger[metadataKey: "node.address"] = "\(address)"
-        client = try RPCClient(context: reactor.context, endpoint: placement, caller: "node \(address)", logger: logger)
-        tasks = ReactorTasks(reactor: reactor)
-        bound = reactor.bind(self)
+        client = try ReactorClient(reactor: reactor, endpoint: placement, caller: "node \(address)", logger: logger)
         listener = try EventListener(reactor: reactor, endpoints: [placementEvents], topics: ["ring", "membership"]) { [unowned self] received in
             handle(received)
         }
-        // A heartbeat lost with a dropped connection (placement restarting) must
-        // not hold the next one back past placement's suspect timeout: give each
-        // call about one interval, then the next tick sends a fresh one.
-        callTimeout = max(heartbeatInterval, .milliseconds(250))
         reactor.every(heartbeatInterval) { [unowned self] in tick() }
         tick()
     }
@@ -75,22 +69,16 @@ final class PlacementLink {
     private func tick() {
         guard !callInFlight, !removed else { return }
         callInFlight = true
-        let client = client, address = address, weight = weight, bound = bound!
-        let ringEpoch = ring?.ringEpoch ?? 0
-        let caughtUp = caughtUp()
-        let options = CallOptions(timeout: callTimeout)
         if !joined {
-            Task {
-                let request = WireJoinRequest.with { $0.address = address; $0.weight = UInt32(weight) }
-                let result = await client.result(PlacementMethods.join, request, options: options)
-                bound.post { $0.joinFinished(result) }
-            }
+            let request = WireJoinRequest.with { $0.address = address; $0.weight = UInt32(weight) }
+            client.call(PlacementMethods.join, request, timeout: callTimeout) { [weak self] in self?.joinFinished($0) }
         } else {
-            Task {
-                let request = WireHeartbeatRequest.with { $0.address = address; $0.ringEpoch = ringEpoch; $0.caughtUp = caughtUp }
-                let result = await client.result(PlacementMethods.heartbeat, request, options: options)
-                bound.post { $0.heartbeatFinished(result) }
+            let request = WireHeartbeatRequest.with {
+                $0.address = address
+                $0.ringEpoch = ring?.ringEpoch ?? 0
+                $0.caughtUp = caughtUp()
             }
+            client.call(PlacementMethods.heartbeat, request, timeout: callTimeout) { [weak self] in self?.heartbeatFinished($0) }
         }
     }
 
@@ -168,20 +156,18 @@ final class PlacementLink {
     /// Sends a migration report to placement; `then` runs on the reactor thread.
     func report(_ type: String, _ details: WireMigrationDetails,
                 then: @escaping (Result<WireReportMigrationReply, RPCError>) -> Void) {
-        let client = client
         let request = WireReportMigrationRequest.with {
             $0.type = type
             $0.epoch = ring?.ringEpoch ?? 0
             $0.details = details
         }
-        tasks.run({ await client.result(PlacementMethods.reportMigration, request, options: CallOptions(timeout: .seconds(2))) }, then: then)
+        client.call(PlacementMethods.reportMigration, request, timeout: .seconds(2), then: then)
     }
 
     /// Reports an anti-entropy pass to placement, which publishes it; a failure is only logged.
     func reportRepair(_ details: WireRepairDetails) {
-        let client = client
         let request = WireReportRepairRequest.with { $0.details = details }
-        tasks.run({ await client.result(PlacementMethods.reportRepair, request, options: CallOptions(timeout: .seconds(2))) }) {
+        client.call(PlacementMethods.reportRepair, request, timeout: .seconds(2)) {
             [weak self] result in
             if case .failure(let error) = result {
                 self?.logger.notice("anti_entropy.report.failed", metadata: ["rpc.error": "\(error)"])
@@ -192,8 +178,7 @@ final class PlacementLink {
     private func fetchRing() {
         guard !ringFetchInFlight else { return }
         ringFetchInFlight = true
-        let client = client
-        tasks.run({ await client.result(PlacementMethods.getRing, WireGetRingRequest(), options: CallOptions(timeout: .seconds(2))) }) {
+        client.call(PlacementMethods.getRing, WireGetRingRequest(), timeout: .seconds(2)) {
             [weak self] result in
             guard let self else { return }
             ringFetchInFlight = false
@@ -208,8 +193,7 @@ final class PlacementLink {
     private func fetchMembers() {
         guard !membersFetchInFlight else { return }
         membersFetchInFlight = true
-        let client = client
-        tasks.run({ await client.result(PlacementMethods.getMembers, WireGetMembersRequest(), options: CallOptions(timeout: .seconds(2))) }) {
+        client.call(PlacementMethods.getMembers, WireGetMembersRequest(), timeout: .seconds(2)) {
             [weak self] result in
             guard let self else { return }
             membersFetchInFlight = false
@@ -263,16 +247,14 @@ final class PlacementLink {
             return
         }
         handoffReported = true
-        let client = client, address = address, bound = bound!
-        Task {
-            do {
-                _ = try await client.call(PlacementMethods.handoffComplete, WireHandoffCompleteRequest.with { $0.address = address })
-                bound.post { $0.logger.info("node.handoff.reported") }
-            } catch {
-                bound.post { link in
-                    link.handoffReported = false
-                    link.logger.warning("node.handoff.report.failed", metadata: ["rpc.error": "\(error)"])
-                }
+        let request = WireHandoffCompleteRequest.with { $0.address = address }
+        client.call(PlacementMethods.handoffComplete, request, timeout: .seconds(5)) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .success: logger.info("node.handoff.reported")
+            case .failure(let error):
+                handoffReported = false
+                logger.warning("node.handoff.report.failed", metadata: ["rpc.error": "\(error)"])
             }
         }
     }

@@ -18,7 +18,6 @@ public final class StorageNodeServer {
     let migrator: Migrator
     let antiEntropy: AntiEntropy
     private let peers: PeerClients
-    private let tasks: ReactorTasks
     /// The ring this node routes by, shared with the coordinator.
     private let current = CurrentRing()
     private let reactor: Reactor
@@ -33,13 +32,12 @@ public final class StorageNodeServer {
         self.address = address
         logger[metadataKey: "node.address"] = "\(address)"
         store = LocalStore(engine: engine, logger: logger)
-        tasks = ReactorTasks(reactor: reactor)
-        peers = PeerClients(context: reactor.context, caller: "node \(address)", logger: logger)
+        peers = PeerClients(reactor: reactor, caller: "node \(address)", logger: logger)
         placement = try PlacementLink(reactor: reactor, address: address, weight: options.weight,
                                       placement: options.placement, placementEvents: options.placementEvents,
                                       heartbeatInterval: options.heartbeatInterval)
         let current = self.current
-        coordinator = Coordinator(address: address, store: store, peers: peers, tasks: tasks, options: options,
+        coordinator = Coordinator(address: address, store: store, peers: peers, options: options,
                                   logger: logger) { current.view }
         let link = placement
         hints = HintReplayer(store: store, coordinator: coordinator, logger: logger) { link.memberStates }
@@ -47,7 +45,7 @@ public final class StorageNodeServer {
         var migration = Migrator.Settings()
         migration.batchKeys = options.migrationBatchKeys
         migration.rateLimit = options.migrationRateLimit
-        migrator = Migrator(address: address, store: store, clock: coordinator.clock, peers: peers, tasks: tasks, reactor: reactor,
+        migrator = Migrator(address: address, store: store, clock: coordinator.clock, peers: peers, reactor: reactor,
                             settings: migration,
                             logger: logger, report: { type, details, then in link.report(type, details, then: then) },
                             refreshPlan: { link.refresh() })
@@ -55,7 +53,7 @@ public final class StorageNodeServer {
         var repair = AntiEntropy.Settings()
         repair.interval = options.antiEntropyInterval
         repair.rateLimit = options.antiEntropyRateLimit
-        antiEntropy = AntiEntropy(address: address, store: store, coordinator: coordinator, peers: peers, tasks: tasks, reactor: reactor,
+        antiEntropy = AntiEntropy(address: address, store: store, coordinator: coordinator, peers: peers, reactor: reactor,
                                   settings: repair, logger: logger, ringView: { current.view },
                                   following: { link.joined && !link.removed && current.view?.ring != nil },
                                   report: { details in link.reportRepair(details) })
