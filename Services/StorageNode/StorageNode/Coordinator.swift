@@ -160,14 +160,14 @@ final class Coordinator {
                 pending.failed(replica, "down")
                 handOff(record, for: replica, replicas: pending.replicas)
             } else {
-                send([record], to: replica) { [unowned self] result in
+                enqueueReplicaWrite(record, to: replica) { [unowned self] result in
                     switch result {
-                    case .success(let reply):
-                        if let highest = reply.refusedBelow.first, highest > 0 {
-                            pending.refused(by: replica, Self.staleFence(record, highest: highest))
-                        } else if reply.notReplica.first == true {
+                    case .success(let answer):
+                        if answer.refusedBelow > 0 {
+                            pending.refused(by: replica, Self.staleFence(record, highest: answer.refusedBelow))
+                        } else if answer.notReplica {
                             // Not a replica under its newer plan: no ack, and no hint for it either.
-                            pending.failed(replica, "not a replica under plan \(reply.planVersion)")
+                            pending.failed(replica, "not a replica under plan \(answer.planVersion)")
                         } else {
                             pending.acknowledged(by: replica)
                         }
@@ -213,7 +213,7 @@ final class Coordinator {
                 if replica == address {
                     store.enqueue([newest]) { _ in }
                 } else {
-                    send([newest], to: replica) { _ in }
+                    enqueueReplicaWrite(newest, to: replica) { _ in }
                 }
             }
         }
@@ -245,6 +245,70 @@ final class Coordinator {
                 }
             } else {
                 pending.failed(replica, "no client")
+            }
+        }
+    }
+
+    /// What a replica answered for one record of a batched ReplicaWrite.
+    struct ReplicaAnswer {
+        /// For a fenced record refused as stale: the highest token the replica saw (else 0).
+        var refusedBelow: UInt64 = 0
+        /// The replica, on a newer plan, keeps no copy of the key and did not store it.
+        var notReplica = false
+        var planVersion: UInt64 = 0
+    }
+
+    /// Replica writes bound for each peer during this reactor turn; sent at
+    /// its end (``flushReplicaWrites()``), one ReplicaWrite per peer, which the
+    /// peer applies in one group commit.
+    private var replicaOutbox: [String: [(record: VersionedRecord, done: (Result<ReplicaAnswer, RPCError>) -> Void)]] = [:]
+    /// Records per batched ReplicaWrite, at most.
+    static let replicaBatchRecords = 1_024
+
+    /// Queues `record` for `replica`; `done` gets the replica's answer for it, or
+    /// the error of the whole call, on the reactor thread.
+    func enqueueReplicaWrite(_ record: VersionedRecord, to replica: String,
+                             done: @escaping (Result<ReplicaAnswer, RPCError>) -> Void) {
+        replicaOutbox[replica, default: []].append((record, done))
+    }
+
+    /// Sends each peer's queued replica writes as one message (several when
+    /// they would pass the peer's message size limit or the record cap). Runs
+    /// at the end of every reactor turn.
+    func flushReplicaWrites() {
+        guard !replicaOutbox.isEmpty else { return }
+        let outbox = replicaOutbox
+        replicaOutbox.removeAll(keepingCapacity: true)
+        // The peer accepts messages up to maxValueBytes + maxKeyBytes + 64 KiB:
+        // a batch holds at most maxValueBytes of keys, values and per-record overhead.
+        let budget = max(options.maxValueBytes, 64 << 10)
+        for (replica, items) in outbox {
+            var start = 0
+            while start < items.count {
+                var end = start
+                var bytes = 0
+                while end < items.count && end - start < Self.replicaBatchRecords {
+                    let record = items[end].record
+                    let cost = record.key.count + (record.value?.count ?? 0) + (record.fence?.name.utf8.count ?? 0) + 64
+                    if end > start && bytes + cost > budget { break }
+                    bytes += cost
+                    end += 1
+                }
+                let batch = Array(items[start..<end])
+                start = end
+                send(batch.map(\.record), to: replica) { result in
+                    switch result {
+                    case .success(let reply):
+                        for (index, item) in batch.enumerated() {
+                            item.done(.success(ReplicaAnswer(
+                                refusedBelow: index < reply.refusedBelow.count ? reply.refusedBelow[index] : 0,
+                                notReplica: index < reply.notReplica.count ? reply.notReplica[index] : false,
+                                planVersion: reply.planVersion)))
+                        }
+                    case .failure(let error):
+                        for item in batch { item.done(.failure(error)) }
+                    }
+                }
             }
         }
     }

@@ -80,7 +80,11 @@ public final class StorageNodeServer {
         }
         placement.caughtUp = { [unowned self] in antiEntropy.caughtUp }
         placement.keysHeld = { [unowned self] in (try? store.engine.stats().liveKeys) ?? 1 }
-        reactor.onTurnEnd { [unowned self] in store.flush() }
+        // The turn's writes: this node's group commit, and one batched ReplicaWrite per peer.
+        reactor.onTurnEnd { [unowned self] in
+            coordinator.flushReplicaWrites()
+            store.flush()
+        }
         reactor.every(.seconds(1)) { [unowned self] in hints.replay() }
         let grace = options.tombstoneGrace.components
         let graceMillis = UInt64(grace.seconds) * 1000 + UInt64(grace.attoseconds / 1_000_000_000_000_000)
