@@ -82,52 +82,52 @@ public struct FixtureError: Error, CustomStringConvertible {
 
 /// Runs a tool (ringctl) to completion and returns its exit status and output.
 public struct ToolRun: Sendable {
-    /// Runs blocking `work` on a new thread; the task's value is its result.
-    private static func onThread(_ work: @escaping @Sendable () -> Data) -> Task<Data, Never> {
-        Task {
-            await withCheckedContinuation { continuation in
-                Thread.detachNewThread { continuation.resume(returning: work()) }
-            }
-        }
-    }
-
     public let status: Int32
     public let stdout: String
     public let stderr: String
 
+    /// Runs one of our tools to its end and returns what it printed.
+    ///
+    /// Its standard input, output and error are temporary files, not pipes: a
+    /// pipe's end can leak into another process the tests start at the same
+    /// moment (Foundation's spawn does not keep the ends from concurrent
+    /// children), and then the tool waits forever for the end of its input,
+    /// or the test for the end of its output (seen: a `ringctl get --stdin`
+    /// held open by a node started beside it).
     public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil,
                            timeout: Duration = .seconds(60)) async throws -> ToolRun {
         let binary = ServiceProcess.binDirectory.appendingPathComponent(executable)
+        let scratch = FileManager.default.temporaryDirectory
+            .appendingPathComponent("ringstore-tool-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let outURL = scratch.appendingPathComponent("stdout"), errURL = scratch.appendingPathComponent("stderr")
+        let inURL = scratch.appendingPathComponent("stdin")
+        for url in [outURL, errURL, inURL] { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+        if let stdin { try Data(stdin.utf8).write(to: inURL) }
+        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+        let input = try FileHandle(forReadingFrom: inURL)
+        defer {
+            try? out.close()
+            try? err.close()
+            try? input.close()
+        }
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
-        let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.run()
-        // Read both pipes and write the input concurrently, on threads of their
-        // own (blocking I/O must not occupy the few threads of Swift's task pool),
-        // so that neither side blocks on a full pipe while the other waits.
-        let outData = Self.onThread { out.fileHandleForReading.readDataToEndOfFile() }
-        let errData = Self.onThread { err.fileHandleForReading.readDataToEndOfFile() }
-        if let stdin {
-            let writer = input.fileHandleForWriting
-            Thread.detachNewThread {
-                writer.write(Data(stdin.utf8))
-                try? writer.close()
-            }
-        }
         do {
             try await waitUntil("\(executable) to exit", timeout: timeout) { !process.isRunning }
         } catch {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try? await waitUntil("\(executable) to exit after SIGKILL", timeout: .seconds(10)) { !process.isRunning }
             throw error
         }
-        let (stdoutData, stderrData) = await (outData.value, errData.value)
         return ToolRun(status: process.terminationStatus,
-                       stdout: String(decoding: stdoutData, as: UTF8.self),
-                       stderr: String(decoding: stderrData, as: UTF8.self))
+                       stdout: String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self),
+                       stderr: String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self))
     }
 }
