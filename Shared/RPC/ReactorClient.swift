@@ -61,9 +61,11 @@ public final class ReactorClient {
         // Watch before connecting, so no disconnect goes unseen.
         monitor = try? ZMQSocketMonitor(watching: socket, events: .disconnected)
         try socket.connect(endpoint)
-        reactor.addReader(socket) { [unowned self] in receiveReplies() }
+        // Weak: a client closed (and dropped) during a turn may still have its
+        // socket in that turn's ready list; the reactor drops it at the turn's end.
+        reactor.addReader(socket) { [weak self] in self?.receiveReplies() }
         if let monitor {
-            reactor.addReader(monitor.socket) { [unowned self] in readConnectionEvents() }
+            reactor.addReader(monitor.socket) { [weak self] in self?.readConnectionEvents() }
         }
     }
 
@@ -131,8 +133,10 @@ public final class ReactorClient {
         armSweep()
     }
 
-    /// Fails every outstanding request with UNAVAILABLE and stops polling the socket.
-    public func close() {
+    /// Stops polling the socket and fails every outstanding request with
+    /// UNAVAILABLE; with `notify` false (the owner is being torn down and its
+    /// callbacks must not run) they are dropped instead.
+    public func close(notify: Bool = true) {
         guard !closed else { return }
         closed = true
         if let sweepTimer { reactor.cancelTimer(sweepTimer) }
@@ -142,7 +146,9 @@ public final class ReactorClient {
         let waiting = Array(pending.values) + unsent.map(\.pending)
         pending.removeAll()
         unsent.removeAll()
-        for request in waiting { request.complete(.failure(failure)) }
+        if notify {
+            for request in waiting { request.complete(.failure(failure)) }
+        }
         // The reactor drops the sockets from its poll set at the end of this
         // turn; close them after that.
         let socket = socket, monitor = monitor

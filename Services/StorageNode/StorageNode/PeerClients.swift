@@ -35,6 +35,7 @@ final class PeerClients {
     }
 
     deinit {
-        for client in clients.values { client.close() }
+        // The node is being torn down: its callbacks (which capture its parts) must not run.
+        for client in clients.values { client.close(notify: false) }
     }
 }

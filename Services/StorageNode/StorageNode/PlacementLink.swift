@@ -62,7 +62,7 @@ final class PlacementLink {
         tick()
     }
 
-    deinit { client.close() }
+    deinit { client.close(notify: false) }
 
     // MARK: Join and heartbeat
 
