@@ -129,6 +129,34 @@ final class InProcessCluster: @unchecked Sendable {
         try await cluster.stop()
     }
 
+    @Test func aBatchedReplicaReadAnswersEveryKeyInOrderAndRefusesBadBatches() async throws {
+        let cluster = try InProcessCluster()
+        try await cluster.start(nodes: 3)
+        let client = try cluster.client(0)
+        defer { client.close() }
+        // W=3: every replica, node 0 included, has both before the read.
+        _ = try await put(client, "a", "1") { $0.quorum.w = 3 }
+        _ = try await put(client, "c", "3") { $0.quorum.w = 3 }
+        let keys = ["a", "b", "c", "a"].map { Data($0.utf8) }
+        let reply = try await client.call(StorageMethods.replicaRead, WireReplicaReadRequest.with { $0.keys = keys })
+        #expect(reply.answers.map(\.found) == [true, false, true, true])
+        #expect(reply.answers.map(\.record.value) == [Data("1".utf8), Data(), Data("3".utf8), Data("1".utf8)])
+        #expect(reply.answers[0].record.key == Data("a".utf8) && reply.answers[2].record.key == Data("c".utf8))
+        // A plain one-key read still answers in the old fields.
+        let single = try await client.call(StorageMethods.replicaRead, WireReplicaReadRequest.with { $0.key = Data("c".utf8) })
+        #expect(single.found && single.record.value == Data("3".utf8) && single.answers.isEmpty)
+        for (bad, reason) in [([Data("a".utf8), Data()], "the key is empty"),
+                              ((0..<129).map { Data("k\($0)".utf8) }, "129 keys in one ReplicaRead")] {
+            do {
+                _ = try await client.call(StorageMethods.replicaRead, WireReplicaReadRequest.with { $0.keys = bad })
+                Issue.record("a batch with \(reason) must be refused")
+            } catch {
+                #expect(error.code == .invalidArgument && error.message.contains(reason), "\(error)")
+            }
+        }
+        try await cluster.stop()
+    }
+
     @Test func aStoppedReplicaGetsHintsAndQuorumsStillHold() async throws {
         let cluster = try InProcessCluster()
         try await cluster.start(nodes: 3)

@@ -226,10 +226,8 @@ final class Coordinator {
                 }
             } else if view?.isDown(replica) == true {
                 pending.failed(replica, "down")
-            } else if let client = peers.client(for: replica) {
-                let request = WireReplicaReadRequest.with { $0.key = Data(key) }
-                let timeout = options.replicaTimeout
-                client.call(StorageMethods.replicaRead, request, timeout: timeout) { result in
+            } else {
+                enqueueReplicaRead(key, from: replica) { result in
                     switch result {
                     case .success(let answer):
                         if answer.found, let record = try? VersionedRecord(wire: answer.record) {
@@ -243,8 +241,6 @@ final class Coordinator {
                         pending.failed(replica, error.description)
                     }
                 }
-            } else {
-                pending.failed(replica, "no client")
             }
         }
     }
@@ -272,10 +268,64 @@ final class Coordinator {
         replicaOutbox[replica, default: []].append((record, done))
     }
 
-    /// Sends each peer's queued replica writes as one message (several when
-    /// they would pass the peer's message size limit or the record cap). Runs
-    /// at the end of every reactor turn.
-    func flushReplicaWrites() {
+    /// Replica reads bound for each peer during this reactor turn; sent at its
+    /// end, one ReplicaRead per peer (a batch when there are several keys).
+    private var readOutbox: [String: [(key: [UInt8], done: (Result<WireReplicaReadAnswer, RPCError>) -> Void)]] = [:]
+
+    /// Queues a read of `key` from `replica`; `done` gets its answer, or the
+    /// error of the whole call, on the reactor thread.
+    func enqueueReplicaRead(_ key: [UInt8], from replica: String,
+                            done: @escaping (Result<WireReplicaReadAnswer, RPCError>) -> Void) {
+        readOutbox[replica, default: []].append((key, done))
+    }
+
+    /// Keys per batched ReplicaRead, at most: the reply carries their values,
+    /// so this bounds it (128 values of up to maxValueBytes each).
+    static let replicaReadBatchKeys = 128
+
+    /// Sends each peer's queued reads: a lone key as a plain ReplicaRead, several
+    /// as one batch (at most `replicaReadBatchKeys` keys each).
+    private func flushReplicaReads() {
+        guard !readOutbox.isEmpty else { return }
+        let outbox = readOutbox
+        readOutbox.removeAll(keepingCapacity: true)
+        let timeout = options.replicaTimeout
+        for (replica, items) in outbox {
+            guard let client = peers.client(for: replica) else {
+                for item in items { item.done(.failure(.unavailable("no client for \(replica)"))) }
+                continue
+            }
+            for start in stride(from: 0, to: items.count, by: Self.replicaReadBatchKeys) {
+                let batch = Array(items[start..<min(start + Self.replicaReadBatchKeys, items.count)])
+                let request = WireReplicaReadRequest.with { request in
+                    if batch.count == 1 { request.key = Data(batch[0].key) } else { request.keys = batch.map { Data($0.key) } }
+                }
+                client.call(StorageMethods.replicaRead, request, timeout: timeout) { result in
+                    switch result {
+                    case .success(let reply) where batch.count == 1:
+                        batch[0].done(.success(WireReplicaReadAnswer.with { $0.found = reply.found; $0.record = reply.record }))
+                    case .success(let reply) where reply.answers.count == batch.count:
+                        for (item, answer) in zip(batch, reply.answers) { item.done(.success(answer)) }
+                    case .success(let reply):
+                        let error = RPCError.internalError("\(reply.answers.count) answers to a batch of \(batch.count) keys")
+                        for item in batch { item.done(.failure(error)) }
+                    case .failure(let error):
+                        for item in batch { item.done(.failure(error)) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends this turn's queued replica reads and writes, one message per peer
+    /// for each (several when a batch would pass the peer's message size limit
+    /// or the record cap). Runs at the end of every reactor turn.
+    func flushReplicaTraffic() {
+        flushReplicaReads()
+        flushReplicaWrites()
+    }
+
+    private func flushReplicaWrites() {
         guard !replicaOutbox.isEmpty else { return }
         let outbox = replicaOutbox
         replicaOutbox.removeAll(keepingCapacity: true)
@@ -397,6 +447,31 @@ final class Coordinator {
     }
 
     private func replicaRead(_ request: WireReplicaReadRequest) -> HandlerOutcome<WireReplicaReadReply> {
+        if !request.keys.isEmpty {
+            // A coordinator's batch: every key checked, then read in one database access.
+            let keys = request.keys.map { [UInt8]($0) }
+            guard keys.count <= Self.replicaReadBatchKeys else {
+                return .failure(.invalidArgument("\(keys.count) keys in one ReplicaRead; the limit is \(Self.replicaReadBatchKeys)"))
+            }
+            for key in keys {
+                if let problem = validate(key: key, value: nil) { return .failure(problem) }
+            }
+            do {
+                let records = try store.engine.get(keys: keys)
+                return .reply(WireReplicaReadReply.with {
+                    $0.answers = records.map { record in
+                        WireReplicaReadAnswer.with {
+                            if let record {
+                                $0.found = true
+                                $0.record = record.wire
+                            }
+                        }
+                    }
+                })
+            } catch {
+                return .failure(.internalError("read failed: \(error)"))
+            }
+        }
         let key = [UInt8](request.key)
         if let problem = validate(key: key, value: nil) { return .failure(problem) }
         do {

@@ -80,9 +80,10 @@ public final class StorageNodeServer {
         }
         placement.caughtUp = { [unowned self] in antiEntropy.caughtUp }
         placement.keysHeld = { [unowned self] in (try? store.engine.stats().liveKeys) ?? 1 }
-        // The turn's writes: this node's group commit, and one batched ReplicaWrite per peer.
+        // The turn's replica traffic, one batched ReplicaRead and ReplicaWrite per
+        // peer, and this node's group commit.
         reactor.onTurnEnd { [unowned self] in
-            coordinator.flushReplicaWrites()
+            coordinator.flushReplicaTraffic()
             store.flush()
         }
         reactor.every(.seconds(1)) { [unowned self] in hints.replay() }
