@@ -12,6 +12,15 @@ final class CallOutcomes: Sendable {
     func set(_ key: String, _ result: Result<WireEchoReply, RPCError>) { results.withLock { $0[key] = result } }
     subscript(key: String) -> Result<WireEchoReply, RPCError>? { results.withLock { $0[key] } }
     var count: Int { results.withLock { $0.count } }
+
+    /// The error `key`'s call failed with; records an issue when it did not fail.
+    func failure(_ key: String, sourceLocation: SourceLocation = #_sourceLocation) -> RPCError? {
+        guard case .failure(let error)? = self[key] else {
+            Issue.record("the call \(key) must fail", sourceLocation: sourceLocation)
+            return nil
+        }
+        return error
+    }
 }
 
 /// Owns a reactor client on the caller's reactor thread.
@@ -59,7 +68,7 @@ final class CallerHost {
         let outcomes = CallOutcomes()
         call(caller, TestMethods.blackHole, "x", timeout: .milliseconds(200), into: outcomes)
         try await waitUntil("the call to fail", timeout: .seconds(10)) { outcomes.count == 1 }
-        guard case .failure(let error)? = outcomes["x"] else { Issue.record("the call must fail"); return }
+        guard let error = outcomes.failure("x") else { return }
         #expect(error.code == .deadlineExceeded)
         #expect(!error.neverSent)
         try await caller.stop()
@@ -71,7 +80,7 @@ final class CallerHost {
         let outcomes = CallOutcomes()
         call(caller, TestMethods.echo, "x", timeout: .milliseconds(300), into: outcomes)
         try await waitUntil("the call to fail", timeout: .seconds(10)) { outcomes.count == 1 }
-        guard case .failure(let error)? = outcomes["x"] else { Issue.record("the call must fail"); return }
+        guard let error = outcomes.failure("x") else { return }
         #expect(error.code == .unavailable)
         #expect(error.neverSent, "it never left this process, so it is safe to retry")
         try await caller.stop()
@@ -92,7 +101,7 @@ final class CallerHost {
         // Their deadline is a minute away: only the disconnect can have failed them.
         #expect(took < .seconds(20), "failed after \(took)")
         for name in ["p", "q"] {
-            guard case .failure(let error)? = outcomes[name] else { Issue.record("\(name) must fail"); continue }
+            guard let error = outcomes.failure(name) else { continue }
             #expect(error.code == .unavailable)
             #expect(error.message.contains("may have been applied"), "\(error.message)")
             #expect(!error.neverSent)
@@ -109,7 +118,7 @@ final class CallerHost {
         call(caller, TestMethods.echo, "after", timeout: .seconds(60), into: outcomes)
         try await waitUntil("both calls to fail", timeout: .seconds(10)) { outcomes.count == 2 }
         for name in ["x", "after"] {
-            guard case .failure(let error)? = outcomes[name] else { Issue.record("\(name) must fail"); continue }
+            guard let error = outcomes.failure(name) else { continue }
             #expect(error.code == .unavailable && error.message.contains("closed"), "\(error)")
         }
         try await caller.stop()

@@ -68,31 +68,53 @@ static void *serve(void *router) {
     return NULL;
 }
 
+/* A client socket connected to the server, with its request and reply buffers. */
+struct client_socket {
+    void *socket;
+    char *request, *reply;
+};
+
+/* Opens a client socket of `type`; 0 (after reporting) when it cannot connect. */
+static int open_client(int type, struct client_socket *client) {
+    client->socket = zmq_socket(context, type);
+    int linger = 0, timeout = 5000, hwm = 0;
+    zmq_setsockopt(client->socket, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(client->socket, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    /* No high-water mark: a pipelined client may have every request queued at once. */
+    zmq_setsockopt(client->socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(client->socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_connect(client->socket, endpoint) != 0) {
+        fail("connect");
+        zmq_close(client->socket);
+        return 0;
+    }
+    client->request = malloc((size_t)payload + 1);
+    client->reply = malloc((size_t)payload + 1);
+    memset(client->request, 'Z', (size_t)payload);
+    return 1;
+}
+
+/* Adds a client's round trips to the total and closes it. */
+static void close_client(struct client_socket *client, long done) {
+    atomic_fetch_add(&round_trips, done);
+    free(client->request);
+    free(client->reply);
+    zmq_close(client->socket);
+}
+
 /* One synchronous client: a round trip after another until told to stop. */
 static void *client(void *unused) {
     (void)unused;
-    void *socket = zmq_socket(context, ZMQ_REQ);
-    int linger = 0, timeout = 5000;
-    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(socket, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    if (zmq_connect(socket, endpoint) != 0) {
-        fail("connect");
-        zmq_close(socket);
-        return NULL;
-    }
-    char *request = malloc((size_t)payload + 1), *reply = malloc((size_t)payload + 1);
-    memset(request, 'Z', (size_t)payload);
+    struct client_socket c;
+    if (!open_client(ZMQ_REQ, &c)) return NULL;
     long done = 0;
     while (!atomic_load(&stopping)) {
-        if (zmq_send(socket, request, (size_t)payload, 0) < 0) { fail("send"); break; }
-        int got = zmq_recv(socket, reply, (size_t)payload + 1, 0);
+        if (zmq_send(c.socket, c.request, (size_t)payload, 0) < 0) { fail("send"); break; }
+        int got = zmq_recv(c.socket, c.reply, (size_t)payload + 1, 0);
         if (got != payload) { fail("receive"); break; }
         done++;
     }
-    atomic_fetch_add(&round_trips, done);
-    free(request);
-    free(reply);
-    zmq_close(socket);
+    close_client(&c, done);
     return NULL;
 }
 
@@ -100,39 +122,25 @@ static void *client(void *unused) {
 static int pipelined_in_flight;
 static void *pipelined_client(void *unused) {
     (void)unused;
-    void *socket = zmq_socket(context, ZMQ_DEALER);
-    int linger = 0, timeout = 5000, hwm = 0;
-    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(socket, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    zmq_setsockopt(socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (zmq_connect(socket, endpoint) != 0) {
-        fail("connect");
-        zmq_close(socket);
-        return NULL;
-    }
-    char *request = malloc((size_t)payload + 1), *reply = malloc((size_t)payload + 1);
-    memset(request, 'Z', (size_t)payload);
+    struct client_socket c;
+    if (!open_client(ZMQ_DEALER, &c)) return NULL;
     long done = 0;
     int outstanding = 0;
     for (; outstanding < pipelined_in_flight; outstanding++) {
-        if (zmq_send(socket, request, (size_t)payload, 0) < 0) { fail("send"); goto out; }
+        if (zmq_send(c.socket, c.request, (size_t)payload, 0) < 0) { fail("send"); goto out; }
     }
     while (outstanding > 0) {
-        int got = zmq_recv(socket, reply, (size_t)payload + 1, 0);
+        int got = zmq_recv(c.socket, c.reply, (size_t)payload + 1, 0);
         if (got != payload) { fail("receive"); break; }
         outstanding--;
         done++;
         if (!atomic_load(&stopping)) {
-            if (zmq_send(socket, request, (size_t)payload, 0) < 0) { fail("send"); break; }
+            if (zmq_send(c.socket, c.request, (size_t)payload, 0) < 0) { fail("send"); break; }
             outstanding++;
         }
     }
 out:
-    atomic_fetch_add(&round_trips, done);
-    free(request);
-    free(reply);
-    zmq_close(socket);
+    close_client(&c, done);
     return NULL;
 }
 
