@@ -4,8 +4,9 @@ import StorageEngine
 import TestKit
 import Testing
 
-/// The totals behind `stats()` and `pendingHintCount()` are kept by triggers
-/// with every write; these tests hold them against a count of the rows.
+/// The totals behind `stats()` and `pendingHintCount()` are kept with every
+/// write (by the merge itself, or by triggers); these tests hold them against a
+/// count of the rows.
 @Suite("Totals kept with every write")
 struct TotalsTests {
     /// Expects the kept totals to equal a count of the rows.
@@ -82,7 +83,7 @@ struct TotalsTests {
             // Back to what version 2 had: no totals tables, no triggers.
             let database = try DatabaseQueue(path: path)
             try database.writeWithoutTransaction { try $0.execute(sql: """
-                DROP TRIGGER records_totals_insert; DROP TRIGGER records_totals_update; DROP TRIGGER records_totals_delete;
+                DROP TRIGGER records_totals_delete;
                 DROP TRIGGER hints_totals_insert; DROP TRIGGER hints_totals_delete;
                 DROP TABLE record_totals; DROP TABLE hint_totals;
                 PRAGMA user_version = 2;
@@ -95,5 +96,44 @@ struct TotalsTests {
         #expect(try engine.hints.pendingHintCount() == HintCounts(total: 10, byTarget: ["a": 7, "b": 3]))
         try engine.apply([record("after-upgrade", "v", ts: 1)])
         try expectTotalsMatch(engine, "a write after the upgrade")
+    }
+
+    @Test("a database of schema version 3 loses its per-row insert and update triggers, and the totals stay exact")
+    func versionThreeTriggersAreDropped() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path()
+        let records = try randomRecords(count: 300, seed: 8)
+        do {
+            let engine = try StorageEngine(path: path, sync: .normal)
+            try engine.apply(records)
+            try engine.close()
+        }
+        do {
+            // Version 3 counted merges with these two triggers.
+            let database = try DatabaseQueue(path: path)
+            try database.writeWithoutTransaction { try $0.execute(sql: """
+                CREATE TRIGGER records_totals_insert AFTER INSERT ON records BEGIN
+                    UPDATE record_totals SET live_keys = live_keys + (NEW.value IS NOT NULL),
+                        tombstones = tombstones + (NEW.value IS NULL),
+                        value_bytes = value_bytes + ifnull(length(NEW.value), 0), key_bytes = key_bytes + length(NEW.key)
+                    WHERE id = 1;
+                END;
+                CREATE TRIGGER records_totals_update AFTER UPDATE ON records BEGIN
+                    UPDATE record_totals SET live_keys = live_keys + (NEW.value IS NOT NULL) - (OLD.value IS NOT NULL),
+                        tombstones = tombstones + (NEW.value IS NULL) - (OLD.value IS NULL),
+                        value_bytes = value_bytes + ifnull(length(NEW.value), 0) - ifnull(length(OLD.value), 0),
+                        key_bytes = key_bytes + length(NEW.key) - length(OLD.key)
+                    WHERE id = 1;
+                END;
+                PRAGMA user_version = 3;
+                """) }
+            try database.close()
+        }
+        let engine = try StorageEngine(path: path, sync: .normal)
+        try expectTotalsMatch(engine, "the upgrade")
+        // With a trigger left behind, these would be counted twice.
+        try engine.apply([record("new-after-upgrade", "v", ts: 1), try VersionedRecord(key: records[0].key, value: [1, 2, 3],
+                                                                                       version: Version(timestamp: .max, writer: 1))])
+        try expectTotalsMatch(engine, "writes after the upgrade")
     }
 }

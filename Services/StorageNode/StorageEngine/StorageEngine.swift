@@ -80,8 +80,10 @@ public final class StorageEngine {
     @discardableResult
     public func apply(_ batch: [VersionedRecord]) throws(StorageError) -> [ApplyResult] {
         try database.transaction { connection throws(StorageError) in
+            let stored = try database.statement(StorageSchema.selectStored, connection: connection)
             let upsert = try database.statement(StorageSchema.upsertRecord, connection: connection)
             var results = [ApplyResult](repeating: .applied, count: batch.count)
+            var change = TotalsChange()
             for index in Self.ringOrder(of: batch) {
                 let record = batch[index]
                 if let fence = record.fence {
@@ -92,12 +94,63 @@ public final class StorageEngine {
                     }
                     try rememberFence(key: record.key, fence: fence, connection: connection)
                 }
+                let previous = try stored.queryKey(position: record.position, key: record.key) {
+                    () throws(StorageError) -> (version: Version, valueBytes: Int?) in
+                    (try stored.version(at: 0), stored.isNull(2) ? nil : Int(stored.int64(2)))
+                }
                 try upsert.execute(binding: record, from: 1)
                 if upsert.changes == 0 {
-                    results[index] = .superseded(stored: try storedVersion(of: record, connection: connection))
+                    guard let previous else {
+                        throw StorageError.sqlite.with(message: "a merge kept a stored row that cannot be read back")
+                    }
+                    results[index] = .superseded(stored: previous.version)
+                } else {
+                    change.add(keyBytes: record.key.count, valueBytes: record.value?.count)
+                    if let previous { change.remove(keyBytes: record.key.count, valueBytes: previous.valueBytes) }
                 }
             }
+            try change.write(with: database.statement(StorageSchema.addToTotals, connection: connection))
             return results
+        }
+    }
+
+    /// What a batch's merges change in `record_totals`, written once at the end of its transaction.
+    private struct TotalsChange {
+        var liveKeys: Int64 = 0
+        var tombstones: Int64 = 0
+        var valueBytes: Int64 = 0
+        var keyBytes: Int64 = 0
+
+        /// A row now stored: a live value of `valueBytes`, or a tombstone when `nil`.
+        mutating func add(keyBytes key: Int, valueBytes value: Int?) {
+            if let value {
+                liveKeys += 1
+                valueBytes += Int64(value)
+            } else {
+                tombstones += 1
+            }
+            keyBytes += Int64(key)
+        }
+
+        /// A row replaced by a merge.
+        mutating func remove(keyBytes key: Int, valueBytes value: Int?) {
+            if let value {
+                liveKeys -= 1
+                valueBytes -= Int64(value)
+            } else {
+                tombstones -= 1
+            }
+            keyBytes -= Int64(key)
+        }
+
+        func write(with statement: SQLiteStatement) throws(StorageError) {
+            guard liveKeys != 0 || tombstones != 0 || valueBytes != 0 || keyBytes != 0 else { return }
+            defer { statement.reset() }
+            try statement.bind(liveKeys, at: 1)
+            try statement.bind(tombstones, at: 2)
+            try statement.bind(valueBytes, at: 3)
+            try statement.bind(keyBytes, at: 4)
+            try statement.run()
         }
     }
 
@@ -113,18 +166,6 @@ public final class StorageEngine {
             if left.key != right.key { return left.key.lexicographicallyPrecedes(right.key) }
             return lhs < rhs
         }
-    }
-
-    /// The version stored for `record`'s key, which just won a merge against it.
-    private func storedVersion(of record: VersionedRecord, connection: OpaquePointer) throws(StorageError) -> Version {
-        let select = try database.statement(StorageSchema.selectVersion, connection: connection)
-        let version = try select.queryKey(position: record.position, key: record.key) { () throws(StorageError) in
-            try select.version(at: 0)
-        }
-        guard let version else {
-            throw StorageError.sqlite.with(message: "a merge kept a stored row that cannot be read back")
-        }
-        return version
     }
 
     // MARK: Reads

@@ -11,7 +11,9 @@ enum StorageSchema {
     /// The `user_version` of databases this code writes; a larger one is refused.
     /// 1: no fence columns on records and hints (upgraded in place by ``upgrades``).
     /// 2: no totals tables and triggers (``create`` adds them; ``totalsFill`` counts once).
-    static let version: Int64 = 3
+    /// 3: insert and update triggers on `records` (dropped: ``StorageEngine/apply(_:)``
+    ///    now adds each batch's change to the totals once, in its transaction).
+    static let version: Int64 = 4
 
     /// Statements that bring a database of an older `user_version` (the key) to the next one.
     static let upgrades: [Int64: String] = [
@@ -20,6 +22,10 @@ enum StorageSchema {
             ALTER TABLE records ADD COLUMN fence_token INTEGER;
             ALTER TABLE hints ADD COLUMN fence_name TEXT;
             ALTER TABLE hints ADD COLUMN fence_token INTEGER;
+            """,
+        3: """
+            DROP TRIGGER IF EXISTS records_totals_insert;
+            DROP TRIGGER IF EXISTS records_totals_update;
             """,
     ]
 
@@ -67,9 +73,11 @@ enum StorageSchema {
 
     // MARK: Totals
 
-    /// What `records` and `hints` hold, kept up to date by triggers in the
-    /// transaction of every write, so reading them costs one row whatever the
-    /// size of the data (and they survive a restart with the rows they count).
+    /// What `records` and `hints` hold, kept up to date in the transaction of
+    /// every write, so reading them costs one row whatever the size of the data
+    /// (and they survive a restart with the rows they count). Merges into
+    /// `records` add their batch's change once (``addToTotals``: a per-row
+    /// trigger cost a fifth of the write path); deletes and hints use triggers.
     /// `record_totals` has the single row `id = 1` once ``totalsFill`` ran.
     static let totalsCreate = """
         CREATE TABLE IF NOT EXISTS record_totals (
@@ -83,22 +91,6 @@ enum StorageSchema {
             target TEXT PRIMARY KEY,
             hints INTEGER NOT NULL
         ) WITHOUT ROWID;
-        CREATE TRIGGER IF NOT EXISTS records_totals_insert AFTER INSERT ON records BEGIN
-            UPDATE record_totals SET
-                live_keys = live_keys + (NEW.value IS NOT NULL),
-                tombstones = tombstones + (NEW.value IS NULL),
-                value_bytes = value_bytes + ifnull(length(NEW.value), 0),
-                key_bytes = key_bytes + length(NEW.key)
-            WHERE id = 1;
-        END;
-        CREATE TRIGGER IF NOT EXISTS records_totals_update AFTER UPDATE ON records BEGIN
-            UPDATE record_totals SET
-                live_keys = live_keys + (NEW.value IS NOT NULL) - (OLD.value IS NOT NULL),
-                tombstones = tombstones + (NEW.value IS NULL) - (OLD.value IS NULL),
-                value_bytes = value_bytes + ifnull(length(NEW.value), 0) - ifnull(length(OLD.value), 0),
-                key_bytes = key_bytes + length(NEW.key) - length(OLD.key)
-            WHERE id = 1;
-        END;
         CREATE TRIGGER IF NOT EXISTS records_totals_delete AFTER DELETE ON records BEGIN
             UPDATE record_totals SET
                 live_keys = live_keys - (OLD.value IS NOT NULL),
@@ -115,6 +107,13 @@ enum StorageSchema {
             UPDATE hint_totals SET hints = hints - 1 WHERE target = OLD.target;
             DELETE FROM hint_totals WHERE target = OLD.target AND hints <= 0;
         END;
+        """
+
+    /// Adds a merged batch's change (live keys, tombstones, value bytes, key bytes) to the totals.
+    static let addToTotals = """
+        UPDATE record_totals SET live_keys = live_keys + ?1, tombstones = tombstones + ?2,
+            value_bytes = value_bytes + ?3, key_bytes = key_bytes + ?4
+        WHERE id = 1
         """
 
     /// Whether the totals were filled (a database created before them has none yet).
@@ -172,8 +171,10 @@ enum StorageSchema {
             END
         """
 
-    /// The stored version of one key, read when a merge kept the stored row.
-    static let selectVersion = "SELECT ts, writer FROM records WHERE position = ?1 AND key = ?2"
+    /// The stored version of one key and its value's size (NULL for a tombstone), read
+    /// before a merge: the totals' change when the merge replaces it, the version that
+    /// won when it does not. (`length` of a blob reads no overflow pages.)
+    static let selectStored = "SELECT ts, writer, length(value) FROM records WHERE position = ?1 AND key = ?2"
 
     /// One key's value, version and fence, in the order ``StorageEngine`` reads them.
     static let selectRecord = "SELECT value, ts, writer, fence_name, fence_token FROM records WHERE position = ?1 AND key = ?2"
