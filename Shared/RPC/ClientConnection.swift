@@ -10,6 +10,8 @@ enum AttemptResult: Sendable {
     case notSent
     /// Sent, but no reply before the deadline.
     case timedOut
+    /// Sent, then the connection dropped before a reply: it may have been applied.
+    case disconnected
     case closed
     case cancelled
 }
@@ -17,6 +19,9 @@ enum AttemptResult: Sendable {
 /// One DEALER socket and the thread that owns it, multiplexing any number of
 /// requests in flight; callers on other threads hand requests over through a
 /// locked queue and a waker, and get their replies matched by request id.
+/// The socket is watched (`zmq_socket_monitor`): a dropped connection ends the
+/// requests sent on it at once (``AttemptResult/disconnected``) instead of at
+/// their deadline.
 final class ClientConnection: Sendable {
     struct Outgoing: Sendable {
         let id: UInt64
@@ -41,13 +46,8 @@ final class ClientConnection: Sendable {
         waker = try Waker()
         // Create and connect the socket here so that a bad endpoint fails the
         // constructor; then hand it to its owning thread for good.
-        let socket = try ZMQSocket(context: context, type: .dealer)
-        try socket.setImmediate(true)
-        try socket.setSendHighWaterMark(100_000)
-        try socket.setReceiveHighWaterMark(100_000)
-        try socket.setReconnectInterval(milliseconds: 50)
-        try socket.connect(endpoint)
-        let loop = ClientLoop(socket: socket, waker: waker, logger: logger)
+        let (socket, monitor) = try ZMQSocket.connectedDealer(context: context, endpoint: endpoint)
+        let loop = ClientLoop(socket: socket, monitor: monitor, waker: waker, logger: logger, endpoint: endpoint)
         let transfer = UncheckedTransfer(loop)
         let thread = Thread { [self] in transfer.value.run(connection: self) }
         thread.name = "rpc-client \(endpoint)"
@@ -102,24 +102,29 @@ struct UncheckedTransfer<Value>: @unchecked Sendable {
 /// The state owned by a connection's thread.
 private final class ClientLoop {
     let socket: ZMQSocket
+    let monitor: ZMQSocketMonitor?
     let waker: Waker
     let logger: Logger
+    let endpoint: String
     var pending: [UInt64: ClientConnection.Outgoing] = [:]
     var unsent: [ClientConnection.Outgoing] = []
     /// Cancellations that arrived before their request (a task cancelled early).
     var earlyCancels: Set<UInt64> = []
     let clock = ContinuousClock()
 
-    init(socket: ZMQSocket, waker: Waker, logger: Logger) {
+    init(socket: ZMQSocket, monitor: ZMQSocketMonitor?, waker: Waker, logger: Logger, endpoint: String) {
         self.socket = socket
+        self.monitor = monitor
         self.waker = waker
         self.logger = logger
+        self.endpoint = endpoint
     }
 
     func run(connection: ClientConnection) {
         let poller = ZMQPoller()
         poller.add(fileDescriptor: waker.fileDescriptor)
         let dealer = poller.add(socket)
+        let events = monitor.map { poller.add($0.socket) }
         var closing = false
         while !closing {
             poller.setEvents(unsent.isEmpty ? .readable : [.readable, .writable], at: dealer)
@@ -142,6 +147,7 @@ private final class ClientLoop {
                 }
                 try flushUnsent()
                 if ready.contains(dealer) { try receiveReplies() }
+                if let events, ready.contains(events) { try readConnectionEvents() }
             } catch {
                 if error != .terminated { logger.error("rpc.client.failed", metadata: ["rpc.error": "\(error)"]) }
                 closing = true
@@ -152,7 +158,25 @@ private final class ClientLoop {
         for item in pending.values { item.continuation.resume(returning: .closed) }
         unsent.removeAll()
         pending.removeAll()
+        monitor?.close()
         socket.close()
+    }
+
+    /// A dropped connection ends what was sent on it (replies that arrived
+    /// before the drop are taken first); unsent requests wait for the reconnect.
+    private func readConnectionEvents() throws(ZMQError) {
+        guard let monitor else { return }
+        var dropped = false
+        while let event = try monitor.next() {
+            if event.kind == .disconnected { dropped = true }
+        }
+        guard dropped else { return }
+        try receiveReplies()
+        guard !pending.isEmpty else { return }
+        logger.info("rpc.client.disconnected", metadata: ["rpc.endpoint": "\(endpoint)", "rpc.requests_failed": "\(pending.count)"])
+        for id in pending.keys.sorted() {
+            pending.removeValue(forKey: id)?.continuation.resume(returning: .disconnected)
+        }
     }
 
     private func cancel(_ id: UInt64) {

@@ -5,7 +5,9 @@ import ZeroMQ
 
 /// A client of one service endpoint over a DEALER socket: many requests in
 /// flight on one connection, replies matched by request id, deadlines, and
-/// retries with backoff for idempotent methods only.
+/// retries with backoff for idempotent methods only. A request in flight when
+/// the connection drops fails at once with UNAVAILABLE, marked as possibly
+/// applied (an idempotent one is retried instead).
 ///
 /// Thread-safe: any task may call it concurrently.
 public final class RPCClient: Sendable {
@@ -87,6 +89,10 @@ public final class RPCClient: Sendable {
             case .timedOut:
                 if mayRetry { break }
                 throw .deadlineExceeded("no reply from \(endpoint) to \(path) within \(options.timeout)")
+            case .disconnected:
+                // Safe to send again only when the method is idempotent.
+                if mayRetry { break }
+                throw .unavailable("connection to \(endpoint) lost with \(path) in flight; it may have been applied")
             case .closed:
                 throw .unavailable("connection to \(endpoint) closed")
             case .cancelled:

@@ -53,14 +53,7 @@ public final class ReactorClient {
         self.endpoint = endpoint
         self.caller = caller
         self.logger = logger ?? reactor.logger
-        socket = try ZMQSocket(context: reactor.context, type: .dealer)
-        try socket.setImmediate(true)
-        try socket.setSendHighWaterMark(100_000)
-        try socket.setReceiveHighWaterMark(100_000)
-        try socket.setReconnectInterval(milliseconds: 50)
-        // Watch before connecting, so no disconnect goes unseen.
-        monitor = try? ZMQSocketMonitor(watching: socket, events: .disconnected)
-        try socket.connect(endpoint)
+        (socket, monitor) = try ZMQSocket.connectedDealer(context: reactor.context, endpoint: endpoint)
         // Weak: a client closed (and dropped) during a turn may still have its
         // socket in that turn's ready list; the reactor drops it at the turn's end.
         reactor.addReader(socket) { [weak self] in self?.receiveReplies() }
@@ -153,8 +146,9 @@ public final class ReactorClient {
         // turn; close them after that.
         let socket = socket, monitor = monitor
         reactor.after(.zero) {
+            // The monitor first: see ZMQSocketMonitor.
+            monitor?.close()
             socket.close()
-            monitor?.socket.close()
         }
     }
 

@@ -45,9 +45,17 @@ public struct ZMQSocketEvent: Sendable, Equatable {
 ///
 /// Create it before the watched socket binds, so that no connection is
 /// accepted unseen. Like every socket it belongs to one thread.
+///
+/// libzmq sends events with blocking sends from whichever thread notices them
+/// (often its I/O thread): an event for a receiving end that is already closed
+/// blocks that thread for good, and with it every connection of the context.
+/// So ``close()`` stops the monitor before closing the receiving end, and it
+/// must run before the watched socket closes (`deinit` does it too: the
+/// monitor keeps the watched socket alive until then).
 public final class ZMQSocketMonitor {
     /// The receiving end, for a poller.
     public let socket: ZMQSocket
+    private let target: ZMQSocket
     private static let nextID = Atomic<UInt64>(0)
 
     public init(watching target: ZMQSocket, events: ZMQSocketEvent.Kind) throws(ZMQError) {
@@ -55,11 +63,27 @@ public final class ZMQSocketMonitor {
         let address = "inproc://ringstore-monitor-\(id)"
         let handle = target.rawHandle
         try zmqCall("zmq_socket_monitor(\(address))") { zmq_socket_monitor(handle, address, events.rawValue) }
-        socket = try ZMQSocket(context: target.context, type: .pair)
-        // Never drop an event for a full queue: a missed event would mislead
-        // whoever keeps track of the connections.
-        try socket.setReceiveHighWaterMark(0)
-        try socket.connect(address)
+        self.target = target
+        do {
+            socket = try ZMQSocket(context: target.context, type: .pair)
+            // Never drop an event for a full queue: a missed event would mislead
+            // whoever keeps track of the connections.
+            try socket.setReceiveHighWaterMark(0)
+            try socket.connect(address)
+        } catch {
+            _ = zmq_socket_monitor(handle, nil, 0)
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    /// Stops watching, then closes the receiving end; later calls do nothing.
+    /// Call it before closing the watched socket.
+    public func close() {
+        guard !socket.isClosed else { return }
+        if !target.isClosed { _ = zmq_socket_monitor(target.rawHandle, nil, 0) }
+        socket.close()
     }
 
     /// The next event waiting, without blocking; nil when there is none.

@@ -175,4 +175,52 @@ import ZeroMQ
         }
         try await harness.stop()
     }
+
+    @Test func aDroppedConnectionFailsTheCallsInFlightAtOnceAsPossiblyApplied() async throws {
+        let parkedCount = Counter()
+        let harness = try await TestService.start(parkedCount: parkedCount)
+        let client = try RPCClient(context: try ZMQContext(), endpoint: harness.endpoint, caller: "test")
+        let calls = ["p", "q"].map { name in
+            Task { () -> RPCError? in
+                do throws(RPCError) {
+                    _ = try await client.call(TestMethods.parked, payload(name), options: CallOptions(timeout: .seconds(60)))
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+        }
+        try await waitUntil("two parked requests") { parkedCount.count == 2 }
+        let clock = ContinuousClock()
+        let stopped = clock.now
+        try await harness.stop()
+        for call in calls {
+            let error = await call.value
+            // Their deadline is a minute away: only the disconnect can have failed them.
+            #expect(error?.code == .unavailable)
+            #expect(error?.message.contains("may have been applied") == true, "\(String(describing: error))")
+            #expect(error?.neverSent == false)
+        }
+        let took = clock.now - stopped
+        #expect(took < .seconds(20), "failed after \(took)")
+        client.close()
+    }
+
+    /// A client closed just before its server goes away (as tests that kill a
+    /// node do) must not stall the context it shares with other clients.
+    @Test func clientsClosedAsTheirServerStopsLeaveTheContextWorking() async throws {
+        let context = try ZMQContext()
+        for round in 0..<20 {
+            let harness = try await TestService.start()
+            let client = try RPCClient(context: context, endpoint: harness.endpoint, caller: "test")
+            #expect(try await client.call(TestMethods.echo, payload("r\(round)")).payload == Data("r\(round)".utf8))
+            client.close()
+            try await harness.stop()
+        }
+        let harness = try await TestService.start()
+        let client = try RPCClient(context: context, endpoint: harness.endpoint, caller: "test")
+        #expect(try await client.call(TestMethods.echo, payload("after"), options: CallOptions(timeout: .seconds(10))).payload == Data("after".utf8))
+        client.close()
+        try await harness.stop()
+    }
 }
