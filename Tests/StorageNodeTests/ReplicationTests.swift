@@ -19,7 +19,7 @@ struct ReplicationTests {
 
     /// A ring of `count` members (`node-1:7000` ...) with N replicas, member states and pending arcs.
     static func view(members count: Int, replicas: Int = 3, states: [String: WireMemberState] = [:],
-                     pending: [WirePendingArc] = []) -> RingView {
+                     pending: [WirePendingArc] = [], plan: UInt64 = 1) -> RingView {
         RingView(info: WireRingInfo.with { info in
             info.ringEpoch = 1
             info.density = 160
@@ -28,7 +28,7 @@ struct ReplicationTests {
                 let address = "node-\(index):7000"
                 return WireMember.with { $0.address = address; $0.weight = 1; $0.state = states[address] ?? .up }
             }
-            info.plan = WireMigrationPlan.with { $0.version = 1; $0.pending = pending }
+            info.plan = WireMigrationPlan.with { $0.version = plan; $0.pending = pending }
         })
     }
 
@@ -57,7 +57,7 @@ struct ReplicationTests {
 
     /// The replica writes among `directives`: (operation, replica).
     static func writes(_ directives: [Directive]) -> [(id: Core.OperationID, replica: String)] {
-        directives.compactMap { if case .write(let id, _, let replica) = $0 { (id, replica) } else { nil } }
+        directives.compactMap { if case .write(let id, _, let replica, _) = $0 { (id, replica) } else { nil } }
     }
 
     static func reads(_ directives: [Directive]) -> [(id: Core.OperationID, replica: String)] {
@@ -85,7 +85,7 @@ struct ReplicationTests {
         let directives = Self.write(&core, .init(key: Self.key, value: Array("v".utf8)), token: 9, timestamp: 5_000)
         let sent = Self.writes(directives)
         #expect(sent.map(\.replica) == Self.replicas(view))
-        guard case .write(_, let record, _)? = directives.first else { Issue.record("no write"); return }
+        guard case .write(_, let record, _, _)? = directives.first else { Issue.record("no write"); return }
         #expect(record.version == Version(timestamp: 5_000, writer: Self.writer))
         #expect(core.written(sent[0].id, by: sent[0].replica, .acknowledged).isEmpty)
         #expect(core.written(sent[1].id, by: sent[1].replica, .acknowledged)
@@ -163,7 +163,7 @@ struct ReplicationTests {
         var request = Core.Write(key: Self.key, value: [1])
         request.fence = WireFence.with { $0.name = "orders"; $0.token = 4 }
         let directives = Self.write(&core, request)
-        guard case .write(_, let record, _)? = directives.first else { Issue.record("no write"); return }
+        guard case .write(_, let record, _, _)? = directives.first else { Issue.record("no write"); return }
         #expect(record.fence == LockFence(name: "orders", token: 4))
         let sent = Self.writes(directives)
         #expect(core.written(sent[0].id, by: sent[0].replica, .acknowledged).isEmpty)
@@ -264,7 +264,7 @@ struct ReplicationTests {
         #expect(core.answered(sent[0].id, by: replicas[1], new) == [.reply(5, .read(new, replies: 2))])
         // The last answer (nothing) completes the read: the two that were behind get the newest record.
         let behind = [replicas[0], replicas[2]].sorted()
-        #expect(core.answered(sent[0].id, by: replicas[2], nil) == behind.map { .repair(new, to: $0) })
+        #expect(core.answered(sent[0].id, by: replicas[2], nil) == behind.map { .repair(new, to: $0, plan: 1) })
         #expect(core.operationsInFlight == 0)
     }
 
@@ -342,5 +342,24 @@ struct ReplicationTests {
         let again = Self.reads(core.write(request, token: 2))
         _ = core.answered(again[0].id, by: replicas[0], current)
         #expect(core.answered(again[0].id, by: replicas[1], current).first.map { if case .stamp = $0 { true } else { false } } == true)
+    }
+
+    // MARK: Plan versions
+
+    @Test("writes and read repairs carry the plan version they were routed by, though the view moved on meanwhile")
+    func routedPlanTravelsWithTheRecords() throws {
+        var core = Self.core(Self.view(members: 4, plan: 7))
+        let replicas = Self.replicas(Self.view(members: 4))
+        let reads = Self.reads(core.get(key: Self.key, quorum: WireQuorum(), token: 1))
+        let first = core.write(.init(key: Self.key, value: [1]), token: 2)
+        // A newer plan arrives before the answers and the timestamp.
+        core.view = Self.view(members: 4, plan: 8)
+        guard case .stamp(let id, _)? = first.first else { Issue.record("expected a stamp"); return }
+        let writes = core.stamped(id, timestamp: 99).compactMap { if case .write(_, _, _, let plan) = $0 { plan } else { nil } }
+        #expect(writes == [7, 7, 7])
+        let record = try Self.record("v", timestamp: 5)
+        _ = core.answered(reads[0].id, by: replicas[0], record)
+        _ = core.answered(reads[0].id, by: replicas[1], record)
+        #expect(core.answered(reads[0].id, by: replicas[2], nil) == [.repair(record, to: replicas[2], plan: 7)])
     }
 }

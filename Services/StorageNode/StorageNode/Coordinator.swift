@@ -47,7 +47,7 @@ final class Coordinator {
             address: address, writer: writer, defaultW: options.defaultW, defaultR: options.defaultR,
             maxKeyBytes: options.maxKeyBytes, maxValueBytes: options.maxValueBytes))
         outbox = ReplicaOutbox(peers: peers, timeout: options.replicaTimeout, maxValueBytes: options.maxValueBytes) {
-            [unowned self] records, replica, then in send(records, to: replica, then: then)
+            [unowned self] records, replica, plan, then in send(records, to: replica, plan: plan, then: then)
         }
     }
 
@@ -125,8 +125,10 @@ final class Coordinator {
             case .stamp(let id, let after):
                 if let after { _ = clock.admit(after, from: "a quorum read") }
                 run(core.stamped(id, timestamp: clock.now()))
-            case .write(let id, let record, let replica):
-                if replica == address {
+            case .write(let id, let record, let replica, let plan):
+                if replica == address, !keepsLocally(record, routedBy: plan) {
+                    run(core.written(id, by: replica, .notReplica(plan: ringView()?.planVersion ?? 0)))
+                } else if replica == address {
                     store.enqueue([record]) { [unowned self] result in
                         let answer: Replication<ClientReply>.WriteAnswer
                         switch result {
@@ -137,7 +139,7 @@ final class Coordinator {
                         run(core.written(id, by: replica, answer))
                     }
                 } else {
-                    outbox.write(record, to: replica) { [unowned self] result in
+                    outbox.write(record, to: replica, plan: plan) { [unowned self] result in
                         let answer: Replication<ClientReply>.WriteAnswer
                         switch result {
                         case .success(let reply) where reply.refusedBelow > 0: answer = .refused(highestToken: reply.refusedBelow)
@@ -180,12 +182,12 @@ final class Coordinator {
                         if case .failure = result { run(core.standInFailed(record, for: target)) }
                     }
                 }
-            case .repair(let record, let replica):
+            case .repair(let record, let replica, let plan):
                 logger.debug("node.read_repair", metadata: ["repair.replica": "\(replica)"])
                 if replica == address {
-                    store.enqueue([record]) { _ in }
+                    if keepsLocally(record, routedBy: plan) { store.enqueue([record]) { _ in } }
                 } else {
-                    outbox.write(record, to: replica) { _ in }
+                    outbox.write(record, to: replica, plan: plan) { _ in }
                 }
             case .reply(let reply, let outcome):
                 reply.send(outcome)
@@ -193,8 +195,18 @@ final class Coordinator {
         }
     }
 
-    /// Sends records to a replica with ReplicaWrite, stamped with this node's plan version.
-    func send(_ records: [VersionedRecord], to replica: String, hintFor target: String = "",
+    /// Whether this node stores a record routed to it by plan version `plan`: always
+    /// under its own plan; under an older one only if it still keeps the key (it may
+    /// have swept the key's arc since, and nothing would sweep the record again),
+    /// the rule it applies to other coordinators' replica writes.
+    private func keepsLocally(_ record: VersionedRecord, routedBy plan: UInt64) -> Bool {
+        guard let view = ringView(), plan > 0, plan < view.planVersion else { return true }
+        return view.keeps(key: record.key, address: address)
+    }
+
+    /// Sends records to a replica with ReplicaWrite, stamped with the plan version
+    /// they were routed by (this node's current one unless given).
+    func send(_ records: [VersionedRecord], to replica: String, hintFor target: String = "", plan: UInt64? = nil,
               then: @escaping (Result<WireReplicaWriteReply, RPCError>) -> Void) {
         guard let client = peers.client(for: replica) else {
             then(.failure(.unavailable("no client for \(replica)")))
@@ -203,7 +215,7 @@ final class Coordinator {
         let request = WireReplicaWriteRequest.with {
             $0.records = records.map(\.wire)
             $0.hintFor = target
-            $0.planVersion = ringView()?.planVersion ?? 0
+            $0.planVersion = plan ?? ringView()?.planVersion ?? 0
         }
         client.call(StorageMethods.replicaWrite, request, timeout: options.replicaTimeout) { [weak self] result in
             // A replica on a newer plan: fetch the ring rather than wait for its event.

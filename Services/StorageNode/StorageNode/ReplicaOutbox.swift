@@ -29,25 +29,26 @@ final class ReplicaOutbox {
     private let timeout: Duration
     /// Bytes of keys, values and per-record overhead in one ReplicaWrite, at most.
     private let writeBudget: Int
-    /// Sends one ReplicaWrite (the coordinator's, which stamps its plan version).
-    private let send: ([VersionedRecord], String, @escaping (Result<WireReplicaWriteReply, RPCError>) -> Void) -> Void
-    private var writes: [String: [(record: VersionedRecord, done: (Result<WriteAnswer, RPCError>) -> Void)]] = [:]
+    /// Sends one ReplicaWrite: records, replica, the plan version they were routed by.
+    private let send: ([VersionedRecord], String, UInt64, @escaping (Result<WireReplicaWriteReply, RPCError>) -> Void) -> Void
+    private var writes: [String: [(record: VersionedRecord, plan: UInt64, done: (Result<WriteAnswer, RPCError>) -> Void)]] = [:]
     private var reads: [String: [(key: [UInt8], done: (Result<WireReplicaReadAnswer, RPCError>) -> Void)]] = [:]
 
     /// - Parameter maxValueBytes: The peers' value limit; they accept messages up to
     ///   maxValueBytes + maxKeyBytes + 64 KiB, so a batch holds at most this many bytes.
     init(peers: PeerClients, timeout: Duration, maxValueBytes: Int,
-         send: @escaping ([VersionedRecord], String, @escaping (Result<WireReplicaWriteReply, RPCError>) -> Void) -> Void) {
+         send: @escaping ([VersionedRecord], String, UInt64, @escaping (Result<WireReplicaWriteReply, RPCError>) -> Void) -> Void) {
         self.peers = peers
         self.timeout = timeout
         self.send = send
         writeBudget = max(maxValueBytes, 64 << 10)
     }
 
-    /// Queues `record` for `replica`; `done` gets the replica's answer for it, or
-    /// the error of the whole call, on the reactor thread.
-    func write(_ record: VersionedRecord, to replica: String, done: @escaping (Result<WriteAnswer, RPCError>) -> Void) {
-        writes[replica, default: []].append((record, done))
+    /// Queues `record`, routed by plan version `plan`, for `replica`; `done` gets the
+    /// replica's answer for it, or the error of the whole call, on the reactor thread.
+    func write(_ record: VersionedRecord, to replica: String, plan: UInt64,
+               done: @escaping (Result<WriteAnswer, RPCError>) -> Void) {
+        writes[replica, default: []].append((record, plan, done))
     }
 
     /// Queues a read of `key` from `replica`; `done` gets its answer, or the
@@ -112,7 +113,10 @@ final class ReplicaOutbox {
                 }
                 let batch = Array(items[start..<end])
                 start = end
-                send(batch.map(\.record), replica) { result in
+                // The oldest plan of the batch: the replica then refuses what it no longer
+                // keeps, and whatever was routed by a newer plan it keeps anyway.
+                let plan = batch.lazy.map(\.plan).min() ?? 0
+                send(batch.map(\.record), replica, plan) { result in
                     switch result {
                     case .success(let reply):
                         for (index, item) in batch.enumerated() {

@@ -84,8 +84,9 @@ struct Replication<Token> {
         /// clock, first moved past `after` when given (the version a conditional put read).
         case stamp(OperationID, after: UInt64?)
         /// Write the record to the replica (the local store when it is this node) and
-        /// answer ``Replication/written(_:by:_:)``.
-        case write(OperationID, VersionedRecord, to: String)
+        /// answer ``Replication/written(_:by:_:)``. `plan` is the plan version the write
+        /// was routed by: a replica on a newer plan that no longer keeps the key refuses it.
+        case write(OperationID, VersionedRecord, to: String, plan: UInt64)
         /// Read the key from the replica and answer ``Replication/answered(_:by:_:)``
         /// or ``Replication/readFailed(_:by:_:)``.
         case read(OperationID, key: [UInt8], from: String)
@@ -93,7 +94,8 @@ struct Replication<Token> {
         /// `via` is its address); when sending it to `via` fails, answer ``Replication/standInFailed(_:for:)``.
         case hint(VersionedRecord, for: String, via: String)
         /// Read repair: write the newest record to a replica that was behind; nobody waits for it.
-        case repair(VersionedRecord, to: String)
+        /// `plan` is the plan version the read was routed by, as for ``write(_:_:to:plan:)``.
+        case repair(VersionedRecord, to: String, plan: UInt64)
         /// Reply to the client.
         case reply(Token, Outcome)
     }
@@ -131,7 +133,8 @@ struct Replication<Token> {
         }
         let quorum: QuorumGroups
         do { quorum = try plan(key: request.key, quorum: request.quorum, write: true) } catch { return [.reply(token, .failed(error))] }
-        let intent = Intent(token: token, key: request.key, value: request.value, fence: fence, quorum: quorum)
+        let intent = Intent(token: token, key: request.key, value: request.value, fence: fence, quorum: quorum,
+                            plan: view?.planVersion ?? 0)
         guard request.ifVersion != nil || request.ifAbsent else { return stamp(intent, after: nil) }
         // Conditional put: a quorum read decides. Best effort, not linearizable:
         // two writers can both pass; fenced writes give mutual exclusion.
@@ -165,7 +168,7 @@ struct Replication<Token> {
                 write.failed(replica, "down", into: &directives)
                 handOff(record, for: replica, replicas: intent.quorum.replicas, into: &directives)
             } else {
-                directives.append(.write(id, record, to: replica))
+                directives.append(.write(id, record, to: replica, plan: intent.plan))
             }
         }
         if !write.isComplete { writes[id] = write }
@@ -224,7 +227,7 @@ struct Replication<Token> {
 
     private mutating func startRead(key: [UInt8], quorum: QuorumGroups, purpose: Purpose) -> [Directive] {
         let id = newID()
-        var read = PendingRead(key: key, quorum: quorum, purpose: purpose)
+        var read = PendingRead(key: key, quorum: quorum, purpose: purpose, plan: view?.planVersion ?? 0)
         var directives: [Directive] = []
         for replica in quorum.replicas {
             if replica != settings.address, view?.isDown(replica) == true {
@@ -245,7 +248,7 @@ struct Replication<Token> {
         }
         reads[id] = nil
         guard let newest = read.newest else { return [] }
-        return read.stale(comparedWith: newest).map { .repair(newest, to: $0) }
+        return read.stale(comparedWith: newest).map { .repair(newest, to: $0, plan: read.plan) }
     }
 
     /// The read reached its quorum: a get replies, a conditional put checks its condition.
@@ -334,6 +337,8 @@ struct Replication<Token> {
         let value: [UInt8]?
         let fence: LockFence?
         let quorum: QuorumGroups
+        /// The plan version it was routed by.
+        let plan: UInt64
     }
 
     private struct Condition {
@@ -395,14 +400,17 @@ struct Replication<Token> {
         let key: [UInt8]
         let quorum: QuorumGroups
         let purpose: Purpose
+        /// The plan version it was routed by.
+        let plan: UInt64
         private var answers: [String: VersionedRecord?] = [:]
         private var failures: [String: String] = [:]
         private var decided = false
 
-        init(key: [UInt8], quorum: QuorumGroups, purpose: Purpose) {
+        init(key: [UInt8], quorum: QuorumGroups, purpose: Purpose, plan: UInt64) {
             self.key = key
             self.quorum = quorum
             self.purpose = purpose
+            self.plan = plan
         }
 
         var answerCount: Int { answers.count }
