@@ -177,7 +177,7 @@ final class AntiEntropy {
     }
 
     func register(on rpc: RPCServer) {
-        rpc.register(StorageMethods.arcDigest) { [unowned self] _, request in digest(request) }
+        rpc.register(StorageMethods.arcDigest) { [unowned self, unowned rpc] context, request in digest(context, request, rpc: rpc) }
         rpc.register(StorageMethods.readRanges) { [unowned self] _, request in readRanges(request) }
         rpc.register(StorageMethods.repair) { [unowned self, unowned rpc] context, _ in
             guard ringView()?.ring != nil else {
@@ -198,20 +198,47 @@ final class AntiEntropy {
 
     // MARK: Serving peers
 
-    private func digest(_ request: WireArcDigestRequest) -> HandlerOutcome<WireArcDigestReply> {
+    private func digest(_ context: RequestContext, _ request: WireArcDigestRequest, rpc: RPCServer) -> HandlerOutcome<WireArcDigestReply> {
         let leaves = Int(request.leaves)
         guard (1...65_536).contains(leaves), leaves & (leaves - 1) == 0 else {
             return .failure(.invalidArgument("leaves \(request.leaves) must be a power of two in 1...65536"))
         }
+        digest(RingArc(first: request.arcFirst, last: request.arcLast), leaves: leaves) { result in
+            switch result {
+            case .success(let digest):
+                rpc.reply(to: context, .success(WireArcDigestReply.with {
+                    $0.root = Data(digest.rootBytes)
+                    $0.leafHashes = digest.leafHashes
+                    $0.rows = UInt64(digest.rows)
+                }))
+            case .failure(let error):
+                rpc.fail(context, .internalError("digest failed: \(error)"))
+            }
+        }
+        return .parked
+    }
+
+    /// The digest of `arc` at `leaves` leaves, hashed a step per reactor turn (an arc can
+    /// hold any number of rows); `done` runs on the reactor thread.
+    private func digest(_ arc: RingArc, leaves: Int, done: @escaping (Result<ArcDigest, StorageError>) -> Void) {
+        var pass: ArcPass<DigestSoFar>
         do {
-            let digest = try store.engine.digest(arc: RingArc(first: request.arcFirst, last: request.arcLast), leaves: leaves)
-            return .reply(WireArcDigestReply.with {
-                $0.root = Data(digest.rootBytes)
-                $0.leafHashes = digest.leafHashes
-                $0.rows = UInt64(digest.rows)
-            })
+            pass = try .digest(arc, leaves: leaves)
         } catch {
-            return .failure(.internalError("digest failed: \(error)"))
+            done(.failure(error))
+            return
+        }
+        reactor.runInSteps { [weak self] in
+            guard let self else { return true }
+            do throws(StorageError) {
+                try store.engine.advance(&pass, rows: ArcSteps.rowsPerRead)
+            } catch {
+                done(.failure(error))
+                return true
+            }
+            guard let digest = pass.digest else { return false }
+            done(.success(digest))
+            return true
         }
     }
 
@@ -514,13 +541,16 @@ final class AntiEntropy {
     /// `done` gets what was exchanged and, if it stopped early, why.
     private func compare(_ range: ClosedRange<UInt32>, with peer: String, done: @escaping (Tally, String?) -> Void) {
         let arc = RingArc(first: range.lowerBound, last: range.upperBound)
-        let local: ArcDigest
-        do {
-            local = try localDigest(arc)
-        } catch {
-            done(Tally(), "local digest failed: \(error)")
-            return
+        localDigest(arc) { [weak self] result in
+            switch result {
+            case .success(let local): self?.compare(arc, local, with: peer, done: done)
+            case .failure(let error): done(Tally(), "local digest failed: \(error)")
+            }
         }
+    }
+
+    /// Compares the local digest of `arc` with `peer`'s, then exchanges the rows of the leaves that differ.
+    private func compare(_ arc: RingArc, _ local: ArcDigest, with peer: String, done: @escaping (Tally, String?) -> Void) {
         guard let client = peers.client(for: peer) else {
             done(Tally(), "no client for \(peer)")
             return
@@ -563,10 +593,13 @@ final class AntiEntropy {
     }
 
     /// The local digest at about `rowsPerLeaf` rows per leaf.
-    private func localDigest(_ arc: RingArc) throws(StorageError) -> ArcDigest {
-        let fine = try store.engine.digest(arc: arc, leaves: Self.fineLeaves)
-        let leaves = Self.leafCount(rows: fine.rows, rowsPerLeaf: settings.rowsPerLeaf)
-        return leaves <= Self.fineLeaves ? fine.folded(to: leaves) : try store.engine.digest(arc: arc, leaves: leaves)
+    private func localDigest(_ arc: RingArc, done: @escaping (Result<ArcDigest, StorageError>) -> Void) {
+        digest(arc, leaves: Self.fineLeaves) { [weak self] result in
+            guard let self, case .success(let fine) = result else { return done(result) }
+            let leaves = Self.leafCount(rows: fine.rows, rowsPerLeaf: settings.rowsPerLeaf)
+            if leaves <= Self.fineLeaves { return done(.success(fine.folded(to: leaves))) }
+            digest(arc, leaves: leaves, done: done)
+        }
     }
 
     /// The power of two in 1...65536 that gives about `rowsPerLeaf` rows per leaf.

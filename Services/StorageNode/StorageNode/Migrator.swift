@@ -138,6 +138,8 @@ final class Migrator {
         var completing = false
         var failures = 0
         var waiting = false
+        /// Its arcs are being counted (the expected totals); nothing is sent until then.
+        var counting = true
         var notBefore: ContinuousClock.Instant
         var expectedKeys = 0
         var expectedBytes = 0
@@ -161,18 +163,44 @@ final class Migrator {
     private func start(_ wire: WireTransfer, planVersion: UInt64) {
         let saved = (try? store.engine.migrationCursors.load(transfer: wire.id)) ?? nil
         let transfer = Outgoing(wire, planVersion: planVersion, cursor: saved ?? MigrationCursor(), now: reactor.now)
-        var totals = ArcTotals()
-        for arc in transfer.arcs {
-            if let counted = try? store.engine.count(arc: arc) {
-                totals.records += counted.records
-                totals.bytes += counted.bytes
+        outgoing[wire.id] = transfer
+        // The expected totals, counted a step per reactor turn: an arc can hold
+        // any number of rows, and this runs on the reactor thread.
+        var passes = transfer.arcs.map { ArcPass.count($0) }
+        var next = 0
+        reactor.runInSteps { [weak self, weak transfer] in
+            guard let self, let transfer, !transfer.cancelled else { return true }
+            // Up to rowsPerRead rows a turn, across as many arcs as that takes.
+            var budget = ArcSteps.rowsPerRead
+            while next < passes.count, budget > 0 {
+                let before = passes[next].result.records
+                do {
+                    try store.engine.advance(&passes[next], rows: budget)
+                } catch {
+                    // Only the progress figures depend on the count.
+                    logger.warning("migration.transfer.count_failed", metadata: ["transfer.id": "\(transfer.id)", "storage.error": "\(error)"])
+                    next = passes.count
+                    break
+                }
+                budget -= max(1, passes[next].result.records - before)
+                if passes[next].isFinished { next += 1 }
             }
+            guard next == passes.count else { return false }
+            begin(transfer, expected: passes.reduce(into: ArcTotals()) { total, pass in
+                total.records += pass.result.records
+                total.bytes += pass.result.bytes
+            })
+            return true
         }
+    }
+
+    /// The transfer's arcs are counted: it starts sending.
+    private func begin(_ transfer: Outgoing, expected totals: ArcTotals) {
+        transfer.counting = false
         transfer.expectedKeys = totals.records
         transfer.expectedBytes = totals.bytes
-        outgoing[wire.id] = transfer
         logger.info("migration.transfer.started", metadata: [
-            "transfer.id": "\(wire.id)", "transfer.to": "\(wire.to)", "transfer.arcs": "\(transfer.arcs.count)",
+            "transfer.id": "\(transfer.id)", "transfer.to": "\(transfer.to)", "transfer.arcs": "\(transfer.arcs.count)",
             "transfer.expected_keys": "\(totals.records)", "transfer.resumed_at_keys": "\(transfer.confirmed.keys)",
         ])
         report("migration_started", details(transfer)) { _ in }
@@ -181,7 +209,7 @@ final class Migrator {
 
     /// Sends batches while the credit and the rate limit allow.
     private func pump(_ transfer: Outgoing) {
-        guard !transfer.cancelled, !transfer.completing, !transfer.waiting else { return }
+        guard !transfer.cancelled, !transfer.counting, !transfer.completing, !transfer.waiting else { return }
         while !transfer.exhausted && transfer.inFlight.count < max(1, transfer.credit) {
             let now = reactor.now
             if now < transfer.notBefore {
@@ -452,16 +480,32 @@ final class Migrator {
         sweptVersion = view.planVersion
         let garbage = view.garbage(for: address)
         guard !garbage.isEmpty else { return }
-        do {
-            let deleted = try store.engine.deleteArcs(garbage)
-            if deleted > 0 {
-                sweptKeys += deleted
-                logger.info("migration.swept", metadata: ["swept.keys": "\(deleted)", "swept.arcs": "\(garbage.count)",
-                                                          "plan.version": "\(view.planVersion)"])
+        let version = view.planVersion
+        var deleted = 0
+        // In steps of a bounded number of rows, one per reactor turn; a newer plan
+        // (or anything that forbids sweeping) stops it, and its own sweep follows.
+        reactor.runInSteps { [weak self] in
+            guard let self, sweptVersion == version, self.view?.planVersion == version else { return true }
+            guard maySweep() else {
+                // Not now: the next chance sweeps again.
+                sweptVersion = nil
+                return true
             }
-        } catch {
-            sweptVersion = nil
-            logger.error("migration.sweep.failed", metadata: ["storage.error": "\(error)"])
+            do {
+                let step = try store.engine.deleteArcs(garbage, limit: ArcSteps.rowsPerDelete)
+                deleted += step.deleted
+                sweptKeys += step.deleted
+                if step.more { return false }
+            } catch {
+                sweptVersion = nil
+                logger.error("migration.sweep.failed", metadata: ["storage.error": "\(error)"])
+                return true
+            }
+            if deleted > 0 {
+                logger.info("migration.swept", metadata: ["swept.keys": "\(deleted)", "swept.arcs": "\(garbage.count)",
+                                                          "plan.version": "\(version)"])
+            }
+            return true
         }
     }
 }

@@ -135,16 +135,25 @@ public final class StorageNodeServer {
                                                          "node.data": "\(options.dataDirectory.path)", "node.sync": "\(options.sync.rawValue)"])
     }
 
-    /// Drops tombstones older than the grace period (by their HLC timestamps).
+    /// Drops tombstones older than the grace period (by their HLC timestamps), a
+    /// bounded number per reactor turn.
     private func purgeTombstones(graceMillis: UInt64) {
         let now = HybridLogicalClock.systemMilliseconds()
         guard now > graceMillis else { return }
         let cutoff = HybridLogicalClock.timestamp(milliseconds: now - graceMillis, counter: 0)
-        do {
-            let purged = try store.engine.purgeTombstones(olderThan: cutoff)
+        var purged = 0
+        reactor.runInSteps { [weak self] in
+            guard let self else { return true }
+            do {
+                let step = try store.engine.purgeTombstones(olderThan: cutoff, limit: ArcSteps.rowsPerDelete)
+                purged += step.purged
+                if step.more { return false }
+            } catch {
+                reactor.logger.error("node.tombstones.purge.failed", metadata: ["storage.error": "\(error)"])
+                return true
+            }
             if purged > 0 { reactor.logger.info("node.tombstones.purged", metadata: ["tombstones.count": "\(purged)"]) }
-        } catch {
-            reactor.logger.error("node.tombstones.purge.failed", metadata: ["storage.error": "\(error)"])
+            return true
         }
     }
 
