@@ -177,7 +177,8 @@ struct Replication<Token> {
 
     /// A replica's answer to a ``Directive/write(_:_:to:)``.
     mutating func written(_ id: OperationID, by replica: String, _ answer: WriteAnswer) -> [Directive] {
-        guard var write = writes[id] else { return [] }
+        // Taken out while it changes, so its sets are not copied (copy-on-write).
+        guard var write = writes.removeValue(forKey: id) else { return [] }
         var directives: [Directive] = []
         switch answer {
         case .acknowledged:
@@ -195,13 +196,13 @@ struct Replication<Token> {
             }
             handOff(write.record, for: replica, replicas: write.intent.quorum.replicas, into: &directives)
         }
-        writes[id] = write.isComplete ? nil : write
+        if !write.isComplete { writes[id] = write }
         return directives
     }
 
     /// A replica's answer to a ``Directive/read(_:key:from:)``: its record (`nil` when it has none).
     mutating func answered(_ id: OperationID, by replica: String, _ record: VersionedRecord?) -> [Directive] {
-        guard var read = reads[id] else { return [] }
+        guard var read = reads.removeValue(forKey: id) else { return [] }
         var directives: [Directive] = []
         let quorumJustMet = read.answered(by: replica, record)
         if quorumJustMet { directives += readSucceeded(read) }
@@ -211,7 +212,7 @@ struct Replication<Token> {
 
     /// A replica could not answer a ``Directive/read(_:key:from:)``.
     mutating func readFailed(_ id: OperationID, by replica: String, _ reason: String) -> [Directive] {
-        guard var read = reads[id] else { return [] }
+        guard var read = reads.removeValue(forKey: id) else { return [] }
         var directives: [Directive] = []
         if let error = read.failed(replica, reason) { directives += readFailed(read, error) }
         directives += finish(read, id: id)
@@ -246,7 +247,6 @@ struct Replication<Token> {
             reads[id] = read
             return []
         }
-        reads[id] = nil
         guard let newest = read.newest else { return [] }
         return read.stale(comparedWith: newest).map { .repair(newest, to: $0, plan: read.plan) }
     }
