@@ -39,6 +39,8 @@ import TestKit
         let fourth = cluster.addNode()
         try await cluster.startNode(fourth)
         try await cluster.waitUntilSettled(nodes: [0, 1, 2, 3])
+        // The events travel on the PUB socket and may trail the settled ring read over RPC.
+        try await waitUntil("ring_settled on the event stream") { recorder.events.contains { $0.type == "ring_settled" } }
 
         let completed = recorder.events.filter { $0.type == "migration_completed" }
         #expect(!completed.isEmpty)
