@@ -84,8 +84,7 @@ final class Coordinator {
                 case .written: self?.rpc?.fail(context, .internalError("a read ended as a write"))
                 }
             }
-            core.view = ringView()
-            run(core.get(key: [UInt8](request.key), quorum: request.quorum, token: reply))
+            withCore { $0.get(key: [UInt8](request.key), quorum: request.quorum, token: reply) }
             return HandlerOutcome<WireGetReply>.parked
         }
         rpc.register(StorageMethods.replicaWrite) { [unowned self] context, request in replicaWrite(context, request) }
@@ -112,22 +111,28 @@ final class Coordinator {
             case .read: self?.rpc?.fail(context, .internalError("a write ended as a read"))
             }
         }
-        core.view = ringView()
-        run(core.write(write, token: reply))
+        withCore { $0.write(write, token: reply) }
         return .parked
     }
 
     // MARK: Carrying out the core's directives
+
+    /// Calls the core with the node's current view (the ring and member states move
+    /// on between a request and its answers), then carries out what it decided.
+    private func withCore(_ call: (inout Replication<ClientReply>) -> [Replication<ClientReply>.Directive]) {
+        core.view = ringView()
+        run(call(&core))
+    }
 
     private func run(_ directives: [Replication<ClientReply>.Directive]) {
         for directive in directives {
             switch directive {
             case .stamp(let id, let after):
                 if let after { _ = clock.admit(after, from: "a quorum read") }
-                run(core.stamped(id, timestamp: clock.now()))
+                withCore { $0.stamped(id, timestamp: clock.now()) }
             case .write(let id, let record, let replica, let plan):
                 if replica == address, !keepsLocally(record, routedBy: plan) {
-                    run(core.written(id, by: replica, .notReplica(plan: ringView()?.planVersion ?? 0)))
+                    withCore { $0.written(id, by: replica, .notReplica(plan: ringView()?.planVersion ?? 0)) }
                 } else if replica == address {
                     store.enqueue([record]) { [unowned self] result in
                         let answer: Replication<ClientReply>.WriteAnswer
@@ -136,7 +141,7 @@ final class Coordinator {
                             if case .refused(let highest)? = applied.first { answer = .refused(highestToken: highest) } else { answer = .acknowledged }
                         case .failure(let error): answer = .failed("local commit failed: \(error)")
                         }
-                        run(core.written(id, by: replica, answer))
+                        withCore { $0.written(id, by: replica, answer) }
                     }
                 } else {
                     outbox.write(record, to: replica, plan: plan) { [unowned self] result in
@@ -147,30 +152,30 @@ final class Coordinator {
                         case .success: answer = .acknowledged
                         case .failure(let error): answer = .failed(error.description)
                         }
-                        run(core.written(id, by: replica, answer))
+                        withCore { $0.written(id, by: replica, answer) }
                     }
                 }
             case .read(let id, let key, let replica):
                 if replica == address {
                     do {
                         let record = try store.engine.get(key: key)
-                        run(core.answered(id, by: replica, record))
+                        withCore { $0.answered(id, by: replica, record) }
                     } catch {
-                        run(core.readFailed(id, by: replica, "local read failed: \(error)"))
+                        withCore { $0.readFailed(id, by: replica, "local read failed: \(error)") }
                     }
                 } else {
                     outbox.read(key, from: replica) { [unowned self] result in
                         switch result {
                         case .success(let answer) where !answer.found:
-                            run(core.answered(id, by: replica, nil))
+                            withCore { $0.answered(id, by: replica, nil) }
                         case .success(let answer):
                             if let record = try? VersionedRecord(wire: answer.record) {
-                                run(core.answered(id, by: replica, record))
+                                withCore { $0.answered(id, by: replica, record) }
                             } else {
-                                run(core.readFailed(id, by: replica, "undecodable record"))
+                                withCore { $0.readFailed(id, by: replica, "undecodable record") }
                             }
                         case .failure(let error):
-                            run(core.readFailed(id, by: replica, error.description))
+                            withCore { $0.readFailed(id, by: replica, error.description) }
                         }
                     }
                 }
@@ -179,7 +184,7 @@ final class Coordinator {
                     store.enqueueHint(record, for: target)
                 } else {
                     send([record], to: standIn, hintFor: target) { [unowned self] result in
-                        if case .failure = result { run(core.standInFailed(record, for: target)) }
+                        if case .failure = result { withCore { $0.standInFailed(record, for: target) } }
                     }
                 }
             case .repair(let record, let replica, let plan):

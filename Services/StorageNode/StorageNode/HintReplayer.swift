@@ -41,28 +41,43 @@ final class HintReplayer {
             return
         }
         guard !hints.isEmpty else { return }
+        // Hints for keys the target no longer keeps under this node's view are moot:
+        // migration gave their arcs to the new replicas, and a target that swept the
+        // arc would keep such a record for good. (A target on a newer plan than this
+        // node's refuses them itself: the batch goes out stamped with this node's plan.)
+        let view = coordinator.ringView()
+        let deliverable = hints.filter { view?.keeps(key: $0.record.key, address: target) ?? true }
+        let mootHere = hints.count - deliverable.count
+        guard !deliverable.isEmpty else {
+            finish(hints, to: target, delivered: 0, moot: mootHere)
+            return
+        }
         inFlight.insert(target)
-        coordinator.send(hints.map(\.record), to: target) { [unowned self] result in
+        coordinator.send(deliverable.map(\.record), to: target) { [unowned self] result in
             inFlight.remove(target)
             switch result {
             case .success(let reply):
-                do {
-                    // Hints for keys the target no longer keeps (its plan moved on) are
-                    // dropped with the rest: migration gave their arcs to the new replicas.
-                    _ = try store.engine.hints.removeHints(hints.map(\.id))
-                    let moot = reply.notReplica.count { $0 }
-                    delivered += hints.count - moot
-                    logger.info("node.hints.delivered", metadata: [
-                        "hints.target": "\(target)", "hints.count": "\(hints.count - moot)", "hints.not_replica": "\(moot)",
-                    ])
-                    if hints.count == batchSize { replay(to: target) }
-                } catch {
-                    logger.error("node.hints.remove.failed", metadata: ["storage.error": "\(error)"])
-                }
+                let refused = reply.notReplica.count { $0 }
+                finish(hints, to: target, delivered: deliverable.count - refused, moot: mootHere + refused)
             case .failure(let error):
                 logger.notice("node.hints.replay.failed", metadata: ["hints.target": "\(target)", "rpc.error": "\(error)"])
             }
         }
+    }
+
+    /// Deletes a batch of hints that was delivered (or was moot), then sends the next one.
+    private func finish(_ hints: [Hint], to target: String, delivered count: Int, moot: Int) {
+        do {
+            _ = try store.engine.hints.removeHints(hints.map(\.id))
+        } catch {
+            logger.error("node.hints.remove.failed", metadata: ["storage.error": "\(error)"])
+            return
+        }
+        delivered += count
+        logger.info("node.hints.delivered", metadata: [
+            "hints.target": "\(target)", "hints.count": "\(count)", "hints.not_replica": "\(moot)",
+        ])
+        if hints.count == batchSize { replay(to: target) }
     }
 
     /// A member left the cluster for good: its hints can never be delivered;
