@@ -126,43 +126,20 @@ public struct ArcDigest: Hashable, Sendable {
 
 /// What anti-entropy reads: digests of arcs and the rows of stretches of the ring.
 extension StorageEngine {
-    /// The rows of `?1...?2` without their values: what a digest hashes.
-    static let digestRange = "SELECT position, key, ts, writer FROM records WHERE position >= ?1 AND position <= ?2"
-
     /// Rows at exactly position `?1`, in key order.
     static let positionRows = "SELECT \(StorageSchema.recordColumns) FROM records WHERE position = ?1 ORDER BY key"
 
-    /// The Merkle leaves of `arc` cut into `leaves` stretches (see ``ArcDigest``), computed in
-    /// one range scan per non-wrapping part of the arc, without reading values out.
+    /// The Merkle leaves of `arc` cut into `leaves` stretches (see ``ArcDigest``), in one
+    /// pass over the arc without reading values out (``ArcPass`` in a single step).
     ///
     /// Throws ``StorageError/invalidArgument`` unless `leaves` is 1...65536.
     public func digest(arc: RingArc, leaves: Int) throws(StorageError) -> ArcDigest {
-        guard (1...65_536).contains(leaves) else {
-            throw StorageError.invalidArgument.with(message: "\(leaves) leaves; a digest has 1...65536")
+        var pass = try ArcPass.digest(arc, leaves: leaves)
+        try advance(&pass, rows: Int(Int64.max))
+        guard let digest = pass.digest else {
+            throw StorageError.sqlite.with(message: "a digest pass over \(arc) did not finish")
         }
-        return try database.access { connection throws(StorageError) in
-            let select = try database.statement(Self.digestRange, connection: connection)
-            var hashes = [UInt64](repeating: 0, count: leaves)
-            var rows = 0
-            let length = arc.length
-            let count = UInt64(leaves)
-            for range in arc.ranges {
-                defer { select.reset() }
-                try select.bind(Int64(range.lowerBound), at: 1)
-                try select.bind(Int64(range.upperBound), at: 2)
-                while try select.step() {
-                    guard select.isInteger(0), let position = UInt32(exactly: select.int64(0)), let key = select.blob(1) else {
-                        throw StorageError.corruptRow.with(message: "a row of \(select.sql) has no valid position and key")
-                    }
-                    let version = try select.version(at: 2)
-                    let offset = UInt64(position &- arc.first)
-                    let leaf = Int(((offset + 1) * count - 1) / length)
-                    hashes[leaf] &+= ArcDigest.rowHash(key: key, version: version)
-                    rows += 1
-                }
-            }
-            return ArcDigest(arc: arc, leafHashes: hashes, rows: rows)
-        }
+        return digest
     }
 
     /// The records of `ranges`, each read clockwise from its first position, ranges in the

@@ -32,14 +32,8 @@ extension Coordinator {
         // A sender on an older plan may still route to this node for arcs it
         // no longer keeps (and may have swept already): those records are not
         // stored, or they would stay here for good; the sender hears it.
-        let view = ringView()
-        let myPlan = view?.planVersion ?? 0
-        var notReplica = [Bool](repeating: false, count: records.count)
-        if let view, request.planVersion > 0, request.planVersion < myPlan {
-            for (index, record) in records.enumerated() where !view.keeps(key: record.key, address: address) {
-                notReplica[index] = true
-            }
-        }
+        let myPlan = ringView()?.planVersion ?? 0
+        let notReplica = records.map { !keepsLocally($0, routedBy: request.planVersion) }
         let kept = zip(records, notReplica).filter { !$0.1 }.map(\.0)
         if kept.count < records.count {
             logger.debug("node.replica_write.not_replica", metadata: [

@@ -204,7 +204,7 @@ final class Coordinator {
     /// under its own plan; under an older one only if it still keeps the key (it may
     /// have swept the key's arc since, and nothing would sweep the record again),
     /// the rule it applies to other coordinators' replica writes.
-    private func keepsLocally(_ record: VersionedRecord, routedBy plan: UInt64) -> Bool {
+    func keepsLocally(_ record: VersionedRecord, routedBy plan: UInt64) -> Bool {
         guard let view = ringView(), plan > 0, plan < view.planVersion else { return true }
         return view.keeps(key: record.key, address: address)
     }

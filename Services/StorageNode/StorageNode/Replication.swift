@@ -387,11 +387,7 @@ struct Replication<Token> {
             failures[replica] = reason
             guard !replied, intent.quorum.impossible(after: Set(failures.keys)) else { return }
             replied = true
-            let quorum = intent.quorum
-            let detail = failures.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
-            let groups = quorum.groups.count > 1 ? " in each of the old and new replica sets (the key's arc is moving)" : ""
-            directives.append(.reply(intent.token, .failed(.unavailable(
-                "only \(acked.count) of \(quorum.replicas.count) replicas acknowledged, \(quorum.needed) needed\(groups) (\(detail))"))))
+            directives.append(.reply(intent.token, .failed(intent.quorum.shortfall(acked.count, "acknowledged", failures))))
         }
     }
 
@@ -433,9 +429,7 @@ struct Replication<Token> {
             failures[replica] = reason
             guard !decided, quorum.impossible(after: Set(failures.keys)) else { return nil }
             decided = true
-            let detail = failures.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
-            let groups = quorum.groups.count > 1 ? " in each of the old and new replica sets (the key's arc is moving)" : ""
-            return .unavailable("only \(answers.count) of \(quorum.replicas.count) replicas answered, \(quorum.needed) needed\(groups) (\(detail))")
+            return quorum.shortfall(answers.count, "answered", failures)
         }
 
         /// The replicas that answered with an older version than `newest`, or with nothing.
@@ -461,6 +455,14 @@ struct QuorumGroups {
     /// Whether the quorum can no longer be met once `failed` failed.
     func impossible(after failed: Set<String>) -> Bool {
         groups.contains { group in group.count(where: { !failed.contains($0) }) < min(needed, group.count) }
+    }
+
+    /// UNAVAILABLE for a quorum that can no longer be met: how many replicas `did`
+    /// (acknowledged, answered), how many were needed, and why each failure failed.
+    func shortfall(_ count: Int, _ did: String, _ failures: [String: String]) -> RPCError {
+        let detail = failures.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+        let moving = groups.count > 1 ? " in each of the old and new replica sets (the key's arc is moving)" : ""
+        return .unavailable("only \(count) of \(replicas.count) replicas \(did), \(needed) needed\(moving) (\(detail))")
     }
 }
 
