@@ -9,9 +9,10 @@ let swiftSettings: [SwiftSetting] = [
     .unsafeFlags(["-warnings-as-errors"]),
 ]
 
+// Linux only: the ZeroMQ shim wakes poll loops with eventfd(2) and ringctl's
+// standard streams go through Glibc, so no other platform is declared.
 let package = Package(
     name: "ringstore",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "ringstore-placement", targets: ["ringstore-placement"]),
         .executable(name: "ringstore-lock", targets: ["ringstore-lock"]),
@@ -52,24 +53,29 @@ let package = Package(
         ),
 
         .target(
+            name: "Basics",
+            path: "Shared/Basics"
+        ),
+        .target(
             name: "Ring",
             dependencies: ["CLibCrypto"],
             path: "Shared/Ring"
         ),
         .target(
             name: "ZeroMQ",
-            dependencies: ["CZeroMQ"],
+            dependencies: ["CZeroMQ", "Basics"],
             path: "Shared/ZeroMQ"
         ),
         .target(
             name: "RingProtocol",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["Ring", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             path: "Shared/Protocol",
             exclude: ["proto"]
         ),
         .target(
             name: "RPC",
             dependencies: [
+                "Basics",
                 "ZeroMQ",
                 "RingProtocol",
                 .product(name: "Logging", package: "swift-log"),
@@ -80,7 +86,7 @@ let package = Package(
         .target(
             name: "ServiceHost",
             dependencies: [
-                "RPC",
+                "Basics", "RPC", "RingProtocol", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -89,19 +95,21 @@ let package = Package(
         ),
         .target(
             name: "RingstoreClient",
-            dependencies: ["RPC", "RingProtocol", "Ring", "ZeroMQ"],
+            dependencies: ["Basics", "RPC", "RingProtocol", "Ring", "ZeroMQ"],
             path: "Shared/Client"
         ),
         .target(
             name: "PlacementService",
-            dependencies: ["RPC", "RingProtocol", "ServiceHost", "Ring"],
+            dependencies: ["Basics", "RPC", "RingProtocol", "ServiceHost", "Ring", .product(name: "Logging", package: "swift-log")],
             path: "Services/Placement/PlacementService"
         ),
         .target(
             name: "LockService",
             dependencies: [
-                "RPC", "RingProtocol", "ServiceHost",
+                "Basics", "RPC", "RingProtocol", "ServiceHost",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Services/Lock/LockService"
         ),
@@ -116,21 +124,24 @@ let package = Package(
         ),
         .target(
             name: "StorageNode",
-            dependencies: ["RPC", "RingProtocol", "ServiceHost", "Ring", "StorageEngine"],
+            dependencies: [
+                "RPC", "RingProtocol", "ServiceHost", "Ring", "StorageEngine", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Services/StorageNode/StorageNode"
         ),
         .target(
             name: "BenchKit",
-            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["Basics", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Shared/BenchKit"
         ),
         .target(
             name: "RingctlCommands",
             dependencies: [
+                "Basics",
                 "RingstoreClient",
                 "BenchKit",
                 "Ring",
-                "RingProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/ringctl/RingctlCommands"
@@ -143,6 +154,7 @@ let package = Package(
             dependencies: [
                 "PlacementService", "ServiceHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/Placement/ringstore-placement"
         ),
@@ -151,14 +163,16 @@ let package = Package(
             dependencies: [
                 "LockService", "ServiceHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/Lock/ringstore-lock"
         ),
         .executableTarget(
             name: "ringstore-node",
             dependencies: [
-                "StorageNode", "ServiceHost", "StorageEngine",
+                "StorageNode", "ServiceHost", "StorageEngine", "RPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/StorageNode/ringstore-node"
         ),
@@ -182,7 +196,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ringstore-bench-ring",
-            dependencies: ["Ring"],
+            dependencies: ["Basics", "Ring"],
             path: "Tests/Benchmarks/RingBench"
         ),
 
@@ -190,7 +204,7 @@ let package = Package(
 
         .target(
             name: "TestKit",
-            dependencies: ["RPC", "RingProtocol", "ZeroMQ", "BenchKit"],
+            dependencies: ["Basics", "RPC", "ZeroMQ", "BenchKit", "Ring", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestKit"
         ),
         .testTarget(
@@ -200,12 +214,12 @@ let package = Package(
         ),
         .testTarget(
             name: "RPCTests",
-            dependencies: ["RPC", "RingProtocol", "ZeroMQ", "TestKit", "RingstoreClient"],
+            dependencies: ["RPC", "RingProtocol", "ZeroMQ", "TestKit", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             path: "Tests/RPCTests"
         ),
         .testTarget(
             name: "PlacementTests",
-            dependencies: ["PlacementService", "RingProtocol", "Ring"],
+            dependencies: ["PlacementService", "RingProtocol", "Ring", "TestKit", "Basics"],
             path: "Tests/PlacementTests"
         ),
         .testTarget(
@@ -221,22 +235,33 @@ let package = Package(
         ),
         .testTarget(
             name: "ClientTests",
-            dependencies: ["RingstoreClient", "RingctlCommands", "RingProtocol", "Ring", "RPC", "ZeroMQ", "TestKit", "BenchKit"],
+            dependencies: ["RingstoreClient", "RingProtocol", "Ring", "RPC", "ZeroMQ"],
             path: "Tests/ClientTests"
         ),
         .testTarget(
+            name: "RingctlTests",
+            dependencies: [
+                "RingctlCommands", "RingstoreClient", "Ring", "BenchKit", "TestKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tests/RingctlTests"
+        ),
+        .testTarget(
             name: "StorageNodeTests",
-            dependencies: ["StorageNode", "StorageEngine", "PlacementService", "RPC", "RingProtocol", "ZeroMQ", "TestKit"],
+            dependencies: ["StorageNode", "StorageEngine", "PlacementService", "RPC", "RingProtocol", "ZeroMQ", "TestKit", "Ring"],
             path: "Tests/StorageNodeTests"
         ),
         .testTarget(
             name: "LockTests",
-            dependencies: ["LockService", "RingstoreClient", "RPC", "RingProtocol", "ZeroMQ", "TestKit"],
+            dependencies: ["LockService", "RingstoreClient", "RPC", "RingProtocol", "ZeroMQ", "TestKit", "Basics"],
             path: "Tests/LockTests"
         ),
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["RPC", "RingProtocol", "ZeroMQ", "TestKit", "RingstoreClient", "Ring"],
+            dependencies: [
+                "Basics", "RPC", "RingProtocol", "ZeroMQ", "TestKit", "RingstoreClient", "Ring",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             path: "Tests/ClusterTests"
         ),
     ]

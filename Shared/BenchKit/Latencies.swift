@@ -1,3 +1,4 @@
+import Basics
 import Histogram
 
 /// The latencies of one benchmark phase, recorded in an HdrHistogram: 1 µs to
@@ -14,8 +15,7 @@ public struct Latencies: Sendable {
 
     /// Records one operation that took `duration` (rounded up to a whole microsecond).
     public mutating func record(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let micros = max(1, seconds * 1_000_000 + (attoseconds + 999_999_999_999) / 1_000_000_000_000)
+        let micros = max(1, duration.microsecondsRoundedUp)
         _ = histogram.record(UInt64(min(micros, Int64(histogram.highestTrackableValue))))
     }
 

@@ -1,3 +1,5 @@
+import RPC
+
 /// Where the cluster's services are, with the local-cluster defaults of the
 /// design and the `RINGSTORE_PLACEMENT` / `RINGSTORE_LOCKS` overrides.
 public struct ClusterEndpoints: Sendable, Equatable {
@@ -29,9 +31,9 @@ public struct ClusterEndpoints: Sendable, Equatable {
         self.nodes = nodes ?? Self.defaultNodes
     }
 
-    /// `host:port` becomes `tcp://host:port`.
+    /// `host:port` becomes `tcp://host:port`; a full endpoint is kept.
     public static func normalize(_ value: String) -> String {
-        value.contains("://") ? value : "tcp://" + value
+        Endpoint.endpoint(for: value)
     }
 
     /// `tcp://h:7400` → `tcp://h:7401`; other shapes are returned unchanged.

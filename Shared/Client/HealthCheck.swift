@@ -1,6 +1,36 @@
 import RPC
 import RingProtocol
-import ZeroMQ
+
+/// A service's answer to a Health call.
+public struct ServiceHealth: Sendable, Equatable {
+    /// SERVING, NOT_SERVING or UNKNOWN.
+    public let status: String
+    /// "placement", "lock" or "node".
+    public let service: String
+    /// The process's advertised address, `host:port`.
+    public let address: String
+    public let version: String
+    public let uptimeMillis: UInt64
+    public let pid: Int
+    /// Service-specific figures: keys, bytes, hints_pending, member_state, replicas, default_w, ...
+    public let details: [String: String]
+
+    public var isServing: Bool { status == "SERVING" }
+
+    init(_ wire: WireHealthReply) {
+        status = switch wire.status {
+        case .serving: "SERVING"
+        case .notServing: "NOT_SERVING"
+        default: "UNKNOWN"
+        }
+        service = wire.service
+        address = wire.address
+        version = wire.version
+        uptimeMillis = wire.uptimeMillis
+        pid = Int(wire.pid)
+        details = wire.details
+    }
+}
 
 /// The answer of one service to a Health call, or why there was none.
 public struct HealthResult: Sendable {
@@ -9,14 +39,14 @@ public struct HealthResult: Sendable {
     /// The endpoint asked.
     public let endpoint: String
     /// The reply, when the service answered.
-    public let reply: WireHealthReply?
+    public let reply: ServiceHealth?
     /// The failure, when it did not.
-    public let error: RPCError?
+    public let error: RingstoreError?
     /// How long the call took.
     public let latency: Duration
 
     /// Whether the service answered and says it is serving.
-    public var isHealthy: Bool { reply?.status == .serving }
+    public var isHealthy: Bool { reply?.isServing == true }
 
     /// For a storage node: its membership as it reports it ("up", "joining",
     /// "removed", ...); `nil` for other services or without a reply.
@@ -30,47 +60,48 @@ public struct HealthResult: Sendable {
 public enum HealthCheck {
     /// One target of a health sweep.
     public struct Target: Sendable {
-        public let role: String
-        public let endpoint: String
-        public let method: RPCMethod<WireHealthRequest, WireHealthReply>
+        public let service: Service
 
-        public init(role: String, endpoint: String, method: RPCMethod<WireHealthRequest, WireHealthReply>) {
-            self.role = role
-            self.endpoint = endpoint
-            self.method = method
+        public init(_ service: Service) {
+            self.service = service
         }
     }
 
     /// The placement service, the lock service and the given nodes.
     public static func targets(for endpoints: ClusterEndpoints) -> [Target] {
-        [Target(role: "placement", endpoint: endpoints.placement, method: PlacementMethods.health),
-         Target(role: "lock", endpoint: endpoints.locks, method: LockMethods.health)]
-            + endpoints.nodes.map { Target(role: "node", endpoint: ClusterEndpoints.normalize($0), method: StorageMethods.health) }
+        [Target(.placement(endpoints.placement)), Target(.lock(endpoints.locks))] + endpoints.nodes.map { Target(.node($0)) }
     }
 
     /// Calls Health on each target within `timeout`; results keep the targets' order.
-    public static func run(_ targets: [Target], context: ZMQContext, caller: String, timeout: Duration) async -> [HealthResult] {
+    public static func run(_ targets: [Target], context: ClientContext, caller: String, timeout: Duration) async -> [HealthResult] {
         await withTaskGroup(of: (Int, HealthResult).self) { group in
             for (index, target) in targets.enumerated() {
                 group.addTask {
                     let clock = ContinuousClock()
                     let start = clock.now
-                    do {
-                        let client = try RPCClient(context: context, endpoint: target.endpoint, caller: caller)
+                    let service = target.service
+                    let result: Result<ServiceHealth, RingstoreError>
+                    do throws(RingstoreError) {
+                        let client = try AdminClient(context: context, service: service, caller: caller, callTimeout: timeout)
                         defer { client.close() }
-                        let reply = try await client.call(target.method, WireHealthRequest(), options: CallOptions(timeout: timeout))
-                        return (index, HealthResult(role: target.role, endpoint: target.endpoint, reply: reply, error: nil, latency: clock.now - start))
-                    } catch let error as RPCError {
-                        return (index, HealthResult(role: target.role, endpoint: target.endpoint, reply: nil, error: error, latency: clock.now - start))
+                        result = .success(try await client.health())
                     } catch {
-                        return (index, HealthResult(role: target.role, endpoint: target.endpoint, reply: nil,
-                                                    error: .invalidArgument("\(error)"), latency: clock.now - start))
+                        result = .failure(error)
                     }
+                    return (index, HealthResult(role: service.role, endpoint: service.endpoint, reply: try? result.get(),
+                                                error: result.error, latency: clock.now - start))
                 }
             }
             var results: [(Int, HealthResult)] = []
             for await result in group { results.append(result) }
             return results.sorted { $0.0 < $1.0 }.map(\.1)
         }
+    }
+}
+
+extension Result {
+    /// The error of a failure, nil for a success.
+    fileprivate var error: Failure? {
+        if case .failure(let error) = self { error } else { nil }
     }
 }

@@ -2,7 +2,6 @@ import RPC
 import Ring
 import RingProtocol
 import Synchronization
-import ZeroMQ
 
 /// The data API of a Ringstore cluster: put, get and delete of byte keys and
 /// values, each sent straight to a replica of its key.
@@ -60,7 +59,7 @@ public final class KeyValueClient: Sendable {
     /// The shortest time between two ring fetches asked for by routing failures.
     private static let minimumRefreshInterval: Duration = .milliseconds(200)
 
-    private let context: ZMQContext
+    private let context: ClientContext
     private let endpoints: ClusterEndpoints
     private let caller: String
     private let configuration: Configuration
@@ -70,13 +69,13 @@ public final class KeyValueClient: Sendable {
 
     /// A client of the cluster at `endpoints`, identifying itself as `caller`.
     /// Connects lazily; throws only for a malformed placement endpoint.
-    public init(context: ZMQContext, endpoints: ClusterEndpoints, caller: String,
-                configuration: Configuration = Configuration()) throws(ZMQError) {
+    public init(context: ClientContext, endpoints: ClusterEndpoints, caller: String,
+                configuration: Configuration = Configuration()) throws(RingstoreError) {
         self.context = context
         self.endpoints = endpoints
         self.caller = caller
         self.configuration = configuration
-        placement = try RPCClient(context: context, endpoint: endpoints.placement, caller: caller)
+        placement = try RPCClient.connect(context, endpoint: endpoints.placement, caller: caller)
     }
 
     deinit { close() }
@@ -102,14 +101,14 @@ public final class KeyValueClient: Sendable {
     /// write refused with FAILED_PRECONDITION when a replica has seen a higher
     /// token for that lock on this key: a holder whose lease ran out cannot
     /// overwrite its successor's writes.
-    public func put(key: [UInt8], value: [UInt8], quorum: WireQuorum = .init(),
-                    ifVersion: WireVersion? = nil, ifAbsent: Bool = false,
-                    fence: (name: String, token: UInt64)? = nil) async throws(RPCError) -> WirePutReply {
+    public func put(key: [UInt8], value: [UInt8], quorum: Quorum = Quorum(),
+                    ifVersion: Version? = nil, ifAbsent: Bool = false,
+                    fence: (name: String, token: UInt64)? = nil) async throws(RingstoreError) -> WriteResult {
         var request = WirePutRequest()
         request.key = .init(key)
         request.value = .init(value)
-        request.quorum = quorum
-        if let ifVersion { request.ifVersion = ifVersion }
+        request.quorum = quorum.wire
+        if let ifVersion { request.ifVersion = ifVersion.wire }
         request.ifAbsent = ifAbsent
         if let fence {
             request.fence = WireFence.with {
@@ -122,32 +121,32 @@ public final class KeyValueClient: Sendable {
             try await client.call(StorageMethods.put, request, options: options)
         }
         saw(reply.version)
-        return reply
+        return WriteResult(version: Version(reply.version), acks: Int(reply.acks))
     }
 
     /// Reads `key` at quorum R: `found` is false for an absent or deleted key.
-    public func get(key: [UInt8], quorum: WireQuorum = .init()) async throws(RPCError) -> WireGetReply {
+    public func get(key: [UInt8], quorum: Quorum = Quorum()) async throws(RingstoreError) -> ReadResult {
         var request = WireGetRequest()
         request.key = .init(key)
-        request.quorum = quorum
+        request.quorum = quorum.wire
         let reply = try await route(key: key, idempotent: true) { client, options throws(RPCError) in
             try await client.call(StorageMethods.get, request, options: options)
         }
         if reply.found { saw(reply.version) }
-        return reply
+        return ReadResult(found: reply.found, value: Array(reply.value), version: Version(reply.version), replies: Int(reply.replies))
     }
 
     /// Deletes `key` (writes a tombstone) and returns the tombstone's version.
-    public func delete(key: [UInt8], quorum: WireQuorum = .init()) async throws(RPCError) -> WireDeleteReply {
+    public func delete(key: [UInt8], quorum: Quorum = Quorum()) async throws(RingstoreError) -> WriteResult {
         var request = WireDeleteRequest()
         request.key = .init(key)
-        request.quorum = quorum
+        request.quorum = quorum.wire
         request.seenTimestamp = seenTimestamp
         let reply = try await route(key: key, idempotent: false) { client, options throws(RPCError) in
             try await client.call(StorageMethods.delete, request, options: options)
         }
         saw(reply.version)
-        return reply
+        return WriteResult(version: Version(reply.version), acks: Int(reply.acks))
     }
 
     /// The highest version timestamp this client has seen; its next write is stamped after it.
@@ -313,7 +312,7 @@ public final class KeyValueClient: Sendable {
         state.withLock { state in
             guard !state.closed else { return nil }
             if let client = state.clients[address] { return client }
-            guard let client = try? RPCClient(context: context, endpoint: "tcp://" + address, caller: caller) else { return nil }
+            guard let client = try? RPCClient.connect(context, endpoint: address, caller: caller) else { return nil }
             state.clients[address] = client
             return client
         }

@@ -1,6 +1,6 @@
+import Basics
 import RPC
 import RingProtocol
-import ZeroMQ
 
 /// A lease granted by the lock service.
 public struct LockGrant: Sendable, Equatable {
@@ -18,7 +18,7 @@ public struct LockGrant: Sendable, Equatable {
     /// `sentAt + ttl` on this process's monotonic clock.
     public let validUntil: ContinuousClock.Instant
 
-    public init(wire: WireLockGrant, sentAt: ContinuousClock.Instant) {
+    init(wire: WireLockGrant, sentAt: ContinuousClock.Instant) {
         name = wire.name
         owner = wire.owner
         token = wire.token
@@ -57,17 +57,17 @@ public final class LockClient: Sendable {
     private let rpc: RPCClient
 
     /// A client of the lock service at `endpoint`, acting as `owner`.
-    public init(context: ZMQContext, endpoint: String, owner: String, caller: String? = nil,
-                callTimeout: Duration = .seconds(2)) throws(ZMQError) {
+    public init(context: ClientContext, endpoint: String, owner: String, caller: String? = nil,
+                callTimeout: Duration = .seconds(2)) throws(RingstoreError) {
         self.owner = owner
         self.endpoint = ClusterEndpoints.normalize(endpoint)
         self.callTimeout = callTimeout
-        rpc = try RPCClient(context: context, endpoint: self.endpoint, caller: caller ?? "lock-client \(owner)")
+        rpc = try RPCClient.connect(context, endpoint: self.endpoint, caller: caller ?? "lock-client \(owner)")
     }
 
     /// A client of the cluster's lock service (`endpoints.locks`).
-    public convenience init(context: ZMQContext, endpoints: ClusterEndpoints, owner: String, caller: String? = nil,
-                            callTimeout: Duration = .seconds(2)) throws(ZMQError) {
+    public convenience init(context: ClientContext, endpoints: ClusterEndpoints, owner: String, caller: String? = nil,
+                            callTimeout: Duration = .seconds(2)) throws(RingstoreError) {
         try self.init(context: context, endpoint: endpoints.locks, owner: owner, caller: caller, callTimeout: callTimeout)
     }
 
@@ -156,19 +156,19 @@ public final class LockClient: Sendable {
     }
 
     /// The holder, waiters and last token of `name` (no holder: free).
-    public func status(_ name: String) async throws(RPCError) -> WireLockInfo {
-        try await rpc.call(LockMethods.status, WireLockStatusRequest.with { $0.name = name },
-                           options: CallOptions(timeout: callTimeout)).lock
+    public func status(_ name: String) async throws(RingstoreError) -> LockInfo {
+        LockInfo(try await rpc.call(LockMethods.status, WireLockStatusRequest.with { $0.name = name },
+                                    options: CallOptions(timeout: callTimeout)).lock)
     }
 
     /// Every lock held or waited for.
-    public func list() async throws(RPCError) -> [WireLockInfo] {
-        try await rpc.call(LockMethods.list, WireLockListRequest(), options: CallOptions(timeout: callTimeout)).locks
+    public func list() async throws(RingstoreError) -> [LockInfo] {
+        try await rpc.call(LockMethods.list, WireLockListRequest(), options: CallOptions(timeout: callTimeout)).locks.map(LockInfo.init)
     }
 
     /// The clone pattern's snapshot of the `lock` topic.
-    public func snapshot() async throws(RPCError) -> WireLockSnapshotReply {
-        try await rpc.call(LockMethods.snapshot, WireLockSnapshotRequest(), options: CallOptions(timeout: callTimeout))
+    public func snapshot() async throws(RingstoreError) -> LockSnapshot {
+        LockSnapshot(try await rpc.call(LockMethods.snapshot, WireLockSnapshotRequest(), options: CallOptions(timeout: callTimeout)))
     }
 
     /// Acquires `name` and keeps the lease renewed in the background until
@@ -192,11 +192,9 @@ public final class LockClient: Sendable {
         return LeaseKeeper(client: self, grant: grant, renewEvery: renewEvery, onLost: onLost)
     }
 
+    /// Milliseconds on the wire, rounded up so that a sub-millisecond
+    /// remainder never shortens a lease to 0; 0 for a negative duration.
     static func millis(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        guard seconds >= 0, attoseconds >= 0 else { return 0 }
-        // Round up so that a sub-millisecond remainder never shortens the lease to 0.
-        let micros = UInt64(seconds) * 1_000_000 + UInt64(attoseconds / 1_000_000_000_000)
-        return (micros + 999) / 1000
+        UInt64(max(0, duration.millisecondsRoundedUp))
     }
 }

@@ -1,3 +1,4 @@
+import RPC
 import Ring
 import RingProtocol
 
@@ -24,18 +25,10 @@ public struct RingRouter: Sendable {
 
     /// The ring of a `GetRing` reply. Throws when it has no members or a malformed one.
     public init(ringInfo: WireRingInfo, epoch: UInt64) throws(RingError) {
-        var members: [RingMember] = []
-        members.reserveCapacity(ringInfo.members.count)
-        var unhealthy: Set<String> = []
-        for member in ringInfo.members {
-            members.append(try RingMember(address: member.address, weight: max(1, Int(member.weight))))
-            if member.state == .down || member.state == .suspect { unhealthy.insert(member.address) }
-        }
-        let density = ringInfo.density == 0 ? HashRing.ketamaDensity : Int(ringInfo.density)
-        ring = try HashRing(members: members, density: density)
+        ring = try HashRing(ringInfo: ringInfo)
         self.epoch = epoch
-        replicas = ringInfo.replicas == 0 ? 3 : Int(ringInfo.replicas)
-        unhealthyMembers = unhealthy
+        replicas = ringInfo.replicationFactor
+        unhealthyMembers = Set(ringInfo.members.filter { $0.state == .down || $0.state == .suspect }.map(\.address))
         isFromPlacement = true
     }
 
@@ -46,7 +39,7 @@ public struct RingRouter: Sendable {
         var seen: Set<String> = []
         var members: [RingMember] = []
         for node in nodes {
-            let address = node.hasPrefix("tcp://") ? String(node.dropFirst("tcp://".count)) : node
+            let address = Endpoint.address(of: node)
             guard seen.insert(address).inserted, let member = try? RingMember(address: address) else { continue }
             members.append(member)
         }

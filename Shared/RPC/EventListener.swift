@@ -23,19 +23,14 @@ public final class EventListener {
     }
 
     private func drain() {
-        for _ in 0..<1024 {
-            let frames: [ZMQFrame]?
-            do {
-                frames = try socket.receive(dontWait: true)
-            } catch {
-                return
-            }
-            guard let frames else { return }
+        drainWaiting(logger: logger, failure: "events.receive.failed", receive: { () throws(ZMQError) in
+            try socket.receive(dontWait: true)
+        }, handle: { frames in
             guard frames.count == 2, let event = try? WireEvent(serializedBytes: frames[1]) else {
                 logger.notice("events.frame.dropped", metadata: ["events.frames": "\(frames.count)"])
-                continue
+                return
             }
             handler(ReceivedEvent(topic: String(decoding: frames[0], as: UTF8.self), event: event))
-        }
+        })
     }
 }

@@ -1,3 +1,4 @@
+import Basics
 import Logging
 import RingProtocol
 import SwiftProtobuf
@@ -115,7 +116,7 @@ public final class RPCClient: Sendable {
         header.requestID = id
         header.caller = caller
         let remaining = deadline - clock.now
-        header.timeoutMicros = UInt64(max(1, remaining.components.seconds * 1_000_000 + remaining.components.attoseconds / 1_000_000_000_000))
+        header.timeoutMicros = UInt64(max(1, remaining.wholeMicroseconds))
         let frames: [ZMQFrame]
         do {
             frames = try Envelope.request(header, body: body)

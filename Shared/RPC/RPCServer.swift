@@ -184,19 +184,12 @@ public final class RPCServer {
     /// was read only after its connection had closed.
     private func drain() {
         var batch: [(frames: [ZMQFrame], source: Int32)] = []
-        for _ in 0..<1024 {
-            let message: (frames: [ZMQFrame], sourceDescriptor: Int32)?
-            do {
-                message = monitor == nil
-                    ? try socket.receive(dontWait: true).map { ($0, -1) }
-                    : try socket.receiveWithSource(dontWait: true)
-            } catch {
-                if error != .terminated { logger.error("rpc.receive.failed", metadata: ["rpc.error": "\(error)"]) }
-                break
-            }
-            guard let message else { break }
+        let watched = monitor != nil
+        drainWaiting(logger: logger, failure: "rpc.receive.failed", receive: { () throws(ZMQError) in
+            watched ? try socket.receiveWithSource(dontWait: true) : try socket.receive(dontWait: true).map { ($0, -1) }
+        }, handle: { message in
             batch.append((message.frames, message.sourceDescriptor))
-        }
+        })
         guard monitor != nil else {
             for message in batch { handle(message.frames, peer: nil) }
             return

@@ -1,3 +1,4 @@
+import Basics
 import Logging
 import RingProtocol
 import SwiftProtobuf
@@ -108,8 +109,7 @@ public final class ReactorClient {
         header.method = path
         header.requestID = id
         header.caller = caller
-        let (seconds, attoseconds) = timeout.components
-        header.timeoutMicros = UInt64(max(1, seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+        header.timeoutMicros = UInt64(max(1, timeout.wholeMicroseconds))
         let frames: [ZMQFrame]
         do {
             frames = try Envelope.request(header, body: body)

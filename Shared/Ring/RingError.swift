@@ -44,7 +44,7 @@ public struct RingError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let ringTooLarge = RingError(.ringTooLarge)
 
     /// The same kind of error, carrying a description of the offending input.
-    func with(detail: String) -> RingError {
+    public func with(detail: String) -> RingError {
         RingError(code, detail)
     }
 

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import RPC
 import RingProtocol
@@ -26,7 +27,7 @@ public enum Diagnostics {
             reply.address = address
             reply.version = version
             let uptime = ContinuousClock.now - started
-            reply.uptimeMillis = UInt64(uptime.components.seconds * 1000 + uptime.components.attoseconds / 1_000_000_000_000_000)
+            reply.uptimeMillis = UInt64(max(0, uptime.wholeMilliseconds))
             reply.pid = pid
             var figures = details()
             figures["requests_served"] = "\(server.requestsServed)"

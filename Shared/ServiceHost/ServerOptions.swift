@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import RPC
 
 /// Options every server executable shares.
 public struct ServerOptions: ParsableArguments {

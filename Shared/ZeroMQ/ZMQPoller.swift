@@ -1,3 +1,4 @@
+import Basics
 import CZeroMQ
 
 /// What a poller waits for on an item.
@@ -64,9 +65,7 @@ public final class ZMQPoller {
     public func poll(timeout: Duration?) throws(ZMQError) -> [Int] {
         let milliseconds: Int
         if let timeout {
-            let (seconds, attoseconds) = timeout.components
-            let total = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
-            milliseconds = Int(max(0, min(total, Int64(Int32.max))))
+            milliseconds = Int(max(0, min(timeout.millisecondsRoundedUp, Int64(Int32.max))))
         } else {
             milliseconds = -1
         }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Synchronization
 
@@ -148,8 +149,7 @@ struct CheckReport: Sendable, CustomStringConvertible {
     }
 
     static func seconds(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        return String(format: "%.2fs", Double(seconds) + Double(attoseconds) / 1e18)
+        String(format: "%.2fs", duration.inSeconds)
     }
 
     var description: String {

@@ -38,7 +38,7 @@ import ZeroMQ
         defer { context.shutdown() }
         let addresses = (0..<3).map(cluster.nodeAddress)
         let endpoints = ClusterEndpoints(placement: cluster.placementEndpoint, locks: cluster.lockEndpoint, nodes: addresses)
-        let client = try KeyValueClient(context: context, endpoints: endpoints, caller: "session-test")
+        let client = try KeyValueClient(context: ClientContext(context), endpoints: endpoints, caller: "session-test")
         defer { client.close() }
         #expect(client.seenTimestamp == 0)
         let first = try await client.put(key: Array("a".utf8), value: Array("1".utf8))
@@ -61,9 +61,9 @@ import ZeroMQ
             $0.seenTimestamp = (UInt64(Date().timeIntervalSince1970 * 1000) + 1_000) << 16
         })
         // This client reads it: the version becomes the floor of its next write, wherever that goes.
-        let read = try await client.get(key: Array(b.utf8), quorum: WireQuorum.with { $0.n = 1; $0.r = 1 })
-        #expect(read.version == theirs.version && client.seenTimestamp == theirs.version.timestamp)
-        let next = try await client.put(key: Array(c.utf8), value: Array("after".utf8), quorum: WireQuorum.with { $0.n = 1; $0.w = 1 })
+        let read = try await client.get(key: Array(b.utf8), quorum: Quorum(n: 1, r: 1))
+        #expect(read.version == Version(timestamp: theirs.version.timestamp, writer: theirs.version.writer) && client.seenTimestamp == theirs.version.timestamp)
+        let next = try await client.put(key: Array(c.utf8), value: Array("after".utf8), quorum: Quorum(n: 1, w: 1))
         #expect(next.version.timestamp > theirs.version.timestamp, "a write after reading a version must be ordered after it")
         try await cluster.stop()
     }

@@ -39,7 +39,7 @@ struct LeaseKeeperTests {
         #expect(keeper.isHeld)
         #expect(keeper.lostReason == nil)
         let status = try await bob.status("jobs")
-        #expect(status.holder.owner == "alice" && status.holder.token == keeper.token)
+        #expect(status.holder?.owner == "alice" && status.holder?.token == keeper.token)
         let refused = await outcome { try await bob.acquire("jobs", ttl: .seconds(1)) }
         #expect(refused.failureCode == .failedPrecondition)
 

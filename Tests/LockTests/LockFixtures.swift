@@ -64,7 +64,7 @@ final class InProcessLock: @unchecked Sendable {
     }
 
     func client(_ owner: String, timeout: Duration = .seconds(5)) throws -> LockClient {
-        try LockClient(context: context, endpoint: listen, owner: owner, callTimeout: timeout)
+        try LockClient(context: ClientContext(context), endpoint: listen, owner: owner, callTimeout: timeout)
     }
 
     func rpc() throws -> RPCClient {

@@ -1,6 +1,7 @@
 import Foundation
 import LockService
 import Testing
+import TestKit
 
 @Suite struct LockStoreTests {
     func temporaryDirectory() -> URL {
@@ -32,7 +33,7 @@ import Testing
     @Test func aRestoredTableContinuesTheTokensOfTheStore() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        var clock = FakeLockClock()
+        var clock = ManualClock()
         var table = LockTable()
         var effects: [LockEffect] = []
         let store = try LockStore(directory: directory)
@@ -46,9 +47,9 @@ import Testing
         store.close()
 
         let reopened = try LockStore(directory: directory)
-        var restored = LockTable(restoring: try reopened.load(), lastToken: try reopened.loadLastToken(), now: FakeLockClock().now)
+        var restored = LockTable(restoring: try reopened.load(), lastToken: try reopened.loadLastToken(), now: ManualClock().now)
         let result = try restored.acquire(name: "jobs", owner: "d", ttl: .seconds(1), wait: .zero, waiter: 1,
-                                          now: FakeLockClock().now, effects: &effects)
+                                          now: ManualClock().now, effects: &effects)
         #expect(result.grantedToken == 4)
         reopened.close()
     }
@@ -56,7 +57,7 @@ import Testing
     @Test func aForgottenNameLeavesTheStoreWhileTheCounterKeepsItsTokens() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        var clock = FakeLockClock()
+        var clock = ManualClock()
         var table = LockTable(forgetAfter: .seconds(10))
         var effects: [LockEffect] = []
         let store = try LockStore(directory: directory)
@@ -81,9 +82,9 @@ import Testing
         defer { reopened.close() }
         #expect(try reopened.load().map(\.name) == ["kept"])
         #expect(try reopened.loadLastToken() == last + 1)
-        var restored = LockTable(restoring: try reopened.load(), lastToken: try reopened.loadLastToken(), now: FakeLockClock().now)
+        var restored = LockTable(restoring: try reopened.load(), lastToken: try reopened.loadLastToken(), now: ManualClock().now)
         let again = try restored.acquire(name: "jobs", owner: "d", ttl: .seconds(1), wait: .zero, waiter: 1,
-                                         now: FakeLockClock().now, effects: &effects)
+                                         now: ManualClock().now, effects: &effects)
         #expect(try #require(again.grantedToken) > last + 1, "higher than every token of jobs and of kept")
     }
 }

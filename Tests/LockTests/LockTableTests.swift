@@ -3,23 +3,10 @@ import RingProtocol
 import Testing
 import TestKit
 
-/// A fake clock for the lock table: time only moves when the test says so.
-struct FakeLockClock {
-    var monotonic: Duration = .zero
-    let wallOrigin: Int64 = 1_700_000_000_000_000
-
-    var now: LockTime {
-        let (seconds, attoseconds) = monotonic.components
-        return LockTime(monotonic: monotonic, wallMicros: wallOrigin + seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
-    }
-
-    mutating func advance(_ duration: Duration) { monotonic += duration }
-}
-
 /// The table plus the effects it produced, for terse tests.
 struct TableDriver {
     var table: LockTable
-    var clock = FakeLockClock()
+    var clock = ManualClock()
     var effects: [LockEffect] = []
     var nextWaiter: UInt64 = 0
 

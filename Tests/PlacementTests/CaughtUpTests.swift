@@ -1,6 +1,7 @@
 import PlacementService
 import RingProtocol
 import Testing
+import TestKit
 
 /// Placement's view of whether each member caught up since its start: learnt
 /// from heartbeats, lost when the member goes down or restarts, not persisted.
@@ -8,14 +9,14 @@ import Testing
     let settings = MembershipSettings(suspectAfter: .seconds(3), downAfter: .seconds(10), replicas: 3, density: 40)
     let node = "10.0.0.1:7501"
 
-    func membership(_ clock: FakeClock) throws -> Membership {
+    func membership(_ clock: ManualClock) throws -> Membership {
         var membership = Membership(settings: settings)
         for address in [node, "10.0.0.2:7501", "10.0.0.3:7501"] { _ = try membership.join(address: address, weight: 1, now: clock.now) }
         return membership
     }
 
     @Test func aJoinedMemberIsNotCaughtUpUntilItsHeartbeatSaysSo() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         var membership = try membership(clock)
         #expect(membership.member(node)?.caughtUp == false)
         #expect(membership.members.allSatisfy { !$0.wire.caughtUp })
@@ -34,7 +35,7 @@ import Testing
     }
 
     @Test func goingDownOrRestartingClearsIt() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         var membership = try membership(clock)
         for address in membership.members.map(\.address) { _ = try membership.heartbeat(address: address, caughtUp: true, now: clock.now) }
         // Suspect keeps it (the node may only be slow); down clears it.
@@ -62,7 +63,7 @@ import Testing
     }
 
     @Test func aRestoredPlacementLearnsItFromTheNextHeartbeat() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         var membership = try membership(clock)
         _ = try membership.heartbeat(address: node, caughtUp: true, now: clock.now)
         clock.advance(.seconds(1))

@@ -1,25 +1,19 @@
 import PlacementService
 import RingProtocol
 import Testing
-
-/// A fake clock for the state machine: time only moves when the test says so.
-struct FakeClock {
-    var monotonic: Duration = .zero
-    var now: MembershipTime { MembershipTime(monotonic: monotonic, wallMicros: 1_700_000_000_000_000 + Int64(monotonic.components.seconds) * 1_000_000) }
-    mutating func advance(_ duration: Duration) { monotonic += duration }
-}
+import TestKit
 
 @Suite struct MembershipTests {
     let settings = MembershipSettings(suspectAfter: .seconds(3), downAfter: .seconds(10), replicas: 3, density: 40)
 
-    func cluster(_ addresses: [String], clock: FakeClock) throws -> Membership {
+    func cluster(_ addresses: [String], clock: ManualClock) throws -> Membership {
         var membership = Membership(settings: settings)
         for address in addresses { _ = try membership.join(address: address, weight: 1, now: clock.now) }
         return membership
     }
 
     @Test func joinAddsAnUpMemberBumpsTheEpochAndChangesTheRing() throws {
-        let clock = FakeClock()
+        let clock = ManualClock()
         var membership = Membership(settings: settings)
         let events = try membership.join(address: "10.0.0.1:7501", weight: 2, now: clock.now)
         #expect(events.map(\.kind) == [.memberJoined, .ringChanged])
@@ -32,7 +26,7 @@ struct FakeClock {
     }
 
     @Test func badRequestsAreRefusedWithoutAnyChange() throws {
-        let clock = FakeClock()
+        let clock = ManualClock()
         var membership = try cluster(["10.0.0.1:7501"], clock: clock)
         let before = membership.persisted
         #expect(throws: MembershipError.alreadyMemberKind) { try membership.join(address: "10.0.0.1:7501", weight: 1, now: clock.now) }
@@ -59,7 +53,7 @@ struct FakeClock {
     }
 
     @Test func missedHeartbeatsMakeAMemberSuspectThenDownInOrder() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         var membership = try cluster(["10.0.0.1:7501", "10.0.0.2:7501"], clock: clock)
         let epoch = membership.epoch
         clock.advance(.seconds(2))
@@ -86,7 +80,7 @@ struct FakeClock {
     }
 
     @Test func aLongSilenceYieldsSuspectThenDownInOneTick() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         var membership = try cluster(["10.0.0.1:7501"], clock: clock)
         clock.advance(.seconds(60))
         let events = membership.tick(now: clock.now)
@@ -95,7 +89,7 @@ struct FakeClock {
     }
 
     @Test func heartbeatsBringASuspectOrDownMemberBackUp() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         var membership = try cluster(["10.0.0.1:7501"], clock: clock)
         clock.advance(.seconds(20))
         _ = membership.tick(now: clock.now)
@@ -111,7 +105,7 @@ struct FakeClock {
     }
 
     @Test func gracefulLeaveLeavesTheRingAtOnceAndIsRemovedAfterHandoff() throws {
-        let clock = FakeClock()
+        let clock = ManualClock()
         var membership = try cluster(["10.0.0.1:7501", "10.0.0.2:7501"], clock: clock)
         let leave = try membership.leave(address: "10.0.0.1:7501", now: clock.now)
         #expect(leave.map(\.kind) == [.memberLeaving, .ringChanged])
@@ -126,7 +120,7 @@ struct FakeClock {
     }
 
     @Test func leavingMembersAreNotFailureDetected() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         var membership = try cluster(["10.0.0.1:7501"], clock: clock)
         _ = try membership.leave(address: "10.0.0.1:7501", now: clock.now)
         clock.advance(.seconds(60))
@@ -134,7 +128,7 @@ struct FakeClock {
     }
 
     @Test func removeDropsAMemberAndChangesTheRing() throws {
-        let clock = FakeClock()
+        let clock = ManualClock()
         var membership = try cluster(["10.0.0.1:7501", "10.0.0.2:7501"], clock: clock)
         // An up member needs force (see the next test).
         let events = try membership.remove(address: "10.0.0.2:7501", force: true, now: clock.now)
@@ -145,7 +139,7 @@ struct FakeClock {
     }
 
     @Test func removeRefusesAnUpMemberUnlessForced() throws {
-        let clock = FakeClock()
+        let clock = ManualClock()
         var membership = try cluster(["10.0.0.1:7501", "10.0.0.2:7501"], clock: clock)
         let before = membership.persisted
         do {
@@ -164,7 +158,7 @@ struct FakeClock {
     }
 
     @Test func removeTakesSuspectDownAndLeavingMembersWithoutForce() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         let addresses = ["10.0.0.1:7501", "10.0.0.2:7501", "10.0.0.3:7501", "10.0.0.4:7501"]
         var membership = try cluster(addresses, clock: clock)
         // 10.0.0.3 falls silent past down, 10.0.0.2 (later) past suspect only; 10.0.0.4 is leaving.
@@ -185,7 +179,7 @@ struct FakeClock {
     }
 
     @Test func automaticRemovalAfterTheConfiguredDownTime() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         var membership = Membership(settings: MembershipSettings(suspectAfter: .seconds(1), downAfter: .seconds(2), removeAfter: .seconds(5)))
         _ = try membership.join(address: "10.0.0.1:7501", weight: 1, now: clock.now)
         _ = try membership.join(address: "10.0.0.2:7501", weight: 1, now: clock.now)
@@ -204,7 +198,7 @@ struct FakeClock {
     }
 
     @Test func restoringKeepsMembersAndEpochsAndRestartsHeartbeatClocks() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         var membership = try cluster(["10.0.0.1:7501", "10.0.0.2:7501", "10.0.0.3:7501"], clock: clock)
         _ = try membership.leave(address: "10.0.0.3:7501", now: clock.now)
         clock.advance(.seconds(5))
@@ -213,7 +207,7 @@ struct FakeClock {
         let saved = membership.persisted
 
         // A restart long after the last heartbeats: nobody is declared down at once.
-        var later = FakeClock()
+        var later = ManualClock()
         later.advance(.seconds(1000))
         var restored = Membership(restoring: saved, settings: settings, now: later.now)
         #expect(restored.epoch == membership.epoch)
@@ -229,7 +223,7 @@ struct FakeClock {
 
     @Test func weightZeroMeansTheDefaultWeight() throws {
         var membership = Membership(settings: settings)
-        _ = try membership.join(address: "10.0.0.1:7501", weight: 0, now: FakeClock().now)
+        _ = try membership.join(address: "10.0.0.1:7501", weight: 0, now: ManualClock().now)
         #expect(membership.member("10.0.0.1:7501")?.weight == 1)
     }
 }

@@ -2,6 +2,7 @@ import PlacementService
 import Ring
 import RingProtocol
 import Testing
+import TestKit
 
 /// The migration plan placement computes on ring changes, driven through the
 /// membership state machine with a fake clock.
@@ -10,7 +11,7 @@ import Testing
     let three = ["10.0.0.1:7501", "10.0.0.2:7501", "10.0.0.3:7501"]
 
     /// Three members with nothing pending (every transfer of their joins done).
-    func settledCluster(_ addresses: [String], clock: FakeClock) throws -> Membership {
+    func settledCluster(_ addresses: [String], clock: ManualClock) throws -> Membership {
         var membership = Membership(settings: settings)
         for address in addresses {
             _ = try membership.join(address: address, weight: 1, now: clock.now)
@@ -44,12 +45,12 @@ import Testing
 
     @Test func theFirstMemberHasNothingToMove() throws {
         var membership = Membership(settings: settings)
-        _ = try membership.join(address: three[0], weight: 1, now: FakeClock().now)
+        _ = try membership.join(address: three[0], weight: 1, now: ManualClock().now)
         #expect(membership.plan.pending.isEmpty && membership.plan.transfers.isEmpty)
     }
 
     @Test func aJoinMovesExactlyTheChangedArcsFromTheMembersThatLoseThem() throws {
-        let clock = FakeClock()
+        let clock = ManualClock()
         var membership = try settledCluster(three, clock: clock)
         let joiner = "10.0.0.4:7501"
         let before = membership.plan.version
@@ -77,7 +78,7 @@ import Testing
     }
 
     @Test func arcsSettleWhenAllTheirTransfersAreDone() throws {
-        let clock = FakeClock()
+        let clock = ManualClock()
         var membership = try settledCluster(three, clock: clock)
         _ = try membership.join(address: "10.0.0.4:7501", weight: 1, now: clock.now)
         let transfers = membership.plan.transfers
@@ -97,7 +98,7 @@ import Testing
     }
 
     @Test func aLeavingMemberSendsEverythingItHeld() throws {
-        let clock = FakeClock()
+        let clock = ManualClock()
         let four = three + ["10.0.0.4:7501"]
         var membership = try settledCluster(four, clock: clock)
         _ = try membership.leave(address: four[3], now: clock.now)
@@ -108,7 +109,7 @@ import Testing
     }
 
     @Test func removingADeadMemberHasTheSurvivorsRebuildItsReplicas() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         let four = three + ["10.0.0.4:7501"]
         var membership = try settledCluster(four, clock: clock)
         // The fourth member dies: silent past the down timeout.
@@ -133,7 +134,7 @@ import Testing
     }
 
     @Test func aDownLoserIsBackedUpByTheMembersThatStay() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         var membership = try settledCluster(three, clock: clock)
         // The third member goes silent, then down.
         clock.advance(.seconds(11))
@@ -149,7 +150,7 @@ import Testing
     }
 
     @Test func withOneReplicaADeadMembersArcsAreLostAndLeaveThePlan() throws {
-        var clock = FakeClock()
+        var clock = ManualClock()
         let two = Array(three.prefix(2))
         var membership = Membership(settings: MembershipSettings(suspectAfter: .seconds(3), downAfter: .seconds(10), replicas: 1))
         for address in two {
@@ -170,7 +171,7 @@ import Testing
     }
 
     @Test func aSecondJoinPlansFromWhatIsSettledNotFromAHalfFilledTarget() throws {
-        let clock = FakeClock()
+        let clock = ManualClock()
         var membership = try settledCluster(three, clock: clock)
         _ = try membership.join(address: "10.0.0.4:7501", weight: 1, now: clock.now)
         let first = membership.plan
@@ -188,7 +189,7 @@ import Testing
     }
 
     @Test func thePlanIsPersistedAndRestored() throws {
-        let clock = FakeClock()
+        let clock = ManualClock()
         var membership = try settledCluster(three, clock: clock)
         _ = try membership.join(address: "10.0.0.4:7501", weight: 1, now: clock.now)
         let restored = Membership(restoring: membership.persisted, settings: settings, now: clock.now)

@@ -1,7 +1,9 @@
 import Foundation
+import Basics
 import PlacementService
 import RingProtocol
 import Testing
+import TestKit
 
 @Suite struct PlacementStoreTests {
     func temporaryDirectory() -> URL {
@@ -18,7 +20,7 @@ import Testing
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         var membership = Membership()
-        let now = MembershipTime(monotonic: .zero, wallMicros: 1)
+        let now = ServiceTime(monotonic: .zero, wallMicros: 1)
         _ = try membership.join(address: "10.0.0.1:7501", weight: 3, now: now)
         _ = try membership.join(address: "10.0.0.2:7501", weight: 1, now: now)
         try PlacementStore(directory: directory).save(membership.persisted)

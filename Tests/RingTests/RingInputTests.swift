@@ -1,4 +1,5 @@
 import Testing
+import TestKit
 
 @testable import Ring
 
@@ -97,7 +98,6 @@ struct RingInputTests {
             try ring.preferenceIndices(forPosition: 7, replicas: replicas, into: &indices)
         }
         #expect(throws: RingError.invalidReplicas) { try ring.diff(to: ring, replicas: replicas) }
-        #expect(throws: RingError.invalidReplicas) { try OwnerLineFormatter(ring: ring, replicas: replicas) }
     }
 
     @Test("errors compare by kind and describe the input")

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Logging
 import RPC
@@ -76,7 +77,7 @@ public final class LockServer {
         rpc = try RPCServer(reactor: reactor, endpoint: options.listen, watchPeers: true)
         let address = Endpoint.address(of: rpc.endpoint)
         events = try EventPublisher(reactor: reactor, endpoint: options.publish, source: address)
-        let start = LockTime(monotonic: .zero, wallMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+        let start = ServiceTime(monotonic: .zero, wallMicros: WallClock.micros)
         table = LockTable(restoring: records, lastToken: lastToken, limits: options.limits, forgetAfter: options.forgetAfter, now: start)
         if !records.isEmpty {
             let held = table.counts.held
@@ -376,8 +377,8 @@ public final class LockServer {
 
     // MARK: Helpers
 
-    private var now: LockTime {
-        LockTime(monotonic: reactor.now - origin, wallMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+    private var now: ServiceTime {
+        ServiceTime(monotonic: reactor.now - origin, wallMicros: WallClock.micros)
     }
 
     /// Milliseconds from the wire, clamped far beyond any limit so the table refuses them.
@@ -386,6 +387,12 @@ public final class LockServer {
     }
 
     static func rpcError(_ error: LockError) -> RPCError {
-        RPCError(error.statusCode, error.message)
+        let code: WireStatusCode = switch error.kind {
+        case .invalidArgument: .invalidArgument
+        case .failedPrecondition: .failedPrecondition
+        case .deadlineExceeded: .deadlineExceeded
+        case .resourceExhausted: .resourceExhausted
+        }
+        return RPCError(code, error.message)
     }
 }

@@ -1,3 +1,4 @@
+import Basics
 import RingProtocol
 
 /// Every lock of the service as a pure state machine: leases, FIFO waiters
@@ -30,6 +31,12 @@ import RingProtocol
 /// - Expiries, wait deadlines and forget times are applied lazily to a lock
 ///   whenever a request touches it, and to every lock that is due by `tick`,
 ///   which finds them in a min-heap of deadlines instead of scanning.
+///
+/// The type spans three files: this one (state and requests),
+/// `LockTable+Queries.swift` (answers and durable changes) and
+/// `LockTable+Bookkeeping.swift` (the deadline heap, grants, input checks).
+/// Its stored state is internal rather than private for that reason only:
+/// nothing outside these files touches it.
 public struct LockTable: Sendable {
     public let limits: LockLimits
     /// How long a free lock without waiters is remembered before it is forgotten.
@@ -67,14 +74,14 @@ public struct LockTable: Sendable {
         }
     }
 
-    private var entries: [String: Entry] = [:]
+    var entries: [String: Entry] = [:]
     /// Names with a holder or waiters.
-    private var active: Set<String> = []
+    var active: Set<String> = []
     /// Names whose durable state changed (or that were forgotten) since the last `takeChanges()`.
-    private var changed: Set<String> = []
+    var changed: Set<String> = []
     /// The lock each queued waiter waits for, by waiter id.
-    private var queued: [UInt64: String] = [:]
-    private var deadlines = MinHeap<Deadline>()
+    var queued: [UInt64: String] = [:]
+    var deadlines = MinHeap<Deadline>()
 
     /// The highest token the service ever issued, for any name.
     ///
@@ -85,12 +92,12 @@ public struct LockTable: Sendable {
     /// per-name state at all, across forgetting and restarts. The price is
     /// that one lock's tokens are no longer dense (1, 2, 3, ...): other locks'
     /// grants take values in between. Fencing only needs them to increase.
-    public private(set) var lastToken: UInt64 = 0
-    private var tokenChanged = false
+    public internal(set) var lastToken: UInt64 = 0
+    var tokenChanged = false
 
     /// Heap items looked at while finding deadlines, for tests: finding the
     /// next deadline costs a few items, not one per lock.
-    public private(set) var deadlineProbes = 0
+    public internal(set) var deadlineProbes = 0
 
     public init(limits: LockLimits = LockLimits(), forgetAfter: Duration = .seconds(3600)) {
         self.limits = limits
@@ -106,7 +113,7 @@ public struct LockTable: Sendable {
     /// grace before it is forgotten starts again at `now`. The token counter
     /// continues from `lastToken` or the highest persisted token, whichever is higher.
     public init(restoring records: [LockRecord], lastToken: UInt64 = 0, limits: LockLimits = LockLimits(),
-                forgetAfter: Duration = .seconds(3600), now: LockTime) {
+                forgetAfter: Duration = .seconds(3600), now: ServiceTime) {
         self.init(limits: limits, forgetAfter: forgetAfter)
         self.lastToken = lastToken
         for record in records {
@@ -132,7 +139,7 @@ public struct LockTable: Sendable {
     /// which must be unique among queued waiters. `attempt` is the client's id
     /// of this acquire (0: none), which its `cancel` names.
     public mutating func acquire(name: String, owner: String, ttl: Duration, wait: Duration, waitCap: Duration? = nil,
-                                 attempt: UInt64 = 0, waiter: UInt64, now: LockTime,
+                                 attempt: UInt64 = 0, waiter: UInt64, now: ServiceTime,
                                  effects: inout [LockEffect]) throws(LockError) -> AcquireResult {
         try validateName(name)
         try validateOwner(owner)
@@ -182,7 +189,7 @@ public struct LockTable: Sendable {
     }
 
     /// Extends the holder's lease to `ttl` (nil: its current ttl) from `now`.
-    public mutating func renew(name: String, owner: String, token: UInt64, ttl: Duration?, now: LockTime,
+    public mutating func renew(name: String, owner: String, token: UInt64, ttl: Duration?, now: ServiceTime,
                                effects: inout [LockEffect]) throws(LockError) -> LockLease {
         try validateName(name)
         try validateOwner(owner)
@@ -205,7 +212,7 @@ public struct LockTable: Sendable {
     }
 
     /// Frees the lock and grants it to the next waiter still waiting.
-    public mutating func release(name: String, owner: String, token: UInt64, now: LockTime,
+    public mutating func release(name: String, owner: String, token: UInt64, now: ServiceTime,
                                  effects: inout [LockEffect]) throws(LockError) {
         try validateName(name)
         try validateOwner(owner)
@@ -218,7 +225,7 @@ public struct LockTable: Sendable {
     /// that waiter out of the queue, or, when the acquire was granted before
     /// the client saw the grant, releases the lock again. With `attempt` 0 it
     /// takes any queued waiter of `owner` for `name` out, and never releases.
-    public mutating func cancel(name: String, owner: String, attempt: UInt64, now: LockTime,
+    public mutating func cancel(name: String, owner: String, attempt: UInt64, now: ServiceTime,
                                 effects: inout [LockEffect]) throws(LockError) -> CancelOutcome {
         try validateName(name)
         try validateOwner(owner)
@@ -240,7 +247,7 @@ public struct LockTable: Sendable {
     /// Takes queued waiter `id` out of its queue (its client is gone).
     /// Returns the lock it waited for, or nil when it was not queued.
     @discardableResult
-    public mutating func withdraw(waiter id: UInt64, now: LockTime, effects: inout [LockEffect]) -> String? {
+    public mutating func withdraw(waiter id: UInt64, now: ServiceTime, effects: inout [LockEffect]) -> String? {
         guard let name = queued.removeValue(forKey: id), var entry = entries[name],
               let index = entry.waiters.firstIndex(where: { $0.id == id })
         else { return nil }
@@ -253,14 +260,14 @@ public struct LockTable: Sendable {
     /// delivered (the client is gone), and passes the lock on. Returns whether
     /// it was still held with that token.
     @discardableResult
-    public mutating func revoke(name: String, token: UInt64, reason: String, now: LockTime, effects: inout [LockEffect]) -> Bool {
+    public mutating func revoke(name: String, token: UInt64, reason: String, now: ServiceTime, effects: inout [LockEffect]) -> Bool {
         guard let lease = entries[name]?.holder, lease.token == token else { return false }
         dropHolder(lease, reason: reason, now: now, effects: &effects)
         return true
     }
 
     /// Applies every expiry, wait deadline and forget time due by `now`.
-    public mutating func tick(now: LockTime, effects: inout [LockEffect]) {
+    public mutating func tick(now: ServiceTime, effects: inout [LockEffect]) {
         while let next = nextDeadline, next <= now.monotonic {
             guard let item = deadlines.removeMin() else { return }
             if item.waiter == nil { entries[item.name]?.scheduled = nil }
@@ -271,7 +278,7 @@ public struct LockTable: Sendable {
     /// Applies what is due by `now` to one lock: its lease runs out, waiters
     /// past their deadline are answered, a free lock passes to the head of
     /// its queue, and a lock free for `forgetAfter` is forgotten.
-    public mutating func settle(name: String, now: LockTime, effects: inout [LockEffect]) {
+    public mutating func settle(name: String, now: ServiceTime, effects: inout [LockEffect]) {
         guard var entry = entries[name] else {
             active.remove(name)
             return
@@ -306,249 +313,5 @@ public struct LockTable: Sendable {
             return
         }
         store(entry, name: name, now: now)
-    }
-
-    // MARK: Queries
-
-    /// The earliest moment something is due (a lease ends, a wait runs out, a
-    /// free lock is to be forgotten). Mutating because it drops stale heap
-    /// items it meets on top (and moves early ones to their real time), which
-    /// keeps the cost a few heap operations instead of a scan of every lock.
-    public var nextDeadline: Duration? {
-        mutating get {
-            while let top = deadlines.min {
-                deadlineProbes += 1
-                if let waiter = top.waiter {
-                    if queued[waiter] == top.name { return top.at }
-                    deadlines.removeMin()
-                    continue
-                }
-                guard var entry = entries[top.name], entry.scheduled == top.at else {
-                    deadlines.removeMin()
-                    continue
-                }
-                let real = deadline(of: entry)
-                if real == top.at { return top.at }
-                deadlines.removeMin()
-                entry.scheduled = real
-                if let real { deadlines.insert(Deadline(at: real, name: top.name, waiter: nil)) }
-                entries[top.name] = entry
-            }
-            return nil
-        }
-    }
-
-    /// The holder of `name`, if any (expiries not yet settled included).
-    public func holder(of name: String) -> LockLease? { entries[name]?.holder }
-
-    /// The waiters of `name` in queue order.
-    public func waiters(of name: String) -> [LockWaiter] { entries[name]?.waiters ?? [] }
-
-    /// The token of the latest grant of `name` (0: none since the name was
-    /// last forgotten, or never).
-    public func lastToken(of name: String) -> UInt64 { entries[name]?.lastToken ?? 0 }
-
-    /// Locks held or waited for, by name.
-    public var activeNames: [String] { active.sorted() }
-
-    /// How many lock names the table remembers: the active ones and the free
-    /// ones not forgotten yet.
-    public var knownNames: Int { entries.count }
-
-    /// How many locks are held and how many waiters are queued.
-    public var counts: (held: Int, waiters: Int) {
-        (active.reduce(0) { $0 + (entries[$1]?.holder == nil ? 0 : 1) }, queued.count)
-    }
-
-    /// One lock as the wire reports it.
-    public func info(_ name: String) -> WireLockInfo {
-        WireLockInfo.with {
-            $0.name = name
-            if let entry = entries[name] {
-                if let holder = entry.holder { $0.holder = holder.wire }
-                $0.waiters = entry.waiters.map(\.wire)
-                $0.lastToken = entry.lastToken
-            }
-        }
-    }
-
-    // MARK: Durability
-
-    /// What changed durably since the last call: the records of changed
-    /// locks and the names forgotten, sorted by name, and the token counter.
-    public mutating func takeChanges() -> LockChanges {
-        defer {
-            changed.removeAll()
-            tokenChanged = false
-        }
-        var changes = LockChanges(records: [], forgotten: [], lastToken: lastToken)
-        for name in changed.sorted() {
-            if entries[name] != nil {
-                changes.records.append(record(of: name))
-            } else {
-                changes.forgotten.append(name)
-            }
-        }
-        return changes
-    }
-
-    /// Whether changes wait for `takeChanges()`.
-    public var hasChanges: Bool { !changed.isEmpty || tokenChanged }
-
-    /// Marks changes as pending again, after they could not be written. A
-    /// name's current state is written then (a record, or its removal).
-    public mutating func markChanged(_ changes: LockChanges) {
-        changed.formUnion(changes.records.map(\.name))
-        changed.formUnion(changes.forgotten)
-        tokenChanged = true
-    }
-
-    /// The durable state of `name`.
-    public func record(of name: String) -> LockRecord {
-        let entry = entries[name] ?? Entry()
-        return LockRecord(name: name, lastToken: entry.lastToken, holder: entry.holder.map {
-            LockRecord.Holder(owner: $0.owner, token: $0.token, ttl: $0.ttl, guardTTL: $0.guardTTL, expiresWallMicros: $0.expiresWallMicros)
-        })
-    }
-
-    // MARK: Deadline bookkeeping
-
-    /// The entry's own deadline: its lease's end, or when free with no
-    /// waiters, the moment it is forgotten.
-    private func deadline(of entry: Entry) -> Duration? {
-        if let holder = entry.holder { return holder.expiresAt }
-        if entry.waiters.isEmpty, let idleSince = entry.idleSince { return idleSince + forgetAfter }
-        return nil
-    }
-
-    /// Writes `entry` back after a change: keeps the active set and the idle
-    /// time current and makes sure the heap has an item for its deadline no
-    /// later than the deadline itself.
-    private mutating func store(_ entry: Entry, name: String, now: LockTime) {
-        var entry = entry
-        if entry.isIdle {
-            if entry.idleSince == nil { entry.idleSince = now.monotonic }
-            active.remove(name)
-        } else {
-            entry.idleSince = nil
-            active.insert(name)
-        }
-        if let due = deadline(of: entry), entry.scheduled.map({ due < $0 }) ?? true {
-            entry.scheduled = due
-            deadlines.insert(Deadline(at: due, name: name, waiter: nil))
-        }
-        entries[name] = entry
-        compactDeadlinesIfStale()
-    }
-
-    /// Rebuilds the heap from the table when stale items (renewals that
-    /// shortened a lease, waiters granted or gone before their deadline)
-    /// outnumber live ones: O(n), at most once per n stale items.
-    private mutating func compactDeadlinesIfStale() {
-        let live = entries.count + queued.count
-        guard deadlines.count > 2 * live + 1024 else { return }
-        var items: [Deadline] = []
-        items.reserveCapacity(live)
-        for name in Array(entries.keys) {
-            guard var entry = entries[name] else { continue }
-            entry.scheduled = deadline(of: entry)
-            if let due = entry.scheduled { items.append(Deadline(at: due, name: name, waiter: nil)) }
-            for waiter in entry.waiters { items.append(Deadline(at: waiter.deadline, name: name, waiter: waiter.id)) }
-            entries[name] = entry
-        }
-        deadlines = MinHeap(items)
-    }
-
-    /// The earliest deadline by looking at every lock, for tests that check
-    /// the heap against it.
-    func scannedNextDeadline() -> Duration? {
-        entries.values.flatMap { entry in [deadline(of: entry)].compactMap { $0 } + entry.waiters.map(\.deadline) }.min()
-    }
-
-    /// How many items the deadline heap holds, live and stale, for tests.
-    var deadlineItems: Int { deadlines.count }
-
-    // MARK: Helpers
-
-    private mutating func grant(_ entry: inout Entry, name: String, owner: String, ttl: Duration, attempt: UInt64,
-                                now: LockTime, effects: inout [LockEffect]) -> LockLease {
-        lastToken += 1
-        tokenChanged = true
-        entry.lastToken = lastToken
-        let lease = LockLease(name: name, owner: owner, token: lastToken, ttl: ttl, guardTTL: ttl,
-                              expiresAt: now.monotonic + ttl, expiresWallMicros: now.wall(after: ttl), attempt: attempt)
-        entry.holder = lease
-        changed.insert(name)
-        effects.append(.event(LockEvent(kind: .acquired, name: name, owner: owner, token: lease.token,
-                                        expiresWallMicros: lease.expiresWallMicros, reason: "")))
-        return lease
-    }
-
-    /// Frees the lock held with `lease` (a `released` event) and passes it on.
-    private mutating func dropHolder(_ lease: LockLease, reason: String, now: LockTime, effects: inout [LockEffect]) {
-        entries[lease.name]?.holder = nil
-        changed.insert(lease.name)
-        effects.append(.event(LockEvent(kind: .released, name: lease.name, owner: lease.owner, token: lease.token,
-                                        expiresWallMicros: 0, reason: reason)))
-        settle(name: lease.name, now: now, effects: &effects)
-    }
-
-    /// The holder's lease when `owner` and `token` are the holder's; otherwise
-    /// FAILED_PRECONDITION saying what is wrong.
-    private func holder(of name: String, owner: String, token: UInt64, action: String) throws(LockError) -> LockLease {
-        let entry = entries[name]
-        guard let lease = entry?.holder else {
-            if token > lastToken {
-                throw .precondition("cannot \(action) \(name): token \(token) was never granted (it is not held)")
-            }
-            if token > entry?.lastToken ?? 0 {
-                // Another lock's token, or one of this name before it was forgotten.
-                throw .precondition("cannot \(action) \(name): it is not held, and token \(token) is not its latest lease")
-            }
-            throw .precondition("cannot \(action) \(name): it is not held; token \(token) expired or was released")
-        }
-        if token < lease.token {
-            throw .precondition("cannot \(action) \(name): token \(token) is stale; it is held by \(lease.owner) with token \(lease.token)")
-        }
-        if token > lease.token {
-            throw .precondition("cannot \(action) \(name): token \(token) was never granted; it is held with token \(lease.token)")
-        }
-        if owner != lease.owner {
-            throw .precondition("cannot \(action) \(name): token \(token) is held by \(lease.owner), not \(owner)")
-        }
-        return lease
-    }
-
-    private static func remaining(_ lease: LockLease, now: LockTime) -> String {
-        max(.zero, lease.expiresAt - now.monotonic).shortDescription
-    }
-
-    /// Refuses (INVALID_ARGUMENT) an empty, oversized or unprintable lock name.
-    public func validate(name: String) throws(LockError) {
-        try Self.validate(name, what: "lock name", maxBytes: limits.maxNameBytes)
-    }
-
-    private func validateName(_ name: String) throws(LockError) {
-        try validate(name: name)
-    }
-
-    private func validateOwner(_ owner: String) throws(LockError) {
-        try Self.validate(owner, what: "owner", maxBytes: limits.maxNameBytes)
-    }
-
-    private static func validate(_ value: String, what: String, maxBytes: Int) throws(LockError) {
-        if value.isEmpty { throw .invalid("\(what) must not be empty") }
-        let bytes = value.utf8.count
-        if bytes > maxBytes { throw .invalid("\(what) is \(bytes) bytes; at most \(maxBytes)") }
-        if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-            throw .invalid("\(what) must not contain control characters")
-        }
-    }
-
-    private func validateTTL(_ ttl: Duration) throws(LockError) {
-        guard ttl > .zero else { throw .invalid("ttl must be positive") }
-        guard ttl <= limits.maxTTL else {
-            throw .invalid("ttl \(ttl.shortDescription) exceeds the maximum lease of \(limits.maxTTL.shortDescription)")
-        }
     }
 }

@@ -1,23 +1,5 @@
+import Basics
 import RingProtocol
-
-/// The time of an input to the lock table: a monotonic instant for leases and
-/// waits, and the wall clock for what is shown to people and clients.
-public struct LockTime: Sendable, Equatable {
-    /// Monotonic time since an arbitrary origin (the process start).
-    public var monotonic: Duration
-    /// Microseconds since the Unix epoch.
-    public var wallMicros: Int64
-
-    public init(monotonic: Duration, wallMicros: Int64) {
-        self.monotonic = monotonic
-        self.wallMicros = wallMicros
-    }
-
-    /// The wall-clock time `duration` after this one.
-    func wall(after duration: Duration) -> Int64 {
-        wallMicros &+ duration.wholeMicroseconds
-    }
-}
 
 /// What the lock table accepts.
 public struct LockLimits: Sendable, Equatable {
@@ -180,7 +162,7 @@ public enum AcquireResult: Sendable, Equatable {
     case queued(position: Int)
 }
 
-/// A refused request, with its gRPC-style status.
+/// A refused request: its kind (the shell maps it to a status code) and why.
 public struct LockError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case invalidArgument, failedPrecondition, deadlineExceeded, resourceExhausted
@@ -193,15 +175,6 @@ public struct LockError: Error, Sendable, Equatable, CustomStringConvertible {
 
     static func invalid(_ message: String) -> LockError { LockError(kind: .invalidArgument, message: message) }
     static func precondition(_ message: String) -> LockError { LockError(kind: .failedPrecondition, message: message) }
-
-    public var statusCode: WireStatusCode {
-        switch kind {
-        case .invalidArgument: .invalidArgument
-        case .failedPrecondition: .failedPrecondition
-        case .deadlineExceeded: .deadlineExceeded
-        case .resourceExhausted: .resourceExhausted
-        }
-    }
 }
 
 /// A lock's durable state: its latest token and the holder, if any.
@@ -233,27 +206,5 @@ public struct LockRecord: Sendable, Equatable {
         self.name = name
         self.lastToken = lastToken
         self.holder = holder
-    }
-}
-
-extension Duration {
-    /// Whole microseconds, rounded toward zero.
-    var wholeMicroseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds &* 1_000_000 &+ attoseconds / 1_000_000_000_000
-    }
-
-    /// Whole milliseconds, rounded toward zero.
-    var wholeMilliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds &* 1000 &+ attoseconds / 1_000_000_000_000_000
-    }
-
-    /// A human form: `1.5s`, `250ms`.
-    var shortDescription: String {
-        let millis = wholeMilliseconds
-        if millis % 1000 == 0 { return "\(millis / 1000)s" }
-        if millis >= 1000 { return "\(Double(millis) / 1000)s" }
-        return "\(millis)ms"
     }
 }

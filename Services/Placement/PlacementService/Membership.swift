@@ -1,23 +1,10 @@
+import Basics
 import Ring
 import RingProtocol
 
 /// A member's liveness as placement sees it.
 public enum MemberState: String, Sendable, CaseIterable {
     case up, suspect, down, leaving
-}
-
-/// The time of an input to the state machine: a monotonic instant (for
-/// timeouts) and the wall clock (for display only).
-public struct MembershipTime: Sendable, Equatable {
-    /// Monotonic time since an arbitrary origin.
-    public var monotonic: Duration
-    /// Microseconds since the Unix epoch.
-    public var wallMicros: Int64
-
-    public init(monotonic: Duration, wallMicros: Int64) {
-        self.monotonic = monotonic
-        self.wallMicros = wallMicros
-    }
 }
 
 /// One member as the state machine tracks it.
@@ -95,7 +82,7 @@ public struct Membership: Sendable {
     /// Restores persisted membership. Every member's heartbeat clock restarts
     /// at `now`, so a restarted placement service does not declare everyone
     /// down at once: members get a full timeout to heartbeat again.
-    public init(restoring state: WirePlacementState, settings: MembershipSettings, now: MembershipTime) {
+    public init(restoring state: WirePlacementState, settings: MembershipSettings, now: ServiceTime) {
         self.settings = settings
         epoch = state.epoch
         ringEpoch = state.ringEpoch
@@ -123,7 +110,7 @@ public struct Membership: Sendable {
     // MARK: Requests
 
     /// Adds a member, up and in the ring.
-    public mutating func join(address: String, weight: Int, now: MembershipTime) throws(MembershipError) -> [MembershipEvent] {
+    public mutating func join(address: String, weight: Int, now: ServiceTime) throws(MembershipError) -> [MembershipEvent] {
         let weight = weight == 0 ? 1 : weight
         guard (1...Self.maximumWeight).contains(weight) else {
             throw .invalidWeight("weight \(weight) must be between 1 and \(Self.maximumWeight)")
@@ -143,7 +130,7 @@ public struct Membership: Sendable {
 
     /// Starts a graceful leave: the member leaves the ring now (its arcs get new
     /// owners) and is removed when it reports its handoff complete.
-    public mutating func leave(address: String, now: MembershipTime) throws(MembershipError) -> [MembershipEvent] {
+    public mutating func leave(address: String, now: ServiceTime) throws(MembershipError) -> [MembershipEvent] {
         guard let record = records[address] else { throw .notMember(address) }
         guard record.state != .leaving else { throw .alreadyLeaving(address) }
         let previous = record.state
@@ -155,7 +142,7 @@ public struct Membership: Sendable {
     /// or down), or a leaving one. A member that is up is refused unless
     /// `force` is set: removing it drops its replicas from the plan's senders
     /// while it still holds data and serves, which is what `leave` is for.
-    public mutating func remove(address: String, force: Bool = false, now: MembershipTime) throws(MembershipError) -> [MembershipEvent] {
+    public mutating func remove(address: String, force: Bool = false, now: ServiceTime) throws(MembershipError) -> [MembershipEvent] {
         guard let record = records[address] else { throw .notMember(address) }
         guard force || record.state != .up else { throw .memberUp(address) }
         records.removeValue(forKey: address)
@@ -168,7 +155,7 @@ public struct Membership: Sendable {
     }
 
     /// A leaving member handed off every arc: remove it.
-    public mutating func handoffComplete(address: String, now: MembershipTime) throws(MembershipError) -> [MembershipEvent] {
+    public mutating func handoffComplete(address: String, now: ServiceTime) throws(MembershipError) -> [MembershipEvent] {
         guard let record = records[address] else { throw .notMember(address) }
         guard record.state == .leaving else { throw .notLeaving(address) }
         return try remove(address: address, now: now)
@@ -176,7 +163,7 @@ public struct Membership: Sendable {
 
     /// Records a heartbeat, with the node's caught-up flag when it sends one;
     /// a suspect or down member comes back up.
-    public mutating func heartbeat(address: String, caughtUp: Bool? = nil, now: MembershipTime) throws(MembershipError) -> [MembershipEvent] {
+    public mutating func heartbeat(address: String, caughtUp: Bool? = nil, now: ServiceTime) throws(MembershipError) -> [MembershipEvent] {
         guard var record = records[address] else { throw .notMember(address) }
         record.lastHeartbeat = now.monotonic
         if let caughtUp { record.caughtUp = caughtUp }
@@ -188,7 +175,7 @@ public struct Membership: Sendable {
     }
 
     /// Advances failure detection to `now`: up → suspect → down → (optionally) removed.
-    public mutating func tick(now: MembershipTime) -> [MembershipEvent] {
+    public mutating func tick(now: ServiceTime) -> [MembershipEvent] {
         var events: [MembershipEvent] = []
         for record in members {
             let silence = now.monotonic - record.lastHeartbeat
@@ -260,7 +247,7 @@ public struct Membership: Sendable {
 
     // MARK: Internals
 
-    private mutating func setState(_ address: String, _ state: MemberState, now: MembershipTime) {
+    private mutating func setState(_ address: String, _ state: MemberState, now: ServiceTime) {
         epoch += 1
         records[address]?.state = state
         records[address]?.stateEpoch = epoch

@@ -1,21 +1,20 @@
-import RPC
-
 /// Why a membership request was refused; the state is unchanged.
 public struct MembershipError: Error, Equatable, Sendable, CustomStringConvertible {
-    private enum Code: Equatable, Sendable {
+    /// What kind of refusal; the shell maps it to a status code.
+    public enum Kind: Equatable, Sendable {
         case alreadyMember, notMember, malformedAddress, invalidWeight, notLeaving, alreadyLeaving, memberUp
     }
 
-    private let code: Code
+    public let kind: Kind
     /// What was wrong, for the operator.
     public let message: String
 
-    private init(_ code: Code, _ message: String) {
-        self.code = code
+    private init(_ kind: Kind, _ message: String) {
+        self.kind = kind
         self.message = message
     }
 
-    public static func == (lhs: MembershipError, rhs: MembershipError) -> Bool { lhs.code == rhs.code }
+    public static func == (lhs: MembershipError, rhs: MembershipError) -> Bool { lhs.kind == rhs.kind }
     public var description: String { message }
 
     public static func alreadyMember(_ address: String) -> MembershipError {
@@ -39,16 +38,6 @@ public struct MembershipError: Error, Equatable, Sendable, CustomStringConvertib
     public static func memberUp(_ address: String) -> MembershipError {
         MembershipError(.memberUp, "\(address) is up: remove is for a dead member; use leave to take a live one out "
             + "(it hands its arcs off first), or remove --force")
-    }
-
-    /// The gRPC-style status for this refusal.
-    public var rpcError: RPCError {
-        switch code {
-        case .alreadyMember: RPCError(.alreadyExists, message)
-        case .notMember: RPCError(.notFound, message)
-        case .malformedAddress, .invalidWeight: RPCError(.invalidArgument, message)
-        case .notLeaving, .alreadyLeaving, .memberUp: RPCError(.failedPrecondition, message)
-        }
     }
 
     // One value of each kind, to compare with `==` (which compares kinds only).

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Logging
 import RPC
@@ -50,7 +51,7 @@ public final class PlacementServer {
         let address = Endpoint.address(of: rpc.endpoint)
         events = try EventPublisher(reactor: reactor, endpoint: options.publish, source: address)
         if let saved = try store.load() {
-            membership = Membership(restoring: saved, settings: options.settings, now: MembershipTime(monotonic: .zero, wallMicros: Self.wallMicros()))
+            membership = Membership(restoring: saved, settings: options.settings, now: ServiceTime(monotonic: .zero, wallMicros: WallClock.micros))
             logger.info("placement.restored", metadata: ["cluster.epoch": "\(membership.epoch)", "cluster.members": "\(membership.members.count)"])
         } else {
             membership = Membership(settings: options.settings)
@@ -171,7 +172,7 @@ public final class PlacementServer {
         var current = true
         if id != 0 {
             let details = request.details
-            let wallMicros = Self.wallMicros()
+            let wallMicros = WallClock.micros
             if request.type == "migration_completed" {
                 let pendingBefore = membership.plan.pending.count
                 _ = membership.recordProgress(id) { transfer in
@@ -223,7 +224,7 @@ public final class PlacementServer {
 
     /// Runs `change` on a copy of the membership; persists the copy if the epoch
     /// moved, then adopts it and publishes its events.
-    private func apply(_ change: (inout Membership, MembershipTime) throws(MembershipError) -> [MembershipEvent]) -> Result<Void, RPCError> {
+    private func apply(_ change: (inout Membership, ServiceTime) throws(MembershipError) -> [MembershipEvent]) -> Result<Void, RPCError> {
         var next = membership
         let events: [MembershipEvent]
         do {
@@ -302,9 +303,20 @@ public final class PlacementServer {
         }))
     }
 
-    private var now: MembershipTime {
-        MembershipTime(monotonic: reactor.now - origin, wallMicros: Self.wallMicros())
+    private var now: ServiceTime {
+        ServiceTime(monotonic: reactor.now - origin, wallMicros: WallClock.micros)
     }
 
-    private static func wallMicros() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+}
+
+extension MembershipError {
+    /// The gRPC-style status for this refusal.
+    public var rpcError: RPCError {
+        switch kind {
+        case .alreadyMember: RPCError(.alreadyExists, message)
+        case .notMember: RPCError(.notFound, message)
+        case .malformedAddress, .invalidWeight: RPCError(.invalidArgument, message)
+        case .notLeaving, .alreadyLeaving, .memberUp: RPCError(.failedPrecondition, message)
+        }
+    }
 }

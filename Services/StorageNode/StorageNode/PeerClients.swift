@@ -20,7 +20,7 @@ final class PeerClients {
     func client(for address: String) -> ReactorClient? {
         if let client = clients[address] { return client }
         do {
-            let client = try ReactorClient(reactor: reactor, endpoint: "tcp://" + address, caller: caller, logger: logger)
+            let client = try ReactorClient(reactor: reactor, endpoint: Endpoint.endpoint(for: address), caller: caller, logger: logger)
             clients[address] = client
             return client
         } catch {

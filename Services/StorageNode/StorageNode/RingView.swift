@@ -13,14 +13,13 @@ struct RingView {
     init(info: WireRingInfo) {
         self.info = info
         states = Dictionary(info.members.map { ($0.address, $0.state) }, uniquingKeysWith: { _, last in last })
-        let members = info.members.compactMap { try? RingMember(address: $0.address, weight: Int(max(1, $0.weight))) }
-        ring = members.isEmpty ? nil : try? HashRing(members: members, density: Int(max(1, info.density)))
+        ring = try? HashRing(ringInfo: info)
         pending = info.plan.pending.flatMap { arc in
             RingArc(first: arc.arc.first, last: arc.arc.last).ranges.map { (range: $0, arc: arc) }
         }.sorted { $0.range.lowerBound < $1.range.lowerBound }
     }
 
-    var replicas: Int { Int(max(1, info.replicas)) }
+    var replicas: Int { info.replicationFactor }
     var planVersion: UInt64 { info.plan.version }
 
     /// The first `n` distinct members clockwise from the key's position.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RPC
 import ServiceHost
 import StorageEngine
 import StorageNode

@@ -1,10 +1,8 @@
 import ArgumentParser
+import Basics
 import BenchKit
 import Foundation
-import RPC
-import RingProtocol
 import RingstoreClient
-import ZeroMQ
 
 /// `ringctl bench`: load generators that print figures.
 struct BenchCommand: AsyncParsableCommand {
@@ -48,28 +46,27 @@ struct EchoBenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let endpoints = cluster.endpoints
-        let method: RPCMethod<WireEchoRequest, WireEchoReply>
-        let endpoint: String
+        let service: Service
         switch target {
-        case "placement": (method, endpoint) = (PlacementMethods.echo, endpoints.placement)
-        case "lock": (method, endpoint) = (LockMethods.echo, endpoints.locks)
-        default: (method, endpoint) = (StorageMethods.echo, ClusterEndpoints.normalize(target))
+        case "placement": service = .placement(endpoints.placement)
+        case "lock": service = .lock(endpoints.locks)
+        default: service = .node(target)
         }
-        let context = try ZMQContext()
+        let endpoint = service.endpoint
+        let context = try ClientContext()
         defer { context.shutdown() }
-        let client = try RPCClient(context: context, endpoint: endpoint, caller: cluster.caller)
+        let client = try AdminClient(context: context, service: service, caller: cluster.caller, callTimeout: cluster.callTimeout)
         defer { client.close() }
-        let request = WireEchoRequest.with { $0.payload = Data(repeating: 0x5A, count: payload) }
-        let options = CallOptions(timeout: cluster.callTimeout)
+        let request = [UInt8](repeating: 0x5A, count: payload)
         let clock = ContinuousClock()
 
         // Warm up: connect and fault everything in.
-        for _ in 0..<200 { _ = try await client.call(method, request, options: options) }
+        for _ in 0..<200 { try await client.echo(request) }
 
         var roundTrips = Latencies()
         for _ in 0..<requests {
             let start = clock.now
-            _ = try await client.call(method, request, options: options)
+            try await client.echo(request)
             roundTrips.record(clock.now - start)
         }
 
@@ -82,7 +79,7 @@ struct EchoBenchCommand: AsyncParsableCommand {
                     var part = Latencies()
                     for _ in 0..<perWorker {
                         let began = clock.now
-                        _ = try await client.call(method, request, options: options)
+                        try await client.echo(request)
                         part.record(clock.now - began)
                     }
                     return part
@@ -94,7 +91,7 @@ struct EchoBenchCommand: AsyncParsableCommand {
         }
         let elapsed = clock.now - start
         let total = perWorker * concurrency
-        let rate = Double(total) / seconds(elapsed)
+        let rate = Double(total) / elapsed.inSeconds
 
         if cluster.json {
             var object: [String: Any] = [
@@ -113,7 +110,4 @@ struct EchoBenchCommand: AsyncParsableCommand {
         }
     }
 
-    private func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }

@@ -40,8 +40,3 @@ struct ClusterOptions: ParsableArguments {
         "ringctl@\(ProcessInfo.processInfo.hostName)#\(ProcessInfo.processInfo.processIdentifier)"
     }
 }
-
-/// Writes a line to stderr (errors and diagnostics; stdout is for results).
-func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
-}

@@ -1,18 +1,6 @@
 import ArgumentParser
 import Foundation
-import RPC
-import RingProtocol
 import RingstoreClient
-import Synchronization
-import ZeroMQ
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// `ringctl put KEY VALUE` or `ringctl put --stdin`.
 struct PutCommand: AsyncParsableCommand {
@@ -42,7 +30,7 @@ struct PutCommand: AsyncParsableCommand {
 
     func validate() throws {
         try bulk.validate(arguments: [key, value], names: "KEY VALUE")
-        if let ifVersion, VersionText.parse(ifVersion) == nil {
+        if let ifVersion, Version(ifVersion) == nil {
             throw ValidationError("--if-version must be TIMESTAMP@WRITER, not '\(ifVersion)'")
         }
         if ifVersion != nil && ifAbsent { throw ValidationError("--if-version and --if-absent exclude each other") }
@@ -64,8 +52,8 @@ struct PutCommand: AsyncParsableCommand {
         let session = try DataSession(cluster)
         defer { session.close() }
         let client = session.client
-        let quorum = quorum.wire
-        let ifVersion = ifVersion.flatMap(VersionText.parse)
+        let quorum = quorum.quorum
+        let ifVersion = ifVersion.flatMap(Version.init)
         let ifAbsent = ifAbsent
         let fence = fence.flatMap(Self.parseFence)
         if bulk.stdin {
@@ -86,7 +74,7 @@ struct PutCommand: AsyncParsableCommand {
             return
         }
         let key = key ?? "", value = value ?? ""
-        let reply: WirePutReply
+        let reply: WriteResult
         do {
             reply = try await client.put(key: Array(key.utf8), value: Array(value.utf8), quorum: quorum,
                                          ifVersion: ifVersion, ifAbsent: ifAbsent, fence: fence)
@@ -95,7 +83,7 @@ struct PutCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if cluster.json {
-            print(JSONLine.encode(["key": key, "ok": true, "version": VersionText.format(reply.version), "acks": Int(reply.acks)]))
+            print(JSONLine.encode(["key": key, "ok": true, "version": reply.version.description, "acks": reply.acks]))
         } else {
             print("OK")
         }
@@ -136,7 +124,7 @@ struct GetCommand: AsyncParsableCommand {
         let session = try DataSession(cluster)
         defer { session.close() }
         let client = session.client
-        let quorum = WireQuorum.with { $0.n = UInt32(n ?? 0); $0.r = UInt32(r ?? 0) }
+        let quorum = Quorum(n: n, r: r)
         if bulk.stdin {
             try await BulkRunner.run(concurrency: bulk.concurrency) { line in
                 let key: [UInt8]
@@ -146,7 +134,7 @@ struct GetCommand: AsyncParsableCommand {
                 }
                 do {
                     let reply = try await client.get(key: key, quorum: quorum)
-                    return (key, reply.found ? .value(Array(reply.value)) : .notFound)
+                    return (key, reply.found ? .value(reply.value) : .notFound)
                 } catch {
                     return (key, .error(BulkOutcome.reason(error)))
                 }
@@ -154,7 +142,7 @@ struct GetCommand: AsyncParsableCommand {
             return
         }
         let key = key ?? ""
-        let reply: WireGetReply
+        let reply: ReadResult
         do {
             reply = try await client.get(key: Array(key.utf8), quorum: quorum)
         } catch {
@@ -164,17 +152,17 @@ struct GetCommand: AsyncParsableCommand {
         if cluster.json {
             var object: [String: Any] = ["key": key, "found": reply.found]
             if reply.found {
-                object["version"] = VersionText.format(reply.version)
+                object["version"] = reply.version.description
                 if let text = String(validating: reply.value, as: UTF8.self) {
                     object["value"] = text
                 } else {
-                    object["value_base64"] = reply.value.base64EncodedString()
+                    object["value_base64"] = Data(reply.value).base64EncodedString()
                 }
             }
             print(JSONLine.encode(object))
         } else if reply.found {
             let output = OutputSink()
-            output.append(Array(reply.value) + [UInt8(ascii: "\n")])
+            output.append(reply.value + [UInt8(ascii: "\n")])
             output.flush()
         }
         if !reply.found {
@@ -202,243 +190,17 @@ struct DelCommand: AsyncParsableCommand {
     func run() async throws {
         let session = try DataSession(cluster)
         defer { session.close() }
-        let reply: WireDeleteReply
+        let reply: WriteResult
         do {
-            reply = try await session.client.delete(key: Array(key.utf8), quorum: quorum.wire)
+            reply = try await session.client.delete(key: Array(key.utf8), quorum: quorum.quorum)
         } catch {
             printError("ringctl: del \(key): \(error)")
             throw ExitCode(1)
         }
         if cluster.json {
-            print(JSONLine.encode(["key": key, "ok": true, "version": VersionText.format(reply.version), "acks": Int(reply.acks)]))
+            print(JSONLine.encode(["key": key, "ok": true, "version": reply.version.description, "acks": reply.acks]))
         } else {
             print("OK")
         }
     }
-}
-
-// MARK: - Shared options
-
-/// `--w` and `--n` of the writing commands.
-struct WriteQuorumOptions: ParsableArguments {
-    @Option(name: .customLong("w"), help: ArgumentHelp("Acknowledgements to wait for (default: the cluster's W).", valueName: "n"))
-    var w: Int?
-    @Option(name: .customLong("n"), help: ArgumentHelp("Replicas of the key (default: the cluster's N).", valueName: "n"))
-    var n: Int?
-
-    func validate() throws {
-        try QuorumValue.validate(w, name: "--w")
-        try QuorumValue.validate(n, name: "--n")
-        if let w, let n, w > n { throw ValidationError("--w \(w) exceeds --n \(n)") }
-    }
-
-    var wire: WireQuorum { WireQuorum.with { $0.n = UInt32(n ?? 0); $0.w = UInt32(w ?? 0) } }
-}
-
-/// `--stdin` and `--concurrency` of the bulk modes.
-struct BulkOptions: ParsableArguments {
-    @Flag(help: "Read requests from standard input, one per line.") var stdin = false
-    @Option(help: ArgumentHelp("Requests in flight with --stdin (1...4096).", valueName: "n")) var concurrency = 64
-
-    func validate() throws {
-        guard (1...4096).contains(concurrency) else { throw ValidationError("--concurrency must be 1...4096") }
-    }
-
-    /// The positional arguments must all be given, or, with `--stdin`, none.
-    func validate(arguments: [String?], names: String) throws {
-        if stdin {
-            guard arguments.allSatisfy({ $0 == nil }) else { throw ValidationError("give \(names) or --stdin, not both") }
-        } else {
-            guard arguments.allSatisfy({ $0 != nil }) else { throw ValidationError("give \(names), or --stdin to read them") }
-            guard arguments.first??.isEmpty == false else { throw ValidationError("KEY must not be empty") }
-        }
-    }
-}
-
-/// Checks one `--n`, `--w` or `--r` value.
-enum QuorumValue {
-    static let range = 1...16
-
-    static func validate(_ value: Int?, name: String) throws {
-        if let value, !range.contains(value) { throw ValidationError("\(name) must be \(range.lowerBound)...\(range.upperBound), not \(value)") }
-    }
-}
-
-/// A version as text, `TIMESTAMP@WRITER` as the nodes print it: printed by `--json` and taken by `put --if-version`.
-enum VersionText {
-    static func format(_ version: WireVersion) -> String { "\(version.timestamp)@\(version.writer)" }
-
-    static func parse(_ text: String) -> WireVersion? {
-        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, let timestamp = UInt64(parts[0]), let writer = UInt64(parts[1]) else { return nil }
-        return WireVersion.with { $0.timestamp = timestamp; $0.writer = writer }
-    }
-}
-
-/// A data client for one command invocation.
-struct DataSession {
-    let context: ZMQContext
-    let client: KeyValueClient
-
-    init(_ cluster: ClusterOptions) throws {
-        context = try ZMQContext()
-        client = try KeyValueClient(context: context, endpoints: cluster.endpoints, caller: cluster.caller,
-                                    configuration: .init(timeout: cluster.callTimeout))
-    }
-
-    func close() {
-        client.close()
-        context.shutdown()
-    }
-}
-
-// MARK: - Bulk mode
-
-/// Runs the `--stdin` modes: reads lines, keeps up to `concurrency` requests in
-/// flight, and prints each answer as it arrives.
-enum BulkRunner {
-    /// Sends every line of stdin through `handle`, which returns the key to print
-    /// and the outcome, up to `concurrency` lines at a time. Lines with the same
-    /// `orderedBy` key run one after the other, in input order (a write of a key
-    /// is sent only after the previous write of that key was answered). Throws
-    /// `ExitCode(1)` when any line failed.
-    ///
-    /// `nextChunk` and `output` default to stdin and stdout.
-    static func run(concurrency: Int, orderedBy orderKey: @escaping ([UInt8]) -> [UInt8]? = { _ in nil },
-                    nextChunk: (() async throws -> [UInt8]?)? = nil, output: OutputSink = OutputSink(),
-                    handle: @escaping @Sendable ([UInt8]) async -> (key: [UInt8], outcome: BulkOutcome)) async throws {
-        let standardInput = StandardInput()
-        let nextChunk = nextChunk ?? { try await standardInput.nextChunk() }
-        let flusher = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(50))
-                output.flush()
-            }
-        }
-        defer { flusher.cancel() }
-        var splitter = LineSplitter()
-        var lineCount = 0
-        var failures = 0
-        try await withThrowingTaskGroup(of: (failed: Bool, orderKey: [UInt8]?).self) { group in
-            var inFlight = 0
-            var keysInFlight: [[UInt8]: Int] = [:]
-            func finished(_ result: (failed: Bool, orderKey: [UInt8]?)) {
-                inFlight -= 1
-                if result.failed { failures += 1 }
-                if let key = result.orderKey {
-                    keysInFlight[key, default: 1] -= 1
-                    if keysInFlight[key] == 0 { keysInFlight.removeValue(forKey: key) }
-                }
-            }
-            var lines: [[UInt8]] = []
-            var atEnd = false
-            while !atEnd {
-                lines.removeAll(keepingCapacity: true)
-                if let chunk = try await nextChunk() {
-                    splitter.feed(chunk) { lines.append($0) }
-                } else {
-                    atEnd = true
-                    if let last = splitter.finish() { lines.append(last) }
-                }
-                for line in lines {
-                    let key = orderKey(line)
-                    while inFlight >= concurrency || key.map({ keysInFlight[$0] != nil }) == true,
-                          let result = try await group.next() {
-                        finished(result)
-                    }
-                    group.addTask {
-                        let (printed, outcome) = await handle(line)
-                        var bytes: [UInt8] = []
-                        outcome.append(key: printed, to: &bytes)
-                        output.append(bytes)
-                        return (outcome.isFailure, key)
-                    }
-                    inFlight += 1
-                    if let key { keysInFlight[key, default: 0] += 1 }
-                    lineCount += 1
-                }
-            }
-            for try await result in group { finished(result) }
-        }
-        flusher.cancel()
-        output.flush()
-        if failures > 0 {
-            printError("ringctl: \(failures) of \(lineCount) lines failed")
-            throw ExitCode(1)
-        }
-    }
-}
-
-/// Standard output through one buffer shared by concurrent tasks: whole lines
-/// are appended, written in large blocks, and flushed by the caller regularly.
-final class OutputSink: Sendable {
-    static let blockSize = 256 * 1024
-    private let buffer = Mutex<[UInt8]>([])
-    private let fileDescriptor: Int32
-
-    /// A sink writing to `fileDescriptor` (standard output by default).
-    init(fileDescriptor: Int32 = 1) {
-        self.fileDescriptor = fileDescriptor
-    }
-
-    func append(_ bytes: [UInt8]) {
-        buffer.withLock { buffer in
-            buffer.append(contentsOf: bytes)
-            if buffer.count >= Self.blockSize { drain(&buffer) }
-        }
-    }
-
-    func flush() {
-        buffer.withLock { drain(&$0) }
-    }
-
-    /// Writes and empties `buffer`; a closed stdout (EPIPE) drops the output.
-    private func drain(_ buffer: inout [UInt8]) {
-        buffer.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { break }
-                offset += written
-            }
-        }
-        buffer.removeAll(keepingCapacity: true)
-    }
-}
-
-/// Standard input in chunks, read on a dispatch queue of its own so that a slow
-/// producer never blocks a thread of the cooperative pool.
-final class StandardInput: Sendable {
-    static let chunkSize = 256 * 1024
-    private let queue = DispatchQueue(label: "ringctl.stdin")
-
-    /// The next chunk, or nil at the end of the input.
-    func nextChunk() async throws -> [UInt8]? {
-        let result: Result<[UInt8]?, StandardInputError> = await withCheckedContinuation { continuation in
-            queue.async {
-                var chunk = [UInt8](repeating: 0, count: Self.chunkSize)
-                while true {
-                    let count = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-                    if count > 0 {
-                        chunk.removeLast(chunk.count - count)
-                        continuation.resume(returning: .success(chunk))
-                    } else if count == 0 {
-                        continuation.resume(returning: .success(nil))
-                    } else if errno == EINTR {
-                        continue
-                    } else {
-                        continuation.resume(returning: .failure(StandardInputError(code: errno)))
-                    }
-                    return
-                }
-            }
-        }
-        return try result.get()
-    }
-}
-
-struct StandardInputError: Error, CustomStringConvertible {
-    let code: Int32
-    var description: String { "reading stdin: \(String(cString: strerror(code)))" }
 }

@@ -1,11 +1,9 @@
 import ArgumentParser
+import Basics
 import BenchKit
 import Foundation
-import RPC
-import RingProtocol
 import RingstoreClient
 import Synchronization
-import ZeroMQ
 
 /// `ringctl bench kv`: puts a set of keys, reads them back, and optionally
 /// runs a mixed read/write phase, measuring throughput and latency of each.
@@ -61,7 +59,7 @@ struct KVBenchCommand: AsyncParsableCommand {
         }
         let payload = BenchPayload(prefix: prefix ?? "kvbench-\(UInt32.random(in: 0...UInt32.max))-",
                                    valueSize: valueSize)
-        let quorum = WireQuorum.with { $0.n = UInt32(n ?? 0); $0.w = UInt32(w ?? 0); $0.r = UInt32(r ?? 0) }
+        let quorum = Quorum(n: n, w: w, r: r)
         let settings = await EffectiveSettings.ask(context: session.context, router: client.currentRouter,
                                                    nodes: cluster.endpoints.nodes, timeout: cluster.callTimeout,
                                                    n: n, w: w, r: r)
@@ -78,7 +76,7 @@ struct KVBenchCommand: AsyncParsableCommand {
             do {
                 let reply = try await client.get(key: payload.key(index), quorum: quorum)
                 guard reply.found else { return .missing }
-                return Array(reply.value) == payload.value(index) ? .ok : .wrong
+                return reply.value == payload.value(index) ? .ok : .wrong
             } catch {
                 return .failed("\(error)")
             }
@@ -160,18 +158,16 @@ struct EffectiveSettings {
 
     /// Asks every member's Health (or the static node list's) for its defaults;
     /// a figure no node gave stays 0, a sync mode "unknown".
-    static func ask(context: ZMQContext, router: RingRouter?, nodes: [String], timeout: Duration,
+    static func ask(context: ClientContext, router: RingRouter?, nodes: [String], timeout: Duration,
                     n asked: Int?, w askedW: Int?, r askedR: Int?) async -> EffectiveSettings {
         let targets = router.map { $0.ring.members.map(\.address) } ?? nodes
         var replicas = 0, defaultW = 0, defaultR = 0
         var syncModes: Set<String> = []
         for target in targets {
-            guard let client = try? RPCClient(context: context, endpoint: ClusterEndpoints.normalize(target), caller: "ringctl-bench") else {
-                continue
-            }
-            defer { client.close() }
-            guard let health = try? await client.call(StorageMethods.health, WireHealthRequest(), options: CallOptions(timeout: timeout))
+            guard let client = try? AdminClient(context: context, service: .node(target), caller: "ringctl-bench", callTimeout: timeout),
+                  let health = try? await client.health()
             else { continue }
+            client.close()
             if let sync = health.details["sync"] { syncModes.insert(sync) }
             replicas = max(replicas, Int(health.details["replicas"] ?? "") ?? 0)
             defaultW = max(defaultW, Int(health.details["default_w"] ?? "") ?? 0)
@@ -244,7 +240,7 @@ struct BenchPhase: Sendable {
     var elapsed: Duration = .zero
     var tallies: [String: Tally] = [:]
 
-    var seconds: Double { Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18 }
+    var seconds: Double { elapsed.inSeconds }
 
     /// Successful operations of `tally` per second of the phase.
     func rate(of tally: Tally) -> Double { seconds > 0 ? Double(tally.latencies.count) / seconds : 0 }

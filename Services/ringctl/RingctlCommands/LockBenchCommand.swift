@@ -1,10 +1,7 @@
 import ArgumentParser
 import BenchKit
 import Foundation
-import RPC
-import RingProtocol
 import RingstoreClient
-import ZeroMQ
 
 /// `ringctl bench lock`: lock latency over real sockets.
 struct LockBenchCommand: AsyncParsableCommand {
@@ -28,7 +25,7 @@ struct LockBenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let context = try ZMQContext()
+        let context = try ClientContext()
         defer { context.shutdown() }
         let run = "\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
         let name = "bench/\(run)"
@@ -62,8 +59,8 @@ struct LockBenchCommand: AsyncParsableCommand {
             var handoffs = Latencies()
             for _ in 0..<count {
                 let held = try await first.acquire(name, ttl: ttl)
-                let waiter = Task { () -> Result<(LockGrant, ContinuousClock.Instant), RPCError> in
-                    do throws(RPCError) {
+                let waiter = Task { () -> Result<(LockGrant, ContinuousClock.Instant), RingstoreError> in
+                    do throws(RingstoreError) {
                         let grant = try await second.acquire(name, ttl: ttl, wait: .seconds(30))
                         return .success((grant, ContinuousClock.now))
                     } catch {
@@ -77,7 +74,7 @@ struct LockBenchCommand: AsyncParsableCommand {
                 let (grant, granted) = try await waiter.value.get()
                 handoffs.record(granted - start)
                 guard grant.token == held.token + 1 else {
-                    throw RPCError.internalError("handoff granted token \(grant.token) after \(held.token)")
+                    throw RingstoreError.internalError("handoff granted token \(grant.token) after \(held.token)")
                 }
                 try await second.release(name, token: grant.token)
             }

@@ -1,25 +1,20 @@
 import ArgumentParser
-import Foundation
-import RPC
-import RingProtocol
-import ZeroMQ
+import RingstoreClient
 
 /// A placement client for one command invocation.
 struct PlacementSession {
-    let context: ZMQContext
-    let client: RPCClient
-    let options: CallOptions
+    let context: ClientContext
+    let client: PlacementClient
 
     init(_ cluster: ClusterOptions) throws {
-        context = try ZMQContext()
-        client = try RPCClient(context: context, endpoint: cluster.endpoints.placement, caller: cluster.caller)
-        options = CallOptions(timeout: cluster.callTimeout)
+        context = try ClientContext()
+        client = try PlacementClient(context: context, endpoints: cluster.endpoints, caller: cluster.caller, callTimeout: cluster.callTimeout)
     }
 
     /// Calls placement; a failure is printed to stderr and ends the command with exit 1.
-    func call<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request, what: String) async throws -> Response {
+    func call<Response>(what: String, _ body: (PlacementClient) async throws(RingstoreError) -> Response) async throws -> Response {
         do {
-            return try await client.call(method, request, options: options)
+            return try await body(client)
         } catch {
             printError("ringctl: \(what): \(error)")
             throw ExitCode(1)
@@ -45,11 +40,11 @@ struct MembersCommand: AsyncParsableCommand {
     func run() async throws {
         let session = try PlacementSession(cluster)
         defer { session.close() }
-        let reply = try await session.call(PlacementMethods.getMembers, WireGetMembersRequest(), what: "cannot list members")
+        let reply = try await session.call(what: "cannot list members") { client throws(RingstoreError) in try await client.members() }
         if cluster.json {
             for member in reply.members {
                 print(JSONLine.encode([
-                    "address": member.address, "state": member.state.name, "weight": Int(member.weight),
+                    "address": member.address, "state": member.state.rawValue, "weight": member.weight,
                     "epoch": Int(member.stateEpoch), "cluster_epoch": Int(reply.epoch),
                     "since": Timestamp.iso8601(micros: member.stateSinceUnixMicros), "caught_up": member.caughtUp,
                 ]))
@@ -58,7 +53,7 @@ struct MembersCommand: AsyncParsableCommand {
         }
         var rows = [["ADDRESS", "STATE", "WEIGHT", "EPOCH", "CAUGHT_UP", "SINCE"]]
         for member in reply.members {
-            rows.append([member.address, member.state.name, "\(member.weight)", "\(member.stateEpoch)", member.caughtUp ? "yes" : "no",
+            rows.append([member.address, member.state.rawValue, "\(member.weight)", "\(member.stateEpoch)", member.caughtUp ? "yes" : "no",
                          Timestamp.iso8601(micros: member.stateSinceUnixMicros)])
         }
         print(Table.render(rows), terminator: "")
@@ -81,9 +76,11 @@ struct JoinCommand: AsyncParsableCommand {
     func run() async throws {
         let session = try PlacementSession(cluster)
         defer { session.close() }
-        let request = WireJoinRequest.with { $0.address = address; $0.weight = UInt32(weight) }
-        let reply = try await session.call(PlacementMethods.join, request, what: "cannot join \(address)")
-        print("joined \(address) at epoch \(reply.epoch)")
+        let (address, weight) = (address, weight)
+        let epoch = try await session.call(what: "cannot join \(address)") { client throws(RingstoreError) in
+            try await client.join(address, weight: weight)
+        }
+        print("joined \(address) at epoch \(epoch)")
     }
 }
 
@@ -98,9 +95,11 @@ struct LeaveCommand: AsyncParsableCommand {
     func run() async throws {
         let session = try PlacementSession(cluster)
         defer { session.close() }
-        let reply = try await session.call(PlacementMethods.leave, WireLeaveRequest.with { $0.address = address },
-                                           what: "cannot start the leave of \(address)")
-        print("\(address) is leaving at epoch \(reply.epoch)")
+        let address = address
+        let epoch = try await session.call(what: "cannot start the leave of \(address)") { client throws(RingstoreError) in
+            try await client.leave(address)
+        }
+        print("\(address) is leaving at epoch \(epoch)")
     }
 }
 
@@ -121,11 +120,10 @@ struct RemoveCommand: AsyncParsableCommand {
     func run() async throws {
         let session = try PlacementSession(cluster)
         defer { session.close() }
-        let request = WireRemoveRequest.with {
-            $0.address = address
-            $0.force = force
+        let (address, force) = (address, force)
+        let epoch = try await session.call(what: "cannot remove \(address)") { client throws(RingstoreError) in
+            try await client.remove(address, force: force)
         }
-        let reply = try await session.call(PlacementMethods.remove, request, what: "cannot remove \(address)")
-        print("removed \(address) at epoch \(reply.epoch)")
+        print("removed \(address) at epoch \(epoch)")
     }
 }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Left-aligned columns separated by two spaces.
@@ -29,4 +30,7 @@ enum Timestamp {
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date(timeIntervalSince1970: Double(micros) / 1_000_000))
     }
+
+    /// This moment, as ``iso8601(micros:)`` prints it.
+    static var now: String { iso8601(micros: WallClock.micros) }
 }

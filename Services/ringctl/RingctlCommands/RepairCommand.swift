@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import RPC
-import RingProtocol
-import ZeroMQ
+import RingstoreClient
 
 /// `ringctl repair [ADDRESS]`: an anti-entropy pass now, on one node or on every member in turn.
 struct RepairCommand: AsyncParsableCommand {
@@ -34,7 +32,7 @@ struct RepairCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let context = try ZMQContext()
+        let context = try ClientContext()
         defer { context.shutdown() }
         var nodes: [String]
         var failed = 0
@@ -43,7 +41,7 @@ struct RepairCommand: AsyncParsableCommand {
         } else {
             let session = try PlacementSession(cluster)
             defer { session.close() }
-            let reply = try await session.call(PlacementMethods.getMembers, WireGetMembersRequest(), what: "cannot list members")
+            let reply = try await session.call(what: "cannot list members") { client throws(RingstoreError) in try await client.members() }
             guard !reply.members.isEmpty else {
                 printError("ringctl: the cluster has no members")
                 throw ExitCode(1)
@@ -54,7 +52,7 @@ struct RepairCommand: AsyncParsableCommand {
                     nodes.append(member.address)
                 } else {
                     failed += 1
-                    printError("ringctl: cannot repair \(member.address): it is \(member.state.name)")
+                    printError("ringctl: cannot repair \(member.address): it is \(member.state.rawValue)")
                 }
             }
         }
@@ -64,7 +62,7 @@ struct RepairCommand: AsyncParsableCommand {
                 let reply = try await repair(node, context: context)
                 if cluster.json {
                     print(JSONLine.encode([
-                        "node": node, "arcs_compared": Int(reply.arcsCompared), "arcs_differing": Int(reply.arcsDiffering),
+                        "node": node, "arcs_compared": reply.arcsCompared, "arcs_differing": reply.arcsDiffering,
                         "rows_pushed": Int(reply.rowsPushed), "rows_pulled": Int(reply.rowsPulled),
                         "duration_ms": Double(reply.durationMicros) / 1000,
                     ]))
@@ -81,19 +79,10 @@ struct RepairCommand: AsyncParsableCommand {
         if failed > 0 { throw ExitCode(1) }
     }
 
-    private func repair(_ node: String, context: ZMQContext) async throws(RPCError) -> WireRepairReply {
-        let client: RPCClient
-        do {
-            client = try RPCClient(context: context, endpoint: "tcp://" + node, caller: cluster.caller)
-        } catch {
-            throw .unavailable("cannot connect: \(error)")
-        }
+    private func repair(_ node: String, context: ClientContext) async throws(RingstoreError) -> RepairReport {
+        let client = try AdminClient(context: context, service: .node(node), caller: cluster.caller, callTimeout: cluster.callTimeout)
         defer { client.close() }
-        // A node that does not answer fails fast, not after the pass timeout.
-        _ = try await client.call(StorageMethods.health, WireHealthRequest(), options: CallOptions(timeout: cluster.callTimeout))
-        // One attempt may take the whole pass; retries only cover a connection that is not there yet.
-        let options = CallOptions(timeout: .milliseconds(Int64(passTimeout * 1000)), maxAttempts: 1)
-        return try await client.call(StorageMethods.repair, WireRepairRequest(), options: options)
+        return try await client.repair(timeout: .seconds(passTimeout))
     }
 
     /// `850ms`, `12.3s`.

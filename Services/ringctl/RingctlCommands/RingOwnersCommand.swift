@@ -1,16 +1,6 @@
 import ArgumentParser
-import RPC
 import Ring
-import RingProtocol
-import ZeroMQ
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RingstoreClient
 
 /// `ringctl ring`: questions about the consistent-hash ring itself.
 public struct RingCommand: AsyncParsableCommand {
@@ -101,7 +91,7 @@ public struct RingOwnersCommand: AsyncParsableCommand {
             let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { chunk.deallocate() }
             while true {
-                let count = try Self.readStandardInput(into: chunk)
+                let count = try StdIO.read(0, into: chunk)
                 if count == 0 { break }
                 formatter.consume(UnsafeRawBufferPointer(rebasing: chunk[..<count]), into: &output.bytes)
                 try output.flushIfFull()
@@ -111,30 +101,30 @@ public struct RingOwnersCommand: AsyncParsableCommand {
         try output.flush()
         if let line = formatter.firstEmptyLine {
             let count = formatter.emptyLineCount
-            Self.writeStandardError("ringctl: skipped \(count) empty line\(count == 1 ? "" : "s") on stdin (first: line \(line))\n")
+            printError("ringctl: skipped \(count) empty line\(count == 1 ? "" : "s") on stdin (first: line \(line))")
             throw ExitCode(1)
         }
     }
 
     /// The live ring and replication factor, from placement.
     private func liveRing() async throws -> (HashRing, Int) {
-        let context = try ZMQContext()
+        let context = try ClientContext()
         defer { context.shutdown() }
-        let client = try RPCClient(context: context, endpoint: cluster.endpoints.placement, caller: cluster.caller)
+        let client = try PlacementClient(context: context, endpoints: cluster.endpoints, caller: cluster.caller,
+                                         callTimeout: cluster.callTimeout)
         defer { client.close() }
-        let reply: WireGetRingReply
+        let live: ClusterRing
         do {
-            reply = try await client.call(PlacementMethods.getRing, WireGetRingRequest(), options: CallOptions(timeout: cluster.callTimeout))
+            live = try await client.ring()
         } catch {
             printError("ringctl: cannot get the ring from \(cluster.endpoints.placement): \(error)")
             throw ExitCode(2)
         }
-        guard !reply.ring.members.isEmpty else {
-            printError("ringctl: the ring has no members yet (epoch \(reply.epoch)); start nodes or use --members")
+        guard let ring = live.ring else {
+            printError("ringctl: the ring has no members yet (epoch \(live.epoch)); start nodes or use --members")
             throw ExitCode(2)
         }
-        let members = try reply.ring.members.map { try RingMember(address: $0.address, weight: Int($0.weight)) }
-        return (try HashRing(members: members, density: Int(reply.ring.density)), Int(reply.ring.replicas))
+        return (ring, live.replicas)
     }
 
     /// The ring of `--members`, with ring errors turned into usage errors.
@@ -156,28 +146,6 @@ public struct RingOwnersCommand: AsyncParsableCommand {
         }
     }
 
-    /// Reads up to `buffer.count` bytes from fd 0; 0 at end of input.
-    private static func readStandardInput(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        while true {
-            let count = read(0, buffer.baseAddress, buffer.count)
-            if count >= 0 { return count }
-            if errno != EINTR { throw StreamError(operation: "reading stdin", code: errno) }
-        }
-    }
-
-    private static func writeStandardError(_ message: String) {
-        var message = message
-        message.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { return }
-                offset += written
-            }
-        }
-    }
-
     /// Output collected in memory and written to fd 1 in large blocks.
     private struct OutputBuffer {
         static let blockSize = 1 << 20
@@ -193,26 +161,8 @@ public struct RingOwnersCommand: AsyncParsableCommand {
         }
 
         mutating func flush() throws {
-            try bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = write(1, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        throw StreamError(operation: "writing stdout", code: errno)
-                    }
-                    offset += written
-                }
-            }
+            try bytes.withUnsafeBytes { try StdIO.write(1, $0) }
             bytes.removeAll(keepingCapacity: true)
         }
-    }
-
-    /// A failed read or write on a standard stream.
-    private struct StreamError: Error, CustomStringConvertible {
-        let operation: String
-        let code: Int32
-
-        var description: String { "\(operation): \(String(cString: strerror(code)))" }
     }
 }

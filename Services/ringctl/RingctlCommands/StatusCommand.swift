@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
-import RPC
-import RingProtocol
 import RingstoreClient
-import ZeroMQ
 
 /// `ringctl status`: the health of every service, as a table or JSON lines.
 struct StatusCommand: AsyncParsableCommand {
@@ -34,30 +31,15 @@ struct StatusCommand: AsyncParsableCommand {
 
     /// One round of health calls: placement, lock, and the nodes given with
     /// `--nodes`, else the members placement knows now, else the defaults.
-    private func sweep(context: ZMQContext) async -> [HealthResult] {
+    private func sweep(context: ClientContext, placement: PlacementClient) async -> [HealthResult] {
         var endpoints = cluster.endpoints
         if let nodes {
             endpoints.nodes = nodeList(nodes)
-        } else if let members = await placementMembers(context: context, endpoint: endpoints.placement), !members.isEmpty {
+        } else if let members = try? await placement.members().members.map(\.address), !members.isEmpty {
             endpoints.nodes = members
         }
         return await HealthCheck.run(HealthCheck.targets(for: endpoints), context: context, caller: cluster.caller,
                                      timeout: cluster.callTimeout)
-    }
-
-    /// Placement's ring with its migration plan, or `nil` when it cannot be asked.
-    private func placementRing(context: ZMQContext, endpoint: String) async -> WireRingInfo? {
-        guard let client = try? RPCClient(context: context, endpoint: endpoint, caller: cluster.caller) else { return nil }
-        defer { client.close() }
-        return try? await client.call(PlacementMethods.getRing, WireGetRingRequest(), options: CallOptions(timeout: cluster.callTimeout)).ring
-    }
-
-    /// The members placement knows, or `nil` when it cannot be asked.
-    private func placementMembers(context: ZMQContext, endpoint: String) async -> [String]? {
-        guard let client = try? RPCClient(context: context, endpoint: endpoint, caller: cluster.caller) else { return nil }
-        defer { client.close() }
-        let reply = try? await client.call(PlacementMethods.getMembers, WireGetMembersRequest(), options: CallOptions(timeout: cluster.callTimeout))
-        return reply?.members.map(\.address)
     }
 
     private func nodeList(_ text: String) -> [String] {
@@ -65,18 +47,21 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let context = try ZMQContext()
+        let context = try ClientContext()
         defer { context.shutdown() }
+        let placement = try PlacementClient(context: context, endpoints: cluster.endpoints, caller: cluster.caller,
+                                            callTimeout: cluster.callTimeout)
+        defer { placement.close() }
         let clock = ContinuousClock()
-        let giveUp = clock.now + .milliseconds(Int64(wait * 1000))
-        var results = await sweep(context: context)
-        var ring = await placementRing(context: context, endpoint: cluster.endpoints.placement)
-        while !(results.allSatisfy(\.isSettled) && (ring?.plan.pending.isEmpty ?? true)) && clock.now < giveUp {
+        let giveUp = clock.now + .seconds(wait)
+        var results = await sweep(context: context, placement: placement)
+        var ring = try? await placement.ring()
+        while !(results.allSatisfy(\.isSettled) && (ring?.plan.isSettled ?? true)) && clock.now < giveUp {
             try await Task.sleep(for: .milliseconds(200))
-            results = await sweep(context: context)
-            ring = await placementRing(context: context, endpoint: cluster.endpoints.placement)
+            results = await sweep(context: context, placement: placement)
+            ring = try? await placement.ring()
         }
-        let arcs = ring.map(StatusFormatter.arcsPerMember) ?? [:]
+        let arcs = ring?.arcsPerMember ?? [:]
         if cluster.json {
             for result in results { print(StatusFormatter.json(result, arcs: arcs)) }
             for transfer in ring?.plan.transfers ?? [] { print(StatusFormatter.json(transfer)) }

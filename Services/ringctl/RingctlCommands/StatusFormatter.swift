@@ -1,7 +1,5 @@
+import Basics
 import Foundation
-import RPC
-import RingProtocol
-import Ring
 import RingstoreClient
 
 /// Renders health results for `ringctl status`.
@@ -13,7 +11,7 @@ enum StatusFormatter {
             let address = result.reply?.address ?? result.endpoint.replacingOccurrences(of: "tcp://", with: "")
             if let reply = result.reply {
                 let isNode = result.role == "node"
-                rows.append([result.role, address, statusName(reply.status), result.memberState ?? "-",
+                rows.append([result.role, address, reply.status, result.memberState ?? "-",
                              reply.details["keys"] ?? "-", reply.details["bytes"].flatMap(UInt64.init).map(bytes) ?? "-",
                              reply.details["hints_pending"] ?? "-", isNode ? "\(arcs[address] ?? 0)" : "-",
                              reply.details["migrations_out"] ?? "-", reply.version,
@@ -26,47 +24,34 @@ enum StatusFormatter {
         return Table.render(rows)
     }
 
-    /// How many arcs of the ring (stretches with one preference list) each member replicates.
-    static func arcsPerMember(_ info: WireRingInfo) -> [String: Int] {
-        let members = info.members.compactMap { try? RingMember(address: $0.address, weight: Int(max(1, $0.weight))) }
-        guard !members.isEmpty, let ring = try? HashRing(members: members, density: Int(max(1, info.density))),
-              let segments = try? ring.segments(replicas: Int(max(1, info.replicas)))
-        else { return [:] }
-        var counts: [String: Int] = [:]
-        for segment in segments {
-            for member in segment.replicas { counts[member.address, default: 0] += 1 }
-        }
-        return counts
-    }
-
     /// The migration plan's transfers: who sends what to whom, how far along.
-    static func migrations(_ plan: WireMigrationPlan) -> String {
+    static func migrations(_ plan: MigrationPlan) -> String {
         var rows = [["MIGRATION", "FROM", "TO", "ARCS", "KEYS", "BYTES", "DONE", "RATE", "STATE"]]
         for transfer in plan.transfers {
             rows.append(["\(transfer.id)", transfer.from, transfer.to, "\(transfer.arcs.count)",
                          "\(transfer.keys)/\(transfer.expectedKeys)", "\(bytes(transfer.bytes))/\(bytes(transfer.expectedBytes))",
                          percent(transfer), transfer.rate > 0 ? "\(bytes(transfer.rate))/s" : "-", state(transfer)])
         }
-        let pending = plan.pending.reduce(UInt64(0)) { total, arc in total + RingArc(first: arc.arc.first, last: arc.arc.last).length }
+        let pending = plan.pendingArcs.reduce(UInt64(0)) { total, arc in total + arc.length }
         let share = Double(pending) / 4_294_967_296 * 100
         return Table.render(rows) + String(format: "plan %llu (ring epoch %llu): %d arcs moving, %.1f%% of the ring\n",
-                                           plan.version, plan.ringEpoch, plan.pending.count, share)
+                                           plan.version, plan.ringEpoch, plan.pendingArcs.count, share)
     }
 
-    static func percent(_ transfer: WireTransfer) -> String {
+    static func percent(_ transfer: Transfer) -> String {
         if transfer.done { return "100%" }
         guard transfer.startedUnixMicros != 0 else { return "-" }
         guard transfer.expectedKeys > 0 else { return transfer.keys > 0 ? "100%" : "0%" }
         return String(format: "%.0f%%", min(100, Double(transfer.keys) / Double(transfer.expectedKeys) * 100))
     }
 
-    static func state(_ transfer: WireTransfer) -> String {
+    static func state(_ transfer: Transfer) -> String {
         if transfer.done { return "done" }
         if !transfer.lastError.isEmpty { return "retrying: \(transfer.lastError)" }
         return transfer.startedUnixMicros == 0 ? "waiting" : "sending"
     }
 
-    static func json(_ transfer: WireTransfer) -> String {
+    static func json(_ transfer: Transfer) -> String {
         JSONLine.encode([
             "migration": transfer.id, "from": transfer.from, "to": transfer.to, "arcs": transfer.arcs.count,
             "keys": transfer.keys, "expected_keys": transfer.expectedKeys, "bytes": transfer.bytes,
@@ -79,11 +64,11 @@ enum StatusFormatter {
         var object: [String: Any] = ["service": result.role, "endpoint": result.endpoint, "healthy": result.isHealthy]
         if let reply = result.reply {
             object["address"] = reply.address
-            object["status"] = statusName(reply.status)
+            object["status"] = reply.status
             object["version"] = reply.version
             object["uptime_ms"] = reply.uptimeMillis
             object["pid"] = reply.pid
-            object["latency_ms"] = Double(result.latency.components.attoseconds) / 1e15 + Double(result.latency.components.seconds) * 1000
+            object["latency_ms"] = result.latency.inMilliseconds
             object["details"] = reply.details
             if let member = result.memberState { object["member_state"] = member }
             if result.role == "node" { object["arcs"] = arcs[reply.address] ?? 0 }
@@ -106,14 +91,6 @@ enum StatusFormatter {
         return unit == 0 ? "\(count)B" : String(format: "%.1f%@", value, units[unit])
     }
 
-    static func statusName(_ status: WireHealthReply.ServingStatus) -> String {
-        switch status {
-        case .serving: "SERVING"
-        case .notServing: "NOT_SERVING"
-        default: "UNKNOWN"
-        }
-    }
-
     static func uptime(_ millis: UInt64) -> String {
         let seconds = millis / 1000
         if seconds < 60 { return "\(seconds)s" }
@@ -122,7 +99,6 @@ enum StatusFormatter {
     }
 
     static func milliseconds(_ duration: Duration) -> String {
-        let ms = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-        return String(format: "%.1fms", ms)
+        String(format: "%.1fms", duration.inMilliseconds)
     }
 }

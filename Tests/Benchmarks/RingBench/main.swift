@@ -7,6 +7,7 @@
 // on top-level globals, and every result feeds a checksum that is printed, so
 // the optimiser can drop nothing.
 
+import Basics
 import Ring
 
 /// Runs `body` once to warm up, then `runs` times; returns the median duration in seconds.
@@ -18,7 +19,7 @@ func medianSeconds(runs: Int, _ body: () throws -> Int) rethrows -> (seconds: Do
         let start = clock.now
         checksum &+= try body()
         let elapsed = start.duration(to: clock.now)
-        samples.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        samples.append(elapsed.inSeconds)
     }
     samples.sort()
     return (samples[samples.count / 2], checksum)

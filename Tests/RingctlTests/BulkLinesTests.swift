@@ -1,4 +1,4 @@
-import RingstoreClient
+@testable import RingctlCommands
 import Testing
 
 @Suite struct LineSplitterTests {

@@ -1,6 +1,7 @@
 import Testing
 
-@testable import Ring
+import Ring
+@testable import RingctlCommands
 import TestKit
 
 @Suite("Owner lines")
@@ -31,6 +32,12 @@ struct OwnerLineFormatterTests {
             output.append(UInt8(ascii: "\n"))
         }
         return output
+    }
+
+    @Test("replica counts below 1 are refused", arguments: [0, -1])
+    func invalidReplicas(replicas: Int) throws {
+        let ring = try HashRing(members: localMembers(3))
+        #expect(throws: RingError.invalidReplicas) { try OwnerLineFormatter(ring: ring, replicas: replicas) }
     }
 
     @Test("lines split anywhere across chunks give the same output", arguments: [1, 3])

@@ -1,3 +1,5 @@
+import Ring
+
 /// Turns keys, one per line, into lines `KEY OWNER1 OWNER2 ...`: the bulk
 /// output of `ringctl ring owners --stdin`, kept free of I/O so it can be tested.
 ///
@@ -119,8 +121,8 @@ public struct OwnerLineFormatter: Sendable {
         let starts: UnsafeBufferPointer<Int>
     }
 
-    private func withViews(_ body: (RingTables, OwnerNames) -> Void) {
-        ring.withTables { tables in
+    private func withViews(_ body: (OwnerLookup, OwnerNames) -> Void) {
+        ring.withOwnerLookup { tables in
             ownerBytes.withUnsafeBufferPointer { bytes in
                 ownerStarts.withUnsafeBufferPointer { starts in
                     body(tables, OwnerNames(bytes: bytes, starts: starts))
@@ -131,14 +133,13 @@ public struct OwnerLineFormatter: Sendable {
 
     private static func appendLine(
         key: UnsafeRawBufferPointer,
-        tables: RingTables,
+        tables: OwnerLookup,
         names: OwnerNames,
         wanted: Int,
         to output: inout [UInt8]
     ) {
-        let position = KetamaHash.digestWords(key).0
         output.append(contentsOf: key)
-        tables.forEachPreferredMember(fromPoint: tables.firstPoint(atOrAfter: position), wanted: wanted) { member in
+        tables.forEachOwner(ofKey: key, wanted: wanted) { member in
             let name = names.bytes[names.starts[member]..<names.starts[member &+ 1]]
             output.append(contentsOf: UnsafeBufferPointer(rebasing: name))
         }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import BenchKit
-import RingProtocol
 @testable import RingctlCommands
+import RingstoreClient
 import Testing
 
 @Suite struct DataCommandArgumentTests {
@@ -65,24 +65,24 @@ import Testing
 
     @Test func delTakesOneKeyAndAWriteQuorum() throws {
         let command = try DelCommand.parse(["k", "--w", "1"])
-        #expect(command.quorum.wire == WireQuorum.with { $0.w = 1 })
+        #expect(command.quorum.quorum == Quorum(w: 1))
         Self.expectRefused(["del"], "Missing expected argument '<key>'")
         Self.expectRefused(["del", ""], "KEY must not be empty")
         Self.expectRefused(["del", "k", "--n", "0"], "--n must be 1...16, not 0")
         Self.expectRefused(["del", "k", "--w", "4", "--n", "3"], "--w 4 exceeds --n 3")
     }
 
-    @Test func quorumOptionsBecomeTheWireQuorum() throws {
-        #expect(try PutCommand.parse(["k", "v", "--w", "2", "--n", "5"]).quorum.wire == WireQuorum.with { $0.w = 2; $0.n = 5 })
-        #expect(try PutCommand.parse(["k", "v"]).quorum.wire == WireQuorum())
+    @Test func quorumOptionsBecomeTheQuorum() throws {
+        #expect(try PutCommand.parse(["k", "v", "--w", "2", "--n", "5"]).quorum.quorum == Quorum(n: 5, w: 2))
+        #expect(try PutCommand.parse(["k", "v"]).quorum.quorum == Quorum())
     }
 
     @Test func versionsRoundTripAsText() {
-        let version = WireVersion.with { $0.timestamp = 117_691_876_970_463_232; $0.writer = 11_163_675_947_428_640_179 }
-        #expect(VersionText.format(version) == "117691876970463232@11163675947428640179")
-        #expect(VersionText.parse(VersionText.format(version)) == version)
+        let version = Version(timestamp: 117_691_876_970_463_232, writer: 11_163_675_947_428_640_179)
+        #expect(version.description == "117691876970463232@11163675947428640179")
+        #expect(Version(version.description) == version)
         for text in ["", "1", "1@", "@1", "1@2@3", "a@1", "-1@2", "1:2", "1@99999999999999999999"] {
-            #expect(VersionText.parse(text) == nil, "\(text)")
+            #expect(Version(text) == nil, "\(text)")
         }
     }
 }
