@@ -655,7 +655,7 @@ final class AntiEntropy {
             }
             let window = Self.window(ranges, local: mine, remote: (theirs, reply.more))
             let (push, pull) = Self.reconcile(local: window.local, remote: window.remote)
-            let bytes = (push + pull).reduce(0) { $0 + $1.key.count + ($1.value?.count ?? 0) }
+            let bytes = push.byteSize + pull.byteSize
             pacer.charge(bytes, at: reactor.now)
             self.pull(pull) { [weak self] pulled, failure in
                 guard let self else { return }
@@ -705,7 +705,7 @@ final class AntiEntropy {
         var end = start
         var bytes = 0
         while end < records.count {
-            let size = records[end].key.count + (records[end].value?.count ?? 0) + 32
+            let size = records[end].byteSize + 32
             if end > start && bytes + size > settings.pushBytes { break }
             bytes += size
             end += 1
