@@ -100,7 +100,7 @@ import TestKit
     static func arcs(_ cluster: InProcessCluster, node index: Int, holding keys: [String]) throws -> (all: Int, holding: Int) {
         let addresses = cluster.nodeEndpoints.map { $0.replacingOccurrences(of: "tcp://", with: "") }
         let segments = try HashRing(members: addresses.map { try RingMember(address: $0) }).segments(replicas: 3)
-        let arcs = AntiEntropy.arcs(of: segments, for: addresses[index], periodic: false, maxLength: AntiEntropy.Settings().maxArcLength,
+        let arcs = RepairPass.arcs(of: segments, for: addresses[index], periodic: false, maxLength: AntiEntropy.Settings().maxArcLength,
                                     live: { _ in true }, pending: { _ in false }).arcs
         let positions = try keys.map { try HashRing.position(forKey: $0) }
         return (arcs.count, arcs.filter { arc in positions.contains { arc.range.contains($0) } }.count)
@@ -348,7 +348,7 @@ import TestKit
         let segments = try ring.segments(replicas: 3)
         let me = addresses[2]
         let maxLength: UInt64 = 1 << 26
-        let full = AntiEntropy.arcs(of: segments, for: me, periodic: false, maxLength: maxLength, live: { _ in true }, pending: { _ in false })
+        let full = RepairPass.arcs(of: segments, for: me, periodic: false, maxLength: maxLength, live: { _ in true }, pending: { _ in false })
         let mine = segments.filter { $0.replicas.contains { $0.address == me } }
         #expect(full.skipped == 0)
         #expect(full.arcs.count < mine.count)
@@ -365,15 +365,15 @@ import TestKit
         }
         #expect(covered == mine.reduce(0) { $0 + UInt64($1.range.upperBound) - UInt64($1.range.lowerBound) + 1 })
         // Periodic: only the arcs where this node has the lowest live address.
-        let periodic = AntiEntropy.arcs(of: segments, for: me, periodic: true, maxLength: maxLength, live: { _ in true }, pending: { _ in false })
+        let periodic = RepairPass.arcs(of: segments, for: me, periodic: true, maxLength: maxLength, live: { _ in true }, pending: { _ in false })
         #expect(periodic.arcs.allSatisfy { $0.peers.allSatisfy { me < $0 } })
         #expect(periodic.arcs.count < full.arcs.count)
         // A down peer is left out; pending segments are skipped and counted.
         let down = addresses[3]
-        let withoutDown = AntiEntropy.arcs(of: segments, for: me, periodic: false, maxLength: maxLength, live: { $0 != down }, pending: { _ in false })
+        let withoutDown = RepairPass.arcs(of: segments, for: me, periodic: false, maxLength: maxLength, live: { $0 != down }, pending: { _ in false })
         #expect(withoutDown.arcs.allSatisfy { !$0.peers.contains(down) })
         let pendingRange = mine[0].range
-        let withPending = AntiEntropy.arcs(of: segments, for: me, periodic: false, maxLength: maxLength, live: { _ in true },
+        let withPending = RepairPass.arcs(of: segments, for: me, periodic: false, maxLength: maxLength, live: { _ in true },
                                            pending: { $0.overlaps(pendingRange) })
         #expect(withPending.skipped == 1)
         #expect(withPending.arcs.allSatisfy { !$0.range.overlaps(pendingRange) })

@@ -87,6 +87,7 @@ public final class StorageNodeServer {
             store.flush()
         }
         migrator.start(every: reactor.repeatingTimers)
+        antiEntropy.start(every: reactor.repeatingTimers)
         reactor.every(.seconds(1)) { [unowned self] in hints.replay() }
         let grace = options.tombstoneGrace.components
         let graceMillis = UInt64(grace.seconds) * 1000 + UInt64(grace.attoseconds / 1_000_000_000_000_000)
