@@ -22,7 +22,7 @@ extension AntiEntropy {
     }
 
     /// Compares the local digest of `arc` with `peer`'s, then exchanges the rows of the leaves that differ.
-    func compare(_ arc: RingArc, _ local: ArcDigest, with peer: String, done: @escaping (Tally, String?) -> Void) {
+    private func compare(_ arc: RingArc, _ local: ArcDigest, with peer: String, done: @escaping (Tally, String?) -> Void) {
         guard let client = peers.client(for: peer) else {
             done(Tally(), "no client for \(peer)")
             return
@@ -65,7 +65,7 @@ extension AntiEntropy {
     }
 
     /// The local digest at about `rowsPerLeaf` rows per leaf.
-    func localDigest(_ arc: RingArc, done: @escaping (Result<ArcDigest, StorageError>) -> Void) {
+    private func localDigest(_ arc: RingArc, done: @escaping (Result<ArcDigest, StorageError>) -> Void) {
         digest(arc, leaves: Self.fineLeaves) { [weak self] result in
             guard let self, case .success(let fine) = result else { return done(result) }
             let leaves = Self.leafCount(rows: fine.rows, rowsPerLeaf: settings.rowsPerLeaf)
@@ -82,7 +82,7 @@ extension AntiEntropy {
     }
 
     /// Repairs `ranges` window by window: the peer's rows, ours, then the newer of each side to the other.
-    func exchange(_ ranges: [RingArc], with peer: String, client: ReactorClient, tally: Tally,
+    private func exchange(_ ranges: [RingArc], with peer: String, client: ReactorClient, tally: Tally,
                           done: @escaping (Tally, String?) -> Void) {
         guard !ranges.isEmpty else {
             done(tally, nil)
@@ -151,7 +151,7 @@ extension AntiEntropy {
     }
 
     /// Merges the peer's newer rows through the group commit; `done` gets how many were applied.
-    func pull(_ pulled: [VersionedRecord], done: @escaping (Int, String?) -> Void) {
+    private func pull(_ pulled: [VersionedRecord], done: @escaping (Int, String?) -> Void) {
         // Rows stamped too far ahead of our clock are dropped (and logged), not stored.
         let records = coordinator.clock.admitted(pulled, from: "an anti-entropy peer")
         guard !records.isEmpty else {
@@ -168,7 +168,7 @@ extension AntiEntropy {
 
     /// Sends our newer rows to the peer in ReplicaWrite batches, one at a time;
     /// `done` gets how many the peer applied.
-    func push(_ records: [VersionedRecord], to peer: String, from start: Int, applied: Int = 0,
+    private func push(_ records: [VersionedRecord], to peer: String, from start: Int, applied: Int = 0,
                       done: @escaping (Int, String?) -> Void) {
         guard start < records.count else {
             done(applied, nil)
