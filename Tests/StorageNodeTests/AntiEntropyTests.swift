@@ -263,6 +263,12 @@ import TestKit
         }
         try await cluster.start(nodes: 3)
         for index in 0..<3 { try await Self.waitCaughtUp(cluster, index) }
+        // A pass compares only with the members its node knows to be up, and a node
+        // can be caught up before it learned every state (with no live peer known
+        // there is nothing to wait for): the pass below would then move nothing.
+        let addresses = cluster.nodeEndpoints.map { $0.replacingOccurrences(of: "tcp://", with: "") }
+        let everyoneUp = Dictionary(uniqueKeysWithValues: addresses.map { ($0, WireMemberState.up) })
+        try await waitUntil("node 0 to know every member up") { await cluster.memberStates(0) == everyoneUp }
         let clients = try (0..<3).map(cluster.client)
         defer { clients.forEach { $0.close() } }
         let value = String(repeating: "x", count: 1000)
