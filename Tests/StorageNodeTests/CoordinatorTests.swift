@@ -67,6 +67,7 @@ final class InProcessCluster: @unchecked Sendable {
         let options = configured
         return try await ReactorHarness { reactor in
             let server = try StorageNodeServer(reactor: reactor, options: options)
+            server.start()
             return (server, server.rpc.endpoint)
         }
     }

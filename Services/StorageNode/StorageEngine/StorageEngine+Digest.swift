@@ -166,7 +166,7 @@ extension StorageEngine {
                     try select.bind(-1, at: 3)
                     while try select.step() {
                         let record = try select.record(at: 0)
-                        let size = record.key.count + (record.value?.count ?? 0)
+                        let size = record.byteSize
                         if !records.isEmpty && (records.count >= limit || bytes + size > byteLimit) {
                             overflow = record
                             break scanning

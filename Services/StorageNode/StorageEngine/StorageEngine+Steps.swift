@@ -68,7 +68,7 @@ extension StorageEngine {
         try advance(&pass, rows: rows) { _, key, _, valueBytes in
             totals.records += 1
             if valueBytes == nil { totals.tombstones += 1 }
-            totals.bytes += key.count + (valueBytes ?? 0)
+            totals.bytes += VersionedRecord.byteSize(keyBytes: key.count, valueBytes: valueBytes)
         }
         pass.result = totals
     }

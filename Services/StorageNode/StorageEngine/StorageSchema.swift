@@ -194,7 +194,8 @@ enum StorageSchema {
         ORDER BY position, key LIMIT ?4
         """
 
-    /// Rows, tombstones and key plus value bytes with positions in `?1...?2`.
+    /// Rows, tombstones and key plus value bytes with positions in `?1...?2`; the bytes
+    /// are ``VersionedRecord/byteSize`` summed in SQL.
     static let countRange = """
         SELECT count(*), count(*) - count(value), ifnull(sum(length(key) + ifnull(length(value), 0)), 0)
         FROM records WHERE position >= ?1 AND position <= ?2

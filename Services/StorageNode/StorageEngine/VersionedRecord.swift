@@ -98,3 +98,18 @@ public struct LockFence: Hashable, Sendable, CustomStringConvertible {
     /// `name:token`, as `ringctl put --fence` takes it.
     public var description: String { "\(name):\(token)" }
 }
+
+extension VersionedRecord {
+    /// The bytes of a record's data: its key and its value (none for a tombstone).
+    /// What migration batches and anti-entropy windows are cut by, what rate limits
+    /// charge and what the engine's arc totals count.
+    public var byteSize: Int { Self.byteSize(keyBytes: key.count, valueBytes: value?.count) }
+
+    /// The bytes of a record with a key of `keyBytes` and a value of `valueBytes` (`nil`: a tombstone).
+    public static func byteSize(keyBytes: Int, valueBytes: Int?) -> Int { keyBytes + (valueBytes ?? 0) }
+}
+
+extension Sequence<VersionedRecord> {
+    /// The bytes of the records' data, each counted by ``VersionedRecord/byteSize``.
+    public var byteSize: Int { reduce(0) { $0 + $1.byteSize } }
+}

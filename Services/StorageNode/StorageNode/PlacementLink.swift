@@ -22,6 +22,7 @@ final class PlacementLink {
 
     private let address: String
     private let weight: Int
+    private let heartbeatInterval: Duration
     private let client: ReactorClient
     private var listener: EventListener?
     private var logger: Logger
@@ -52,13 +53,19 @@ final class PlacementLink {
     init(reactor: Reactor, address: String, weight: Int, placement: String, placementEvents: String, heartbeatInterval: Duration) throws {
         self.address = address
         self.weight = weight
+        self.heartbeatInterval = heartbeatInterval
         logger = reactor.logger
         logger[metadataKey: "node.address"] = "\(address)"
         client = try ReactorClient(reactor: reactor, endpoint: placement, caller: "node \(address)", logger: logger)
         listener = try EventListener(reactor: reactor, endpoints: [placementEvents], topics: ["ring", "membership"]) { [unowned self] received in
             handle(received)
         }
-        reactor.every(heartbeatInterval) { [unowned self] in tick() }
+    }
+
+    /// Joins (or, once joined, heartbeats) now and then every `heartbeatInterval`,
+    /// through `every` (the owner's reactor).
+    func start(every: RepeatingTimers) {
+        every(heartbeatInterval) { [unowned self] in tick() }
         tick()
     }
 

@@ -1,7 +1,8 @@
 /// Paces work to a byte rate: each charge of `bytes` moves the earliest start
 /// of the next piece of work back by bytes / rate, counted from the later of
 /// now and where the previous charges left it. Pure: callers pass the time.
-/// Anti-entropy paces its repaired rows with one.
+/// Anti-entropy paces its repaired rows with one, and every migration transfer
+/// its batches (see ``TransferWindow``).
 struct RatePacer {
     /// Bytes per second; 0: unlimited (charges add nothing, nothing waits).
     let bytesPerSecond: Int
@@ -35,6 +36,12 @@ struct RatePacer {
         chargedBytes += bytes
         chargedDelay += delay
         return delay
+    }
+
+    /// Holds work back until `instant` in place of what the charges so far asked,
+    /// whatever the rate (a retry after a failure: the work charged is done again).
+    mutating func hold(until instant: ContinuousClock.Instant) {
+        notBefore = instant
     }
 
     /// The time `bytes` take at `bytesPerSecond`, in whole nanoseconds.

@@ -136,5 +136,5 @@ final class ReplicaOutbox {
 
 extension VersionedRecord {
     /// The bytes this record takes in a message, roughly: key, value, fence name and 64 for the rest.
-    var approximateBytes: Int { key.count + (value?.count ?? 0) + (fence?.name.utf8.count ?? 0) + 64 }
+    var approximateBytes: Int { byteSize + (fence?.name.utf8.count ?? 0) + 64 }
 }

@@ -21,9 +21,11 @@ public final class StorageNodeServer {
     /// The ring this node routes by, shared with the coordinator.
     private let current = CurrentRing()
     private let reactor: Reactor
+    private let tombstoneGrace: Duration
 
     public init(reactor: Reactor, options: StorageNodeOptions) throws {
         self.reactor = reactor
+        tombstoneGrace = options.tombstoneGrace
         var logger = reactor.logger
         try FileManager.default.createDirectory(at: options.dataDirectory, withIntermediateDirectories: true)
         let engine = try StorageEngine(path: options.dataDirectory.appendingPathComponent("node.sqlite").path, sync: options.sync)
@@ -86,11 +88,6 @@ public final class StorageNodeServer {
             coordinator.flushReplicaTraffic()
             store.flush()
         }
-        reactor.every(.seconds(1)) { [unowned self] in hints.replay() }
-        let grace = options.tombstoneGrace.components
-        let graceMillis = UInt64(grace.seconds) * 1000 + UInt64(grace.attoseconds / 1_000_000_000_000_000)
-        let purgeInterval = min(Duration.seconds(60), max(.milliseconds(500), options.tombstoneGrace / 2))
-        reactor.every(purgeInterval) { [unowned self] in purgeTombstones(graceMillis: graceMillis) }
 
         Diagnostics.register(on: rpc, health: StorageMethods.health, echo: StorageMethods.echo,
                              service: "node", address: address) { [unowned self] in
@@ -133,6 +130,21 @@ public final class StorageNodeServer {
         reactor.logger.info("node.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "node.address": "\(address)",
                                                          "placement.endpoint": "\(options.placement)",
                                                          "node.data": "\(options.dataDirectory.path)", "node.sync": "\(options.sync.rawValue)"])
+    }
+
+    /// Starts the node's timers, its components' among them: the join and
+    /// heartbeats, migration progress, anti-entropy, hint replay and the tombstone
+    /// purge. Nothing runs on a timer until then; `service` calls it.
+    public func start() {
+        let every = reactor.repeatingTimers
+        placement.start(every: every)
+        migrator.start(every: every)
+        antiEntropy.start(every: every)
+        every(.seconds(1)) { [unowned self] in hints.replay() }
+        let grace = tombstoneGrace.components
+        let graceMillis = UInt64(grace.seconds) * 1000 + UInt64(grace.attoseconds / 1_000_000_000_000_000)
+        let purgeInterval = min(Duration.seconds(60), max(.milliseconds(500), tombstoneGrace / 2))
+        every(purgeInterval) { [unowned self] in purgeTombstones(graceMillis: graceMillis) }
     }
 
     /// Drops tombstones older than the grace period (by their HLC timestamps), a
@@ -180,7 +192,9 @@ public final class StorageNodeServer {
     /// The storage node as a lifecycle `Service`, for the executable and tests.
     public static func service(options: StorageNodeOptions, logger: Logger) -> ReactorService {
         ReactorService(name: "node", logger: logger) { reactor in
-            try StorageNodeServer(reactor: reactor, options: options)
+            let server = try StorageNodeServer(reactor: reactor, options: options)
+            server.start()
+            return server
         }
     }
 }
