@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "StorageNode",
             dependencies: [
-                "RPC", "RingProtocol", "ServiceHost", "Ring", "StorageEngine", "ZeroMQ",
+                "Basics", "RPC", "RingProtocol", "ServiceHost", "Ring", "StorageEngine", "ZeroMQ",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/StorageNode/StorageNode"

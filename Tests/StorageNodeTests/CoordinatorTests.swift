@@ -33,6 +33,7 @@ final class InProcessCluster: @unchecked Sendable {
                                        settings: settings)
         placement = try await ReactorHarness { reactor in
             let server = try PlacementServer(reactor: reactor, options: options)
+            server.start()
             return (server, server.rpc.endpoint)
         }
     }

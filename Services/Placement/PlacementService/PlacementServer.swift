@@ -40,12 +40,14 @@ public final class PlacementServer {
     private let store: PlacementStore
     private let reactor: Reactor
     private let origin: ContinuousClock.Instant
+    private let tickInterval: Duration
     private var logger: Logger
 
     public init(reactor: Reactor, options: PlacementOptions) throws {
         self.reactor = reactor
         logger = reactor.logger
         origin = reactor.now
+        tickInterval = options.tickInterval
         store = try PlacementStore(directory: options.dataDirectory)
         rpc = try RPCServer(reactor: reactor, endpoint: options.listen)
         let address = Endpoint.address(of: rpc.endpoint)
@@ -62,17 +64,24 @@ public final class PlacementServer {
         }
         registerMembership()
         registerQueries()
-        reactor.every(options.tickInterval) { [unowned self] in
-            _ = apply { (membership: inout Membership, now) throws(MembershipError) in membership.tick(now: now) }
-        }
         logger.info("placement.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "events.endpoint": "\(events.endpoint)",
                                                       "placement.data": "\(options.dataDirectory.path)"])
+    }
+
+    /// Starts the failure detector's tick (suspect, down, automatic removal).
+    /// Nothing runs on a timer until then; `service` calls it.
+    public func start() {
+        reactor.every(tickInterval) { [unowned self] in
+            _ = apply { (membership: inout Membership, now) throws(MembershipError) in membership.tick(now: now) }
+        }
     }
 
     /// The placement service as a lifecycle `Service`, for the executable and tests.
     public static func service(options: PlacementOptions, logger: Logger) -> ReactorService {
         ReactorService(name: "placement", logger: logger) { reactor in
-            try PlacementServer(reactor: reactor, options: options)
+            let server = try PlacementServer(reactor: reactor, options: options)
+            server.start()
+            return server
         }
     }
 

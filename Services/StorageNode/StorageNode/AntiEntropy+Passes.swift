@@ -1,3 +1,4 @@
+import Basics
 import Logging
 import RPC
 import Ring
@@ -113,7 +114,7 @@ extension AntiEntropy {
         scheduler.finished()
         passes += 1
         let elapsed = reactor.now - pass.started
-        let micros = UInt64(max(0, elapsed.components.seconds)) * 1_000_000 + UInt64(max(0, elapsed.components.attoseconds) / 1_000_000_000_000)
+        let micros = UInt64(max(0, elapsed.wholeMicroseconds))
         let figures = pass.walk.figures
         let reply = WireRepairReply.with {
             $0.arcsCompared = UInt32(figures.arcsCompared)

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Logging
 import RPC
@@ -42,7 +43,7 @@ final class Coordinator {
         clock = NodeClock(maximumDrift: options.maxClockDrift, logger: logger)
         // The address names the writer; the start time keeps a restarted node
         // whose wall clock went backwards from ever reusing a version.
-        let writer = Self.fnv1a(Array(address.utf8)) ^ UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        let writer = Self.fnv1a(Array(address.utf8)) ^ UInt64(WallClock.micros)
         core = Replication(settings: Replication.Settings(
             address: address, writer: writer, defaultW: options.defaultW, defaultR: options.defaultR,
             maxKeyBytes: options.maxKeyBytes, maxValueBytes: options.maxValueBytes))

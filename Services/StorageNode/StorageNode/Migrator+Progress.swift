@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import RPC
 import RingProtocol
@@ -12,7 +13,7 @@ extension Migrator {
         transfer.completing = true
         var details = details(transfer)
         let elapsed = reactor.now - transfer.startedAt
-        let seconds = Self.seconds(elapsed)
+        let seconds = elapsed.inSeconds
         details.rate = seconds > 0 ? UInt64(Double(transfer.confirmed.bytes) / seconds) : 0
         report("migration_completed", details) { [weak self, weak transfer] result in
             guard let self, let transfer, !transfer.cancelled else { return }
@@ -37,7 +38,7 @@ extension Migrator {
     func logCompleted(_ transfer: Outgoing) {
         sentKeys += transfer.confirmed.keys
         let elapsed = reactor.now - transfer.startedAt
-        let seconds = Self.seconds(elapsed)
+        let seconds = elapsed.inSeconds
         logger.info("migration.transfer.completed", metadata: [
             "transfer.id": "\(transfer.id)", "transfer.to": "\(transfer.to)", "transfer.keys": "\(transfer.confirmed.keys)",
             "transfer.bytes": "\(transfer.confirmed.bytes)", "transfer.seconds": "\(String(format: "%.3f", seconds))",
@@ -45,15 +46,11 @@ extension Migrator {
         ])
     }
 
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
     func reportProgress() {
         let now = reactor.now
         for transfer in outgoing.values where !transfer.completing {
             let elapsed = now - transfer.lastReport.at
-            let seconds = Self.seconds(elapsed)
+            let seconds = elapsed.inSeconds
             var details = details(transfer)
             details.rate = seconds > 0 ? UInt64(Double(max(0, transfer.confirmed.bytes - transfer.lastReport.bytes)) / seconds) : 0
             transfer.lastReport = (now, transfer.confirmed.bytes)

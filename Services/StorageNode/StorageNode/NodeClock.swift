@@ -1,3 +1,4 @@
+import Basics
 import Logging
 import StorageEngine
 
@@ -18,7 +19,7 @@ final class NodeClock {
     init(maximumDrift: Duration, logger: Logger, wallClock: @escaping () -> UInt64 = HybridLogicalClock.systemMilliseconds) {
         self.maximumDrift = maximumDrift
         self.logger = logger
-        clock = HybridLogicalClock(wallClock: wallClock, maximumForwardDrift: UInt64(max(0, maximumDrift.milliseconds)))
+        clock = HybridLogicalClock(wallClock: wallClock, maximumForwardDrift: UInt64(max(0, maximumDrift.wholeMilliseconds)))
     }
 
     /// A new timestamp for a write this node coordinates.
@@ -32,7 +33,7 @@ final class NodeClock {
             let ahead = HybridLogicalClock.milliseconds(of: timestamp) &- HybridLogicalClock.systemMilliseconds()
             logger.warning("node.clock.refused", metadata: [
                 "clock.source": "\(source())", "clock.ahead_ms": "\(Int64(bitPattern: ahead))",
-                "clock.max_drift_ms": "\(maximumDrift.milliseconds)", "log.suppressed": "\(suppressed)",
+                "clock.max_drift_ms": "\(maximumDrift.wholeMilliseconds)", "log.suppressed": "\(suppressed)",
             ])
         }
         return false
@@ -52,7 +53,7 @@ final class NodeClock {
     /// A refusal message for a record that is too far ahead.
     func refusal(_ timestamp: UInt64) -> String {
         let ahead = Int64(bitPattern: HybridLogicalClock.milliseconds(of: timestamp) &- HybridLogicalClock.systemMilliseconds())
-        return "timestamp \(timestamp) is \(ahead) ms ahead of this node's clock; at most \(maximumDrift.milliseconds) ms is allowed"
+        return "timestamp \(timestamp) is \(ahead) ms ahead of this node's clock; at most \(maximumDrift.wholeMilliseconds) ms is allowed"
     }
 }
 
@@ -73,12 +74,5 @@ struct RateLimitedLog {
         last = now
         defer { suppressed = 0 }
         return suppressed
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Logging
 import RPC
@@ -141,8 +142,7 @@ public final class StorageNodeServer {
         migrator.start(every: every)
         antiEntropy.start(every: every)
         every(.seconds(1)) { [unowned self] in hints.replay() }
-        let grace = tombstoneGrace.components
-        let graceMillis = UInt64(grace.seconds) * 1000 + UInt64(grace.attoseconds / 1_000_000_000_000_000)
+        let graceMillis = UInt64(max(0, tombstoneGrace.wholeMilliseconds))
         let purgeInterval = min(Duration.seconds(60), max(.milliseconds(500), tombstoneGrace / 2))
         every(purgeInterval) { [unowned self] in purgeTombstones(graceMillis: graceMillis) }
     }
