@@ -23,7 +23,7 @@ export PATH := $(PATH):/opt/swift/usr/bin
 
 bin = $$($(SWIFT) build -c $(CONFIG) --show-bin-path)
 
-.PHONY: help deps bench-deps build up down start start-node join stop kill test bench demo proto clean-data status
+.PHONY: help deps bench-deps build up down start start-node join stop kill test bench bench-md5 demo proto clean-data status
 
 help:
 	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/"
@@ -34,6 +34,7 @@ help:
 	@echo "make test          every test"
 	@echo "make demo          make up, a workload, the event stream, node 4 joining (migration) and leaving"
 	@echo "make bench         benchmarks side by side with raw libzmq and Redis; writes docs/BENCHMARKS.md"
+	@echo "make bench-md5     the ring's MD5 (OpenSSL) against swift-crypto's Insecure.MD5"
 	@echo "make proto         regenerate the protobuf Swift code"
 	@echo "make clean-data    remove $(RUN)/ (after make down)"
 
@@ -135,6 +136,11 @@ test: deps bench-deps
 bench: bench-deps
 	$(SWIFT) build -c release
 	python3 Tests/Benchmarks/Harness/bench.py --bin "$(bin)" --sync $(BENCH_SYNC) --out docs/BENCHMARKS.md
+
+# The ring's MD5 (OpenSSL shim) against swift-crypto's Insecure.MD5: a package
+# of its own (Tests/Benchmarks/MD5Compare), so swift-crypto is not in every build.
+bench-md5: deps
+	cd Tests/Benchmarks/MD5Compare && $(SWIFT) run -c release ringstore-bench-md5
 
 # A short tour: a workload, live events, a join and its migration, a leave.
 demo: up
