@@ -64,96 +64,34 @@ public struct RingDiff: Sendable {
 extension HashRing {
     /// The arcs whose preference list of `replicas` members differs between this ring and `newRing`.
     ///
-    /// Runs in time linear in the two rings' point counts (times `replicas`).
-    /// Members are matched by address, so a weight change shows up as moved
-    /// arcs, not as a changed member. Throws ``RingError/invalidReplicas`` when `replicas < 1`.
+    /// The common refinement of the two rings' segments (``RingPartition``),
+    /// neighbours with the same lists merged: linear in the two rings' point
+    /// counts (times `replicas`). Members are matched by address, so a weight
+    /// change shows up as moved arcs, not as a changed member. Throws
+    /// ``RingError/invalidReplicas`` when `replicas < 1`.
     public func diff(to newRing: HashRing, replicas: Int) throws(RingError) -> RingDiff {
-        guard replicas >= 1 else {
-            throw RingError.invalidReplicas.with(detail: "\(replicas) replicas; at least 1 is needed")
+        let old = try segments(replicas: replicas).map { (range: $0.range, value: $0.replicas) }
+        let new = try newRing.segments(replicas: replicas).map { (range: $0.range, value: $0.replicas) }
+        func same(_ a: [RingMember], _ b: [RingMember]) -> Bool {
+            a.count == b.count && zip(a, b).allSatisfy { $0.address == $1.address }
         }
-        let oldWanted = min(replicas, members.count)
-        let newWanted = min(replicas, newRing.members.count)
-
-        // Compare members by address: give the new ring's members the old ring's indices.
-        let unifiedIndexOfNew: [Int32] = newRing.members.indices.map { index in
-            Int32(memberIndex(ofAddress: newRing.members[index].address) ?? members.count + index)
-        }
-        var newIndexOfUnified = [Int](repeating: 0, count: members.count + newRing.members.count)
-        for (index, unified) in unifiedIndexOfNew.enumerated() {
-            newIndexOfUnified[Int(unified)] = index
-        }
-
-        // Every position of either ring bounds a segment (previous bound, bound] on which
-        // both preference lists are constant; record both lists per segment.
-        var bounds: [UInt32] = []
-        bounds.reserveCapacity(pointCount + newRing.pointCount)
-        var oldLists: [Int32] = []
-        oldLists.reserveCapacity((pointCount + newRing.pointCount) * oldWanted)
-        var newLists: [Int32] = []
-        newLists.reserveCapacity((pointCount + newRing.pointCount) * newWanted)
-        withTables { oldTables in
-            newRing.withTables { newTables in
-                var i = 0
-                var j = 0
-                while i < oldTables.count || j < newTables.count {
-                    let bound: UInt32
-                    if j == newTables.count
-                        || (i < oldTables.count && oldTables.position(ofPoint: i) <= newTables.position(ofPoint: j))
-                    {
-                        bound = oldTables.position(ofPoint: i)
-                    } else {
-                        bound = newTables.position(ofPoint: j)
-                    }
-                    // i and j index the first points at or after `bound` (or the ends: wrap to 0).
-                    bounds.append(bound)
-                    oldTables.forEachPreferredMember(fromPoint: i == oldTables.count ? 0 : i, wanted: oldWanted) {
-                        oldLists.append(Int32($0))
-                    }
-                    newTables.forEachPreferredMember(fromPoint: j == newTables.count ? 0 : j, wanted: newWanted) {
-                        newLists.append(unifiedIndexOfNew[$0])
-                    }
-                    while i < oldTables.count && oldTables.position(ofPoint: i) == bound { i += 1 }
-                    while j < newTables.count && newTables.position(ofPoint: j) == bound { j += 1 }
-                }
-            }
-        }
-
-        func sameLists(_ a: Int, _ b: Int) -> Bool {
-            oldLists[a * oldWanted..<(a + 1) * oldWanted] == oldLists[b * oldWanted..<(b + 1) * oldWanted]
-                && newLists[a * newWanted..<(a + 1) * newWanted] == newLists[b * newWanted..<(b + 1) * newWanted]
-        }
-
-        // Merge neighbouring segments with identical lists into runs; segment 0 starts
-        // just after the last bound, so it holds position 0 and may wrap.
-        var runs: [(first: UInt32, last: UInt32, segment: Int)] = []
-        for segment in bounds.indices {
-            if let previous = runs.last, sameLists(previous.segment, segment) {
-                runs[runs.count - 1].last = bounds[segment]
+        // Runs of positions with the same old and the same new list; the first
+        // run holds position 0 and takes in the last one when their lists agree
+        // (the stretch that wraps past the top).
+        var runs: [(first: UInt32, last: UInt32, old: [RingMember], new: [RingMember])] = []
+        for piece in RingPartition.refine(old, new) {
+            if let previous = runs.last, same(previous.old, piece.a), same(previous.new, piece.b) {
+                runs[runs.count - 1].last = piece.range.upperBound
             } else {
-                let first = segment == 0 ? bounds[bounds.count - 1] &+ 1 : bounds[segment - 1] &+ 1
-                runs.append((first, bounds[segment], segment))
+                runs.append((piece.range.lowerBound, piece.range.upperBound, piece.a, piece.b))
             }
         }
-        if runs.count == 1 {
-            runs[0].first = RingArc.wholeRing.first
-            runs[0].last = RingArc.wholeRing.last
-        } else if runs.count > 1, sameLists(runs[0].segment, runs[runs.count - 1].segment) {
-            runs[0].first = runs[runs.count - 1].first
+        if runs.count > 1, let last = runs.last, same(runs[0].old, last.old), same(runs[0].new, last.new) {
+            runs[0].first = last.first
             runs.removeLast()
         }
-
-        var changes: [RingDiff.Change] = []
-        for run in runs {
-            let old = oldLists[run.segment * oldWanted..<(run.segment + 1) * oldWanted]
-            let new = newLists[run.segment * newWanted..<(run.segment + 1) * newWanted]
-            guard old != new else { continue }
-            changes.append(
-                RingDiff.Change(
-                    arc: RingArc(first: run.first, last: run.last),
-                    oldReplicas: old.map { members[Int($0)] },
-                    newReplicas: new.map { newRing.members[newIndexOfUnified[Int($0)]] }
-                )
-            )
+        let changes = runs.filter { !same($0.old, $0.new) }.map { run in
+            RingDiff.Change(arc: RingArc(first: run.first, last: run.last), oldReplicas: run.old, newReplicas: run.new)
         }
         return RingDiff(replicas: replicas, changes: changes)
     }

@@ -133,7 +133,7 @@ public enum MigrationPlanner {
         plan.transfers.removeAll { transfer in transfer.done && !transfer.arcs.contains { pending.contains($0) } }
     }
 
-    // MARK: Piecewise sets
+    // MARK: Piecewise sets (over RingPartition, the ring's arc diff)
 
     /// `base` (ascending, covering the ring) with the pending arcs' old sets laid over it.
     static func overlay(_ base: [(range: ClosedRange<UInt32>, set: [String])],
@@ -154,7 +154,7 @@ public enum MigrationPlanner {
         }
         if !reachedTop { partition.append((lower...UInt32.max, nil)) }
         var result: [(range: ClosedRange<UInt32>, set: [String])] = []
-        for (range, baseSet, overrideSet) in refine(base, partition) {
+        for (range, baseSet, overrideSet) in RingPartition.refine(base.map { ($0.range, $0.set) }, partition.map { ($0.range, $0.set) }) {
             let set = overrideSet ?? baseSet
             if let last = result.last, last.set == set {
                 result[result.count - 1].range = last.range.lowerBound...range.upperBound
@@ -169,7 +169,7 @@ public enum MigrationPlanner {
     static func intersect(_ a: [(range: ClosedRange<UInt32>, set: [String])],
                           _ b: [(range: ClosedRange<UInt32>, set: [String])]) -> [Piece] {
         var pieces: [Piece] = []
-        for (range, old, new) in refine(a, b) {
+        for (range, old, new) in RingPartition.refine(a.map { ($0.range, $0.set) }, b.map { ($0.range, $0.set) }) {
             if let last = pieces.last, last.old == old, last.new == new {
                 pieces[pieces.count - 1].range = last.range.lowerBound...range.upperBound
             } else {
@@ -177,23 +177,5 @@ public enum MigrationPlanner {
             }
         }
         return pieces
-    }
-
-    /// Walks two ascending partitions of `0...UInt32.max` together.
-    static func refine<A, B>(_ a: [(range: ClosedRange<UInt32>, set: A)],
-                             _ b: [(range: ClosedRange<UInt32>, set: B)]) -> [(ClosedRange<UInt32>, A, B)] {
-        var result: [(ClosedRange<UInt32>, A, B)] = []
-        var i = 0
-        var j = 0
-        var lower: UInt32 = 0
-        while i < a.count && j < b.count {
-            let upper = min(a[i].range.upperBound, b[j].range.upperBound)
-            result.append((lower...upper, a[i].set, b[j].set))
-            if upper == .max { break }
-            if a[i].range.upperBound == upper { i += 1 }
-            if b[j].range.upperBound == upper { j += 1 }
-            lower = upper + 1
-        }
-        return result
     }
 }
