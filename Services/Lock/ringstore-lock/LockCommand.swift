@@ -21,14 +21,8 @@ struct LockCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "ROUTER endpoint for requests.")
-    var listen = "tcp://127.0.0.1:7410"
-
     @Option(help: "PUB endpoint for lock events.")
     var publish = "tcp://127.0.0.1:7411"
-
-    @Option(help: "Directory for the persisted tokens and holders.")
-    var dataDir = "lock-data"
 
     @Option(help: "Longest lease (and longest wait) a client may ask for, in seconds.")
     var maxTtl = 3600.0
@@ -37,12 +31,10 @@ struct LockCommand: AsyncParsableCommand {
                                valueName: "seconds"))
     var forgetAfter = 3600.0
 
-    @OptionGroup var server: ServerOptions
+    @OptionGroup var server: ServerOptions<LockDefaults>
 
     func validate() throws {
-        try validateEndpoint(listen, option: "listen")
         try validateEndpoint(publish, option: "publish")
-        guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
         guard maxTtl >= 0.001, maxTtl <= 86_400 * 7 else { throw ValidationError("--max-ttl must be between 0.001 and 604800 seconds") }
         guard forgetAfter.isFinite, forgetAfter >= 0, forgetAfter <= 86_400 * 365 else {
             throw ValidationError("--forget-after must be between 0 and 31536000 seconds")
@@ -53,9 +45,15 @@ struct LockCommand: AsyncParsableCommand {
         ServiceRunner.bootstrapLogging(level: server.logLevel)
         let logger = Logger(label: "ringstore.lock")
         let maximum = Duration.milliseconds(Int64(maxTtl * 1000))
-        let options = LockOptions(listen: listen, publish: publish, dataDirectory: URL(fileURLWithPath: dataDir),
+        let options = LockOptions(listen: server.listen, publish: publish, dataDirectory: server.dataDirectory,
                                   limits: LockLimits(maxTTL: maximum, maxWait: maximum),
                                   forgetAfter: .milliseconds(Int64((forgetAfter * 1000).rounded())))
         try await ServiceRunner.run([LockServer.service(options: options, logger: logger)], logger: logger)
     }
+}
+
+enum LockDefaults: ServiceDefaults {
+    static let listen = "tcp://127.0.0.1:7410"
+    static let dataDir = "lock-data"
+    static let dataDirHelp = "Directory for the persisted tokens and holders."
 }

@@ -11,14 +11,8 @@ struct PlacementCommand: AsyncParsableCommand {
         abstract: "Ringstore placement service: membership, failure detection, the ring and the cluster event stream."
     )
 
-    @Option(help: "ROUTER endpoint for requests.")
-    var listen = "tcp://127.0.0.1:7400"
-
     @Option(help: "PUB endpoint for events.")
     var publish = "tcp://127.0.0.1:7401"
-
-    @Option(help: "Directory for the persisted membership and epoch.")
-    var dataDir = "placement-data"
 
     @Option(help: "Replicas per key (N).")
     var replicas = 3
@@ -35,17 +29,15 @@ struct PlacementCommand: AsyncParsableCommand {
     @Option(help: "Remove a member automatically after this many seconds down (0: never).")
     var removeAfter = 0.0
 
-    @OptionGroup var server: ServerOptions
+    @OptionGroup var server: ServerOptions<PlacementDefaults>
 
     func validate() throws {
-        try validateEndpoint(listen, option: "listen")
         try validateEndpoint(publish, option: "publish")
         guard (1...16).contains(replicas) else { throw ValidationError("--replicas must be 1...16") }
         guard (1...4096).contains(density) else { throw ValidationError("--density must be 1...4096") }
         guard suspectAfter > 0 else { throw ValidationError("--suspect-after must be positive") }
         guard downAfter > suspectAfter else { throw ValidationError("--down-after must be longer than --suspect-after") }
         guard removeAfter >= 0 else { throw ValidationError("--remove-after must be 0 (never) or positive") }
-        guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
     }
 
     func run() async throws {
@@ -56,8 +48,14 @@ struct PlacementCommand: AsyncParsableCommand {
             removeAfter: removeAfter > 0 ? .seconds(removeAfter) : nil,
             replicas: replicas, density: density)
         let tick = min(Duration.milliseconds(100), .seconds(suspectAfter / 10))
-        let options = PlacementOptions(listen: listen, publish: publish, dataDirectory: URL(fileURLWithPath: dataDir),
+        let options = PlacementOptions(listen: server.listen, publish: publish, dataDirectory: server.dataDirectory,
                                        settings: settings, tickInterval: tick)
         try await ServiceRunner.run([PlacementServer.service(options: options, logger: logger)], logger: logger)
     }
+}
+
+enum PlacementDefaults: ServiceDefaults {
+    static let listen = "tcp://127.0.0.1:7400"
+    static let dataDir = "placement-data"
+    static let dataDirHelp = "Directory for the persisted membership and epoch."
 }

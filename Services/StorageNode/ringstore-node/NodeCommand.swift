@@ -15,9 +15,6 @@ struct NodeCommand: AsyncParsableCommand {
         abstract: "Ringstore storage node."
     )
 
-    @Option(help: "ROUTER endpoint for requests.")
-    var listen = "tcp://127.0.0.1:7501"
-
     @Option(help: "The node's identity on the ring, host:port (default: the listen address).")
     var advertise: String?
 
@@ -32,9 +29,6 @@ struct NodeCommand: AsyncParsableCommand {
 
     @Option(help: "Seconds between heartbeats to placement.")
     var heartbeatInterval = 1.0
-
-    @Option(help: "Directory of the node's database.")
-    var dataDir = "node-data"
 
     @Option(help: "full: fsync every group commit (durable on power loss; the default). normal: durable on process crash only.")
     var sync: SyncMode = .full
@@ -72,10 +66,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a timestamp from a peer or a client may be ahead of this node's clock; further ahead is refused and logged.")
     var maxClockDrift = 5.0
 
-    @OptionGroup var server: ServerOptions
+    @OptionGroup var server: ServerOptions<NodeDefaults>
 
     func validate() throws {
-        try validateEndpoint(listen, option: "listen")
         try validateEndpoint(placement, option: "placement")
         try validateEndpoint(placementEvents, option: "placement-events")
         if let advertise {
@@ -93,15 +86,14 @@ struct NodeCommand: AsyncParsableCommand {
         guard antiEntropyInterval >= 0, antiEntropyInterval <= 86_400 else { throw ValidationError("--anti-entropy-interval must be 0...86400 seconds") }
         guard antiEntropyRateMb >= 0, antiEntropyRateMb <= 100_000 else { throw ValidationError("--anti-entropy-rate-mb must be 0...100000") }
         guard maxClockDrift >= 0.001, maxClockDrift <= 86_400 else { throw ValidationError("--max-clock-drift must be 0.001...86400 seconds") }
-        guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
     }
 
     func run() async throws {
         ServiceRunner.bootstrapLogging(level: server.logLevel)
         let logger = Logger(label: "ringstore.node")
-        var options = StorageNodeOptions(listen: listen, advertise: advertise, placement: placement, placementEvents: placementEvents,
+        var options = StorageNodeOptions(listen: server.listen, advertise: advertise, placement: placement, placementEvents: placementEvents,
                                          weight: weight, heartbeatInterval: .seconds(heartbeatInterval),
-                                         dataDirectory: URL(fileURLWithPath: dataDir), sync: sync,
+                                         dataDirectory: server.dataDirectory, sync: sync,
                                          maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes,
                                          defaultW: defaultW, defaultR: defaultR, replicaTimeout: .seconds(replicaTimeout),
                                          tombstoneGrace: .seconds(tombstoneGrace))
@@ -112,4 +104,10 @@ struct NodeCommand: AsyncParsableCommand {
         options.maxClockDrift = .seconds(maxClockDrift)
         try await ServiceRunner.run([StorageNodeServer.service(options: options, logger: logger)], logger: logger)
     }
+}
+
+enum NodeDefaults: ServiceDefaults {
+    static let listen = "tcp://127.0.0.1:7501"
+    static let dataDir = "node-data"
+    static let dataDirHelp = "Directory of the node's database."
 }
