@@ -136,14 +136,21 @@ import ZeroMQ
         }
         try await waitUntil("the call to reach the server") { parkedCount.count == 1 }
         task.cancel()
-        do {
-            _ = try await task.value
-            Issue.record("expected cancellation")
-        } catch let error as RPCError {
-            #expect(error.code == .cancelled)
-        }
+        await Self.expectCancelled(task)
         client.close()
         try await harness.stop()
+    }
+
+    /// `task` ends in CANCELLED.
+    private static func expectCancelled<Value>(_ task: Task<Value, any Error>, sourceLocation: SourceLocation = #_sourceLocation) async {
+        do {
+            _ = try await task.value
+            Issue.record("expected cancellation", sourceLocation: sourceLocation)
+        } catch let error as RPCError {
+            #expect(error.code == .cancelled, sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("expected an RPCError, got \(error)", sourceLocation: sourceLocation)
+        }
     }
 
     @Test func alreadyCancelledTaskFailsAtOnce() async throws {
@@ -153,12 +160,7 @@ import ZeroMQ
             withUnsafeCurrentTask { $0?.cancel() }
             return try await client.call(TestMethods.blackHole, payload("x"), options: CallOptions(timeout: .seconds(30)))
         }
-        do {
-            _ = try await task.value
-            Issue.record("expected cancellation")
-        } catch let error as RPCError {
-            #expect(error.code == .cancelled)
-        }
+        await Self.expectCancelled(task)
         client.close()
         try await harness.stop()
     }

@@ -138,14 +138,19 @@ import TestKit
         try await cluster.stop()
     }
 
-    @Test func periodicPassesConvergeWithoutARequest() async throws {
-        let cluster = try await Self.cluster(interval: .milliseconds(300))
+    /// Makes the three replicas diverge, then waits for periodic passes (no request) to converge them.
+    private static func divergeAndAwaitPeriodicRepair(_ cluster: InProcessCluster) async throws {
         let clients = try (0..<3).map(cluster.client)
         defer { clients.forEach { $0.close() } }
-        let (newest, _, _) = try await Self.diverge(clients)
+        let (newest, _, _) = try await diverge(clients)
         try await waitUntil("periodic anti-entropy to converge the replicas", timeout: .seconds(20), interval: .milliseconds(100)) {
-            try await Self.converged(clients, newest)
+            try await converged(clients, newest)
         }
+    }
+
+    @Test func periodicPassesConvergeWithoutARequest() async throws {
+        let cluster = try await Self.cluster(interval: .milliseconds(300))
+        try await Self.divergeAndAwaitPeriodicRepair(cluster)
         try await cluster.stop()
     }
 
@@ -207,12 +212,7 @@ import TestKit
 
         // The periodic passes, started by node 1 alone, reach every replica.
         for index in 0..<3 { try await Self.waitCaughtUp(cluster, index) }
-        let clients = try (0..<3).map(cluster.client)
-        defer { clients.forEach { $0.close() } }
-        let (newest, _, _) = try await Self.diverge(clients)
-        try await waitUntil("periodic anti-entropy to converge the replicas", timeout: .seconds(20), interval: .milliseconds(100)) {
-            try await Self.converged(clients, newest)
-        }
+        try await Self.divergeAndAwaitPeriodicRepair(cluster)
         try await cluster.stop()
         try await proxy.stop()
     }

@@ -99,12 +99,5 @@ func withBytes<Result>(
     _ array: [UInt8],
     _ body: (UnsafeRawBufferPointer) throws(StorageError) -> Result
 ) throws(StorageError) -> Result {
-    let outcome: Swift.Result<Result, StorageError> = array.withUnsafeBytes { bytes in
-        do throws(StorageError) {
-            return .success(try body(bytes))
-        } catch {
-            return .failure(error)
-        }
-    }
-    return try outcome.get()
+    try withOptionalBytes(array) { bytes throws(StorageError) in try body(bytes!) }
 }

@@ -82,11 +82,7 @@ struct PutCommand: AsyncParsableCommand {
             printError("ringctl: put \(key): \(error)")
             throw ExitCode(1)
         }
-        if cluster.json {
-            print(JSONLine.encode(["key": key, "ok": true, "version": reply.version.description, "acks": reply.acks]))
-        } else {
-            print("OK")
-        }
+        printWritten(key, reply, json: cluster.json)
     }
 }
 
@@ -197,10 +193,11 @@ struct DelCommand: AsyncParsableCommand {
             printError("ringctl: del \(key): \(error)")
             throw ExitCode(1)
         }
-        if cluster.json {
-            print(JSONLine.encode(["key": key, "ok": true, "version": reply.version.description, "acks": reply.acks]))
-        } else {
-            print("OK")
-        }
+        printWritten(key, reply, json: cluster.json)
     }
+}
+
+/// How put and del answer: `OK`, or with --json the key, version and acknowledgements.
+private func printWritten(_ key: String, _ result: WriteResult, json: Bool) {
+    print(json ? JSONLine.encode(["key": key, "ok": true, "version": result.version.description, "acks": result.acks]) : "OK")
 }
