@@ -4,13 +4,20 @@
 public struct OwnerLookup {
     let tables: RingTables
 
-    /// Calls `body` with the index into ``HashRing/members`` of each of the
-    /// first `wanted` distinct members clockwise from `key`'s position: its
-    /// preference list, primary first. `key` must not be empty and `wanted`
-    /// must be 1...members.count.
-    public func forEachOwner(ofKey key: UnsafeRawBufferPointer, wanted: Int, _ body: (Int) -> Void) {
+    /// Writes the index into ``HashRing/members`` of each of the first
+    /// `wanted` distinct members clockwise from `key`'s position (its
+    /// preference list, primary first) to the start of `owners`, and returns
+    /// `wanted`. One call per key and no closure per owner: the walk stays
+    /// inside this module, where it is specialised. `key` must not be empty,
+    /// `wanted` must be 1...members.count and `owners` at least that long.
+    public func owners(ofKey key: UnsafeRawBufferPointer, wanted: Int, into owners: UnsafeMutableBufferPointer<Int>) -> Int {
         let position = KetamaHash.digestWords(key).0
-        tables.forEachPreferredMember(fromPoint: tables.firstPoint(atOrAfter: position), wanted: wanted, body)
+        var count = 0
+        tables.forEachPreferredMember(fromPoint: tables.firstPoint(atOrAfter: position), wanted: wanted) { member in
+            owners[count] = member
+            count &+= 1
+        }
+        return count
     }
 }
 

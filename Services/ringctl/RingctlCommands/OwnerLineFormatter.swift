@@ -119,13 +119,17 @@ public struct OwnerLineFormatter: Sendable {
     private struct OwnerNames {
         let bytes: UnsafeBufferPointer<UInt8>
         let starts: UnsafeBufferPointer<Int>
+        /// Scratch space for one key's owners (member indices).
+        let owners: UnsafeMutableBufferPointer<Int>
     }
 
     private func withViews(_ body: (OwnerLookup, OwnerNames) -> Void) {
         ring.withOwnerLookup { tables in
             ownerBytes.withUnsafeBufferPointer { bytes in
                 ownerStarts.withUnsafeBufferPointer { starts in
-                    body(tables, OwnerNames(bytes: bytes, starts: starts))
+                    withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, wanted)) { owners in
+                        body(tables, OwnerNames(bytes: bytes, starts: starts, owners: owners))
+                    }
                 }
             }
         }
@@ -139,7 +143,9 @@ public struct OwnerLineFormatter: Sendable {
         to output: inout [UInt8]
     ) {
         output.append(contentsOf: key)
-        tables.forEachOwner(ofKey: key, wanted: wanted) { member in
+        let count = tables.owners(ofKey: key, wanted: wanted, into: names.owners)
+        for index in 0..<count {
+            let member = names.owners[index]
             let name = names.bytes[names.starts[member]..<names.starts[member &+ 1]]
             output.append(contentsOf: UnsafeBufferPointer(rebasing: name))
         }
