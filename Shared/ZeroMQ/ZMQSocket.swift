@@ -135,7 +135,7 @@ public final class ZMQSocket {
     /// Receives one multipart message. With `dontWait`, returns `nil` when none is
     /// waiting; otherwise blocks (up to `receiveTimeout`, then returns `nil`).
     public func receive(dontWait: Bool = false) throws(ZMQError) -> [ZMQFrame]? {
-        try receiveMessage(dontWait: dontWait, withSource: false)?.frames
+        try receiveMessage(dontWait: dontWait, withSource: false, withUser: false)?.frames
     }
 
     /// Receives one multipart message like `receive`, with the descriptor of
@@ -144,13 +144,22 @@ public final class ZMQSocket {
     /// the only way without draft APIs), -1 when it has none (inproc). A
     /// `ZMQSocketMonitor` reports the same descriptors as connections come and go.
     public func receiveWithSource(dontWait: Bool = false) throws(ZMQError) -> (frames: [ZMQFrame], sourceDescriptor: Int32)? {
-        try receiveMessage(dontWait: dontWait, withSource: true)
+        try receiveMessage(dontWait: dontWait, withSource: true, withUser: false).map { ($0.frames, $0.sourceDescriptor) }
     }
 
-    private func receiveMessage(dontWait: Bool, withSource: Bool) throws(ZMQError) -> (frames: [ZMQFrame], sourceDescriptor: Int32)? {
+    /// Receives one multipart message like `receiveWithSource`, with the
+    /// authenticated peer: the `User-Id` the context's ZAP handler gave the
+    /// connection (nil without authentication).
+    public func receiveWithPeer(dontWait: Bool = false) throws(ZMQError) -> (frames: [ZMQFrame], sourceDescriptor: Int32, userID: String?)? {
+        try receiveMessage(dontWait: dontWait, withSource: true, withUser: true)
+    }
+
+    private func receiveMessage(dontWait: Bool, withSource: Bool, withUser: Bool) throws(ZMQError)
+        -> (frames: [ZMQFrame], sourceDescriptor: Int32, userID: String?)? {
         let socket = rawHandle
         var frames: [ZMQFrame] = []
         var source: Int32 = -1
+        var userID: String?
         var more = true
         while more {
             zmq_msg_init(scratch)
@@ -172,6 +181,10 @@ public final class ZMQSocket {
                 // failure, and leaves errno alone.
                 source = zmq_msg_get(scratch, ZMQ_SRCFD)
             }
+            if withUser && !more, let property = zmq_msg_gets(scratch, "User-Id") {
+                let text = String(cString: property)
+                userID = text.isEmpty ? nil : text
+            }
             let data = zmq_msg_data(scratch)
             let count = Int(size)
             if count == 0 || data == nil {
@@ -180,7 +193,7 @@ public final class ZMQSocket {
                 frames.append(ZMQFrame(UnsafeRawBufferPointer(start: data, count: count)))
             }
         }
-        return (frames, source)
+        return (frames, source, userID)
     }
 
     // MARK: Options

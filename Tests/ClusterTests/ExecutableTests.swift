@@ -19,6 +19,24 @@ import ZeroMQ
     static let loneDataRoot = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-lone-\(UUID().uuidString)")
 
 
+    @Test func keygenWritesAPrivateKeypairAndNeverOverwritesIt() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-keygen-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = try await ToolRun.run("ringctl", ["keygen", "ops", "--dir", directory.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let printed = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let pair = try KeyFiles.readPair(directory.appendingPathComponent("ops.secret"))
+        #expect(printed == pair.publicKey.z85, "stdout is the public key")
+        #expect(try KeyFiles.readPublicKey(directory.appendingPathComponent("ops.pub")) == pair.publicKey)
+        let mode = try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent("ops.secret").path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let again = try await ToolRun.run("ringctl", ["keygen", "ops", "--dir", directory.path])
+        #expect(again.status == 1 && again.stderr.contains("exists"), "\(again.stderr)")
+        #expect(try KeyFiles.readPair(directory.appendingPathComponent("ops.secret")) == pair, "the first key is kept")
+        let bad = try await ToolRun.run("ringctl", ["keygen", "../escape", "--dir", directory.path])
+        #expect(bad.status == 1 && bad.stderr.contains("cannot name a key"), "\(bad.stderr)")
+    }
+
     @Test func servicesAnswerHealthAndStopCleanlyOnSIGTERM() async throws {
         let cluster = try LocalCluster(nodes: 2)
         try await cluster.start()

@@ -5,7 +5,7 @@ public struct Ringctl: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "ringctl",
         abstract: "Operate a Ringstore cluster: data, locks, membership, the ring and its events.",
-        subcommands: [PutCommand.self, GetCommand.self, DelCommand.self, StatusCommand.self, MembersCommand.self, JoinCommand.self, LeaveCommand.self, RemoveCommand.self, RepairCommand.self, RingCommand.self, LockGroupCommand.self, WatchCommand.self, BenchCommand.self]
+        subcommands: [PutCommand.self, GetCommand.self, DelCommand.self, StatusCommand.self, MembersCommand.self, JoinCommand.self, LeaveCommand.self, RemoveCommand.self, RepairCommand.self, RingCommand.self, LockGroupCommand.self, WatchCommand.self, BenchCommand.self, KeygenCommand.self]
     )
 
     public init() {}
