@@ -41,12 +41,12 @@ final class ClientConnection: Sendable {
     private let shared = Mutex(Shared())
     private let waker: Waker
 
-    init(context: ZMQContext, endpoint: String, logger: Logger) throws(ZMQError) {
+    init(context: ZMQContext, endpoint: String, logger: Logger, security: ClientSecurity?) throws(ZMQError) {
         self.endpoint = endpoint
         waker = try Waker()
         // Create and connect the socket here so that a bad endpoint fails the
         // constructor; then hand it to its owning thread for good.
-        let (socket, monitor) = try ZMQSocket.connectedDealer(context: context, endpoint: endpoint)
+        let (socket, monitor) = try ZMQSocket.connectedDealer(context: context, endpoint: endpoint, security: security)
         let loop = ClientLoop(socket: socket, monitor: monitor, waker: waker, logger: logger, endpoint: endpoint)
         let transfer = UncheckedTransfer(loop)
         let thread = Thread { [self] in transfer.value.run(connection: self) }

@@ -10,8 +10,11 @@ public final class EventListener {
     private let handler: (ReceivedEvent) -> Void
 
     /// Connects to `endpoints` and subscribes to `topics` (empty: all).
-    public init(reactor: Reactor, endpoints: [String], topics: [String], handler: @escaping (ReceivedEvent) -> Void) throws(ZMQError) {
+    /// With `security`, over CURVE to publishers holding its server key.
+    public init(reactor: Reactor, endpoints: [String], topics: [String], security: ClientSecurity? = nil,
+                handler: @escaping (ReceivedEvent) -> Void) throws(ZMQError) {
         socket = try ZMQSocket(context: reactor.context, type: .sub)
+        try security?.apply(to: socket)
         try socket.setReceiveHighWaterMark(100_000)
         try socket.setReconnectInterval(milliseconds: 100)
         if topics.isEmpty { try socket.subscribe() }

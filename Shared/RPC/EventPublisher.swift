@@ -17,8 +17,11 @@ public final class EventPublisher {
     private var sequences: [String: UInt64] = [:]
     private let logger: Logger
 
-    public init(reactor: Reactor, endpoint: String, source: String) throws(ZMQError) {
+    /// Binds a PUB on `endpoint`. With `security`, only CURVE subscribers
+    /// whose key is on the allowlist connect (and so receive anything).
+    public init(reactor: Reactor, endpoint: String, source: String, security: ServerSecurity? = nil) throws(ZMQError) {
         socket = try ZMQSocket(context: reactor.context, type: .pub)
+        try security?.apply(to: socket)
         try socket.setSendHighWaterMark(100_000)
         self.endpoint = try socket.bind(endpoint)
         self.source = source

@@ -24,8 +24,11 @@ public final class EventSubscription: Sendable {
     private let stopped: StopFlag
 
     /// Connects to `endpoints` and subscribes to `topics` (empty: all topics).
-    public init(context: ZMQContext, endpoints: [String], topics: [String] = [], logger: Logger = Logger(label: "ringstore.events")) throws(ZMQError) {
+    /// With `security`, over CURVE to publishers holding its server key.
+    public init(context: ZMQContext, endpoints: [String], topics: [String] = [], logger: Logger = Logger(label: "ringstore.events"),
+                security: ClientSecurity? = nil) throws(ZMQError) {
         let socket = try ZMQSocket(context: context, type: .sub)
+        try security?.apply(to: socket)
         try socket.setReceiveHighWaterMark(100_000)
         try socket.setReconnectInterval(milliseconds: 100)
         if topics.isEmpty {

@@ -20,10 +20,12 @@ public final class RPCClient: Sendable {
 
     /// Connects (in the background) to `endpoint`. The context may be shared by
     /// many clients of one process.
-    public init(context: ZMQContext, endpoint: String, caller: String, logger: Logger = Logger(label: "ringstore.rpc.client")) throws(ZMQError) {
+    /// With `security`, the connection is CURVE-encrypted and authenticated.
+    public init(context: ZMQContext, endpoint: String, caller: String, logger: Logger = Logger(label: "ringstore.rpc.client"),
+                security: ClientSecurity? = nil) throws(ZMQError) {
         self.endpoint = endpoint
         self.caller = caller
-        connection = try ClientConnection(context: context, endpoint: endpoint, logger: logger)
+        connection = try ClientConnection(context: context, endpoint: endpoint, logger: logger, security: security)
     }
 
     deinit { connection.close() }

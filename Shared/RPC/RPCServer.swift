@@ -12,7 +12,11 @@ public struct RequestContext: Sendable {
     public let routingID: [UInt8]
     public let requestID: UInt64
     public let method: String
+    /// Who called: with CURVE the name the allowlist gives the caller's key
+    /// (whatever its header says), otherwise the header's `caller`.
     public let caller: String
+    /// The caller's allowlist entry (key, role, name) with CURVE; nil without.
+    public let authenticated: Allowlist.Entry?
     /// When the caller stops waiting, by this process's clock; `nil` for none.
     public let deadline: ContinuousClock.Instant?
     /// The connection the request came in on, when the server watches its
@@ -20,11 +24,12 @@ public struct RequestContext: Sendable {
     public let peer: PeerConnection?
 
     public init(routingID: [UInt8], requestID: UInt64, method: String, caller: String, deadline: ContinuousClock.Instant?,
-                peer: PeerConnection? = nil) {
+                peer: PeerConnection? = nil, authenticated: Allowlist.Entry? = nil) {
         self.routingID = routingID
         self.requestID = requestID
         self.method = method
         self.caller = caller
+        self.authenticated = authenticated
         self.deadline = deadline
         self.peer = peer
     }
@@ -72,22 +77,30 @@ public final class RPCServer {
     private let socket: ZMQSocket
     private let reactor: Reactor
     private var logger: Logger
-    private var handlers: [String: (RequestContext, [UInt8]) -> Void] = [:]
+    private var handlers: [String: (role: Allowlist.Role, handle: (RequestContext, [UInt8]) -> Void)] = [:]
+    private let security: ServerSecurity?
     private let monitor: ZMQSocketMonitor?
     private var peers = PeerTracker()
     private var peerGoneHandlers: [(PeerConnection) -> Void] = []
     /// Counters for `Health` details and tests.
     public private(set) var requestsServed: UInt64 = 0
     public private(set) var malformedRequests: UInt64 = 0
+    /// Requests refused with PERMISSION_DENIED (a role too low, a key no longer listed).
+    public private(set) var deniedRequests: UInt64 = 0
 
     /// Binds a ROUTER on `endpoint` and serves it from `reactor`. Frames larger
     /// than `maxMessageBytes` make libzmq drop the offending connection. With
     /// `watchPeers`, requests carry their connection and `onPeerGone` reports
-    /// closed connections.
-    public init(reactor: Reactor, endpoint: String, maxMessageBytes: Int64 = 8 << 20, watchPeers: Bool = false) throws(ZMQError) {
+    /// closed connections. With `security`, only CURVE peers whose key is on
+    /// the allowlist connect, and each request needs the role its method was
+    /// registered with.
+    public init(reactor: Reactor, endpoint: String, maxMessageBytes: Int64 = 8 << 20, watchPeers: Bool = false,
+                security: ServerSecurity? = nil) throws(ZMQError) {
         self.reactor = reactor
         self.logger = reactor.logger
+        self.security = security
         socket = try ZMQSocket(context: reactor.context, type: .router)
+        try security?.apply(to: socket)
         try socket.setMaximumMessageSize(maxMessageBytes)
         try socket.setRouterMandatory(true)
         try socket.setSendHighWaterMark(100_000)
@@ -110,12 +123,14 @@ public final class RPCServer {
         peerGoneHandlers.append(handler)
     }
 
-    /// Registers the handler for `method`; a later registration replaces it.
+    /// Registers the handler for `method`, callable (with CURVE on) by peers
+    /// whose role allows `role`; a later registration replaces it.
     public func register<Request, Response>(
         _ method: RPCMethod<Request, Response>,
+        role: Allowlist.Role = .client,
         _ handler: @escaping (RequestContext, Request) -> HandlerOutcome<Response>
     ) {
-        handlers[method.path] = { [unowned self] context, body in
+        handlers[method.path] = (role, { [unowned self] context, body in
             let request: Request
             do {
                 request = try Request(serializedBytes: body)
@@ -130,7 +145,7 @@ public final class RPCServer {
             case .failure(let error): self.fail(context, error)
             case .parked: break
             }
-        }
+        })
     }
 
     /// Answers a request, now or after it was parked. Returns what became of
@@ -183,21 +198,24 @@ public final class RPCServer {
     /// after the batch was handled, and so is the connection of a request that
     /// was read only after its connection had closed.
     private func drain() {
-        var batch: [(frames: [ZMQFrame], source: Int32)] = []
+        var batch: [(frames: [ZMQFrame], source: Int32, user: String?)] = []
         let watched = monitor != nil
+        let secured = security != nil
         drainWaiting(logger: logger, failure: "rpc.receive.failed", receive: { () throws(ZMQError) in
-            watched ? try socket.receiveWithSource(dontWait: true) : try socket.receive(dontWait: true).map { ($0, -1) }
+            secured ? try socket.receiveWithPeer(dontWait: true)
+                : watched ? try socket.receiveWithSource(dontWait: true).map { ($0.frames, $0.sourceDescriptor, nil) }
+                : try socket.receive(dontWait: true).map { ($0, -1, nil) }
         }, handle: { message in
-            batch.append((message.frames, message.sourceDescriptor))
+            batch.append((message.frames, message.sourceDescriptor, message.userID))
         })
         guard monitor != nil else {
-            for message in batch { handle(message.frames, peer: nil) }
+            for message in batch { handle(message.frames, peer: nil, user: message.user) }
             return
         }
         var gone = readPeerEvents()
         for message in batch {
             let peer = peers.peer(descriptor: message.source)
-            handle(message.frames, peer: peer?.peer)
+            handle(message.frames, peer: peer?.peer, user: message.user)
             if let peer, !peer.open { gone.append(peer.peer) }
         }
         notifyGone(gone)
@@ -233,7 +251,7 @@ public final class RPCServer {
         }
     }
 
-    private func handle(_ frames: [ZMQFrame], peer: PeerConnection?) {
+    private func handle(_ frames: [ZMQFrame], peer: PeerConnection?, user: String?) {
         let request: Envelope.Request
         do {
             request = try Envelope.parseRequest(frames)
@@ -250,15 +268,32 @@ public final class RPCServer {
         let header = request.header
         let now = reactor.now
         let deadline = header.timeoutMicros == 0 ? nil : now + .microseconds(Int64(clamping: header.timeoutMicros))
+        let entry = security?.peer(userID: user)
         let context = RequestContext(routingID: request.routingID, requestID: header.requestID,
-                                     method: header.method, caller: header.caller, deadline: deadline, peer: peer)
+                                     method: header.method, caller: entry?.name ?? header.caller, deadline: deadline, peer: peer,
+                                     authenticated: entry)
         guard let handler = handlers[header.method] else {
             malformedRequests += 1
             logger.notice("rpc.method.unknown", metadata: ["rpc.method": "\(header.method)", "rpc.caller": "\(header.caller)"])
             fail(context, .unimplemented("unknown method \(header.method)"))
             return
         }
+        if security != nil {
+            guard let entry else {
+                deniedRequests += 1
+                logger.notice("rpc.denied", metadata: ["rpc.method": "\(header.method)", "rpc.reason": "key no longer allowed"])
+                fail(context, RPCError(.permissionDenied, "your key is no longer on this service's allowlist"))
+                return
+            }
+            guard entry.role.allows(handler.role) else {
+                deniedRequests += 1
+                logger.notice("rpc.denied", metadata: ["rpc.method": "\(header.method)", "rpc.caller": "\(entry.name)",
+                                                       "rpc.role": "\(entry.role)"])
+                fail(context, RPCError(.permissionDenied, "\(header.method) needs the \(handler.role) role; key \(entry.name) has \(entry.role)"))
+                return
+            }
+        }
         requestsServed += 1
-        handler(context, request.body)
+        handler.handle(context, request.body)
     }
 }

@@ -49,12 +49,13 @@ public final class ReactorClient {
     static let sweepInterval = Duration.milliseconds(10)
 
     /// Connects (in the background) to `endpoint` and registers with `reactor`.
-    public init(reactor: Reactor, endpoint: String, caller: String, logger: Logger? = nil) throws(ZMQError) {
+    public init(reactor: Reactor, endpoint: String, caller: String, logger: Logger? = nil,
+                security: ClientSecurity? = nil) throws(ZMQError) {
         self.reactor = reactor
         self.endpoint = endpoint
         self.caller = caller
         self.logger = logger ?? reactor.logger
-        (socket, monitor) = try ZMQSocket.connectedDealer(context: reactor.context, endpoint: endpoint)
+        (socket, monitor) = try ZMQSocket.connectedDealer(context: reactor.context, endpoint: endpoint, security: security)
         // Weak: a client closed (and dropped) during a turn may still have its
         // socket in that turn's ready list; the reactor drops it at the turn's end.
         reactor.addReader(socket) { [weak self] in self?.receiveReplies() }
