@@ -1,3 +1,4 @@
+import Foundation
 import RPC
 import ZeroMQ
 
@@ -12,19 +13,23 @@ public typealias RingstoreError = RPCError
 /// then ``shutdown()``.
 public final class ClientContext: Sendable {
     package let zmq: ZMQContext
+    /// With credentials, every connection made from this context uses CURVE.
+    public let credentials: Credentials?
 
     /// A new context. Fails only when ZeroMQ cannot start (out of file descriptors).
-    public init() throws(RingstoreError) {
+    public init(credentials: Credentials? = nil) throws(RingstoreError) {
         do {
             zmq = try ZMQContext()
         } catch {
             throw .unavailable("cannot start ZeroMQ: \(error)")
         }
+        self.credentials = credentials
     }
 
     /// A context over one that already exists (the process's other sockets share it).
-    package init(_ zmq: ZMQContext) {
+    package init(_ zmq: ZMQContext, credentials: Credentials? = nil) {
         self.zmq = zmq
+        self.credentials = credentials
     }
 
     /// Ends the context; call it after every client made from it is closed.
@@ -38,9 +43,29 @@ extension RPCClient {
     /// endpoint is INVALID_ARGUMENT, as any other bad input.
     static func connect(_ context: ClientContext, endpoint: String, caller: String) throws(RingstoreError) -> RPCClient {
         do {
-            return try RPCClient(context: context.zmq, endpoint: Endpoint.endpoint(for: endpoint), caller: caller)
+            return try RPCClient(context: context.zmq, endpoint: Endpoint.endpoint(for: endpoint), caller: caller,
+                                 security: context.credentials?.security)
         } catch {
             throw .invalidArgument("cannot connect to \(endpoint): \(error)")
         }
     }
+}
+
+/// A client's CURVE credentials: its keypair (a `.secret` file from `ringctl
+/// keygen`, whose public key is on the services' allowlist) and the cluster's
+/// server public key (the `.pub` file of the services' keypair).
+public struct Credentials: Sendable {
+    let security: ClientSecurity
+
+    /// Reads both files; INVALID_ARGUMENT naming the file that is wrong.
+    public init(keyFile: URL, serverKeyFile: URL) throws(RingstoreError) {
+        do {
+            security = ClientSecurity(keys: try KeyFiles.readPair(keyFile), serverKey: try KeyFiles.readPublicKey(serverKeyFile))
+        } catch {
+            throw .invalidArgument(error.description)
+        }
+    }
+
+    /// This client's public key, as the allowlist lists it.
+    public var publicKey: String { security.keys.publicKey.z85 }
 }

@@ -37,7 +37,7 @@ public final class ClusterWatch: Sendable {
         let topics = topics.isEmpty ? Self.topics : topics
         do {
             subscription = try EventSubscription(context: context.zmq, endpoints: [endpoints.placementEvents, endpoints.lockEvents],
-                                                 topics: topics)
+                                                 topics: topics, security: context.credentials?.security)
         } catch {
             throw .invalidArgument("cannot subscribe to \(endpoints.placementEvents) and \(endpoints.lockEvents): \(error)")
         }

@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import Synchronization
 import ZeroMQ
 
@@ -43,6 +45,8 @@ public final class ServerSecurity {
     public let keys: CurveKeyPair
     public let allowlist: AllowlistSource
     private let zap: ZAPHandler
+    /// Kept alive with the server: SIGHUP reloads while it exists.
+    var reloadSignal: AllowlistReloader?
 
     /// Starts the ZAP handler of `reactor`'s context.
     public init(reactor: Reactor, keys: CurveKeyPair, allowlist: AllowlistSource) throws(ZMQError) {
@@ -66,4 +70,86 @@ public final class ServerSecurity {
         guard let userID, let key = CurveKey(userID) else { return nil }
         return allowlist.allowlist.entry(for: key)
     }
+}
+
+/// A service's CURVE settings, read from its key files at start: the
+/// cluster's server keypair (every service's sockets present it, and clients
+/// know its public key), the allowlist file, and, for a service that calls
+/// others (a storage node), its own keypair as a client.
+public struct SecuritySettings: Sendable {
+    public let serverKeys: CurveKeyPair
+    public let allowlistFile: URL
+    public let allowlist: Allowlist
+    public let clientKeys: CurveKeyPair?
+
+    public init(serverKeys: CurveKeyPair, allowlistFile: URL, allowlist: Allowlist, clientKeys: CurveKeyPair?) {
+        self.serverKeys = serverKeys
+        self.allowlistFile = allowlistFile
+        self.allowlist = allowlist
+        self.clientKeys = clientKeys
+    }
+
+    /// Reads the files; throws a message naming the file that is wrong.
+    public static func load(serverKey: URL, allowlist: URL, clientKey: URL?) throws(KeyFileError) -> SecuritySettings {
+        let serverKeys = try KeyFiles.readPair(serverKey)
+        let list = try readAllowlist(allowlist)
+        return SecuritySettings(serverKeys: serverKeys, allowlistFile: allowlist, allowlist: list,
+                                clientKeys: try clientKey.map { (path: URL) throws(KeyFileError) in try KeyFiles.readPair(path) })
+    }
+
+    /// The allowlist in `path`.
+    public static func readAllowlist(_ path: URL) throws(KeyFileError) -> Allowlist {
+        let text: String
+        do {
+            text = try String(contentsOf: path, encoding: .utf8)
+        } catch {
+            throw KeyFileError("cannot read the allowlist \(path.path): \(error.localizedDescription)")
+        }
+        do {
+            return try Allowlist(parsing: text)
+        } catch {
+            throw KeyFileError("\(path.path): \(error)")
+        }
+    }
+
+    /// How this service talks to the others (nil without a client keypair).
+    public var clientSecurity: ClientSecurity? {
+        clientKeys.map { ClientSecurity(keys: $0, serverKey: serverKeys.publicKey) }
+    }
+}
+
+extension ServerSecurity {
+    /// CURVE for `reactor`'s sockets from `settings`; SIGHUP re-reads the
+    /// allowlist file (a broken file is logged and the old list kept).
+    public convenience init(reactor: Reactor, settings: SecuritySettings) throws(ZMQError) {
+        try self.init(reactor: reactor, keys: settings.serverKeys, allowlist: AllowlistSource(settings.allowlist))
+        let source = allowlist
+        let logger = reactor.logger
+        let file = settings.allowlistFile
+        reloadSignal = AllowlistReloader(file: file) { result in
+            switch result {
+            case .success(let list):
+                source.replace(list)
+                logger.notice("security.allowlist.reloaded", metadata: ["security.allowlist": "\(file.path)", "security.keys": "\(list.entries.count)"])
+            case .failure(let error):
+                logger.error("security.allowlist.reload_failed", metadata: ["security.error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Re-reads an allowlist file on SIGHUP, on a dispatch queue of its own.
+final class AllowlistReloader {
+    private let source: any DispatchSourceSignal
+
+    init(file: URL, apply: @escaping @Sendable (Result<Allowlist, KeyFileError>) -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "ringstore.allowlist"))
+        source.setEventHandler {
+            apply(Result { () throws(KeyFileError) in try SecuritySettings.readAllowlist(file) })
+        }
+        source.resume()
+    }
+
+    deinit { source.cancel() }
 }

@@ -26,11 +26,45 @@ public struct ServerOptions<Defaults: ServiceDefaults>: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error or critical.")
     public var logLevel: Logger.Level = .info
 
+    @Option(help: ArgumentHelp("CURVE: the cluster's server keypair (a .secret file from `ringctl keygen`); with --allowlist, every socket is encrypted and only listed keys connect.",
+                               valueName: "file"))
+    public var serverKey: String?
+
+    @Option(help: ArgumentHelp("CURVE: the allowlist (ROLE PUBLIC-KEY [NAME] per line; roles client, node, admin); re-read on SIGHUP.",
+                               valueName: "file"))
+    public var allowlist: String?
+
+    @Flag(help: "Run without CURVE, for a throwaway cluster: anyone who reaches a port can use it.")
+    public var insecure = false
+
     public init() {}
 
     public func validate() throws {
         try validateEndpoint(listen, option: "listen")
         guard !dataDir.isEmpty else { throw ValidationError("--data-dir must not be empty") }
+        if insecure && (serverKey != nil || allowlist != nil) {
+            throw ValidationError("--insecure excludes --server-key and --allowlist")
+        }
+        if (serverKey == nil) != (allowlist == nil) {
+            throw ValidationError("--server-key and --allowlist go together")
+        }
+    }
+
+    /// The CURVE settings the options name (nil when security is off), read
+    /// from their files; `clientKey` is the service's own keypair for the
+    /// calls it makes. Logs a warning when security is off.
+    public func security(clientKey: String? = nil, logger: Logger) throws -> SecuritySettings? {
+        guard let serverKey, let allowlist else {
+            logger.warning("security.off", metadata: ["security.reason": "\(insecure ? "--insecure" : "no --server-key and --allowlist")",
+                                                      "security.note": "no CURVE: anyone who reaches this port can use it"])
+            return nil
+        }
+        do {
+            return try SecuritySettings.load(serverKey: URL(fileURLWithPath: serverKey), allowlist: URL(fileURLWithPath: allowlist),
+                                             clientKey: clientKey.map { URL(fileURLWithPath: $0) })
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     /// The data directory as a file URL.

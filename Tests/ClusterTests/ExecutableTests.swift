@@ -149,6 +149,12 @@ import ZeroMQ
         ("ringctl", ["status", "--timeout", "-1"], "--timeout"),
         ("ringctl", ["frobnicate"], "frobnicate"),
         ("ringctl", ["bench", "echo", "--concurrency", "0"], "--concurrency"),
+        ("ringstore-lock", ["--server-key", "/nonexistent.secret"], "--allowlist go together"),
+        ("ringstore-placement", ["--insecure", "--allowlist", "/a"], "--insecure excludes"),
+        ("ringstore-node", ["--client-key", "/k.secret"], "--client-key needs"),
+        ("ringstore-placement", ["--server-key", "/nonexistent.secret", "--allowlist", "/nonexistent"], "nonexistent.secret"),
+        ("ringctl", ["get", "k", "--insecure", "--key", "/k.secret"], "--insecure excludes"),
+        ("ringctl", ["get", "k", "--key", "/nonexistent.secret", "--server-key", "/nonexistent.pub"], "nonexistent.secret"),
     ])
     func garbageArgumentsGetAClearErrorAndNonZeroExit(executable: String, arguments: [String], mentions: String) async throws {
         let run = try await ToolRun.run(executable, arguments, timeout: .seconds(20))

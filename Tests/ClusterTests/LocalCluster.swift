@@ -25,13 +25,21 @@ final class LocalCluster: @unchecked Sendable {
     var nodeArguments: [String] = []
     /// Extra arguments for placement (e.g. `--replicas 1`).
     var placementArguments: [String] = []
+    /// With keys, every process runs with CURVE and the allowlist of `ClusterKeys`.
+    let keys: ClusterKeys?
 
-    init(nodes count: Int, suspectAfter: Double = 1.0, downAfter: Double = 2.0) throws {
+    init(nodes count: Int, suspectAfter: Double = 1.0, downAfter: Double = 2.0, secured: Bool = false) throws {
         nodeEndpoints = (0..<count).map { _ in FreePort.endpoint() }
         context = try ZMQContext()
         self.suspectAfter = suspectAfter
         self.downAfter = downAfter
         dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-cluster-\(UUID().uuidString)")
+        keys = secured ? try ClusterKeys(directory: dataDirectory.appendingPathComponent("keys"), nodes: count) : nil
+    }
+
+    /// The test's own connections: as admin on a secured cluster.
+    private func client(_ endpoint: String) throws -> RPCClient {
+        try RPCClient(context: context, endpoint: endpoint, caller: "cluster-test", security: keys?.adminSecurity)
     }
 
     deinit {
@@ -48,7 +56,8 @@ final class LocalCluster: @unchecked Sendable {
     /// Starts (or restarts) the lock service on the same ports and data directory.
     func startLock() async throws {
         lock = try ServiceProcess("ringstore-lock", ["--listen", lockEndpoint, "--publish", lockEvents,
-                                                     "--data-dir", dataDirectory.appendingPathComponent("lock").path])
+                                                     "--data-dir", dataDirectory.appendingPathComponent("lock").path]
+                                                    + (keys?.serverArguments ?? []))
         try await waitHealthy(lockEndpoint, LockMethods.health)
     }
 
@@ -58,7 +67,7 @@ final class LocalCluster: @unchecked Sendable {
             "--listen", placementEndpoint, "--publish", placementEvents,
             "--data-dir", dataDirectory.appendingPathComponent("placement").path,
             "--suspect-after", "\(suspectAfter)", "--down-after", "\(downAfter)",
-        ] + placementArguments)
+        ] + (keys?.serverArguments ?? []) + placementArguments)
         try await waitHealthy(placementEndpoint, PlacementMethods.health)
     }
 
@@ -79,7 +88,7 @@ final class LocalCluster: @unchecked Sendable {
             "--listen", nodeEndpoints[index], "--placement", placementEndpoint, "--placement-events", placementEvents,
             "--heartbeat-interval", "\(heartbeatInterval)",
             "--data-dir", dataDirectory.appendingPathComponent("node-\(index)").path,
-        ] + nodeArguments + extraArguments)
+        ] + (keys.map { $0.serverArguments + ["--client-key", $0.secret("node-\(index)")] } ?? []) + nodeArguments + extraArguments)
         try await waitHealthy(nodeEndpoints[index], StorageMethods.health)
     }
 
@@ -87,7 +96,7 @@ final class LocalCluster: @unchecked Sendable {
 
     /// Placement's view of the members, by address.
     func members() async throws -> (epoch: UInt64, members: [String: WireMember]) {
-        let client = try RPCClient(context: context, endpoint: placementEndpoint, caller: "cluster-test")
+        let client = try client(placementEndpoint)
         defer { client.close() }
         let reply = try await client.call(PlacementMethods.getMembers, WireGetMembersRequest())
         return (reply.epoch, Dictionary(uniqueKeysWithValues: reply.members.map { ($0.address, $0) }))
@@ -102,7 +111,7 @@ final class LocalCluster: @unchecked Sendable {
     }
 
     func waitHealthy(_ endpoint: String, _ method: RPCMethod<WireHealthRequest, WireHealthReply>) async throws {
-        let client = try RPCClient(context: context, endpoint: endpoint, caller: "cluster-test")
+        let client = try client(endpoint)
         defer { client.close() }
         try await waitUntil("\(endpoint) to answer Health", timeout: .seconds(20)) {
             (try? await client.call(method, WireHealthRequest(), options: CallOptions(timeout: .milliseconds(500))))?.status == .serving
@@ -111,7 +120,7 @@ final class LocalCluster: @unchecked Sendable {
 
     /// An RPC client of node `index`.
     func nodeClient(_ index: Int) throws -> RPCClient {
-        try RPCClient(context: context, endpoint: nodeEndpoints[index], caller: "cluster-test")
+        try client(nodeEndpoints[index])
     }
 
     /// Node `index`'s engine figures.

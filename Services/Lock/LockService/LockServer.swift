@@ -8,6 +8,8 @@ import SwiftProtobuf
 
 /// How the lock service runs.
 public struct LockOptions: Sendable {
+    /// CURVE on every socket (nil: off).
+    public var security: SecuritySettings?
     /// The ROUTER endpoint for requests.
     public var listen: String
     /// The PUB endpoint for lock events.
@@ -51,6 +53,7 @@ public final class LockServer {
     public private(set) var table: LockTable
     public let store: LockStore
     private let reactor: Reactor
+    private let security: ServerSecurity?
     private let origin: ContinuousClock.Instant
     private var logger: Logger
     /// Queued acquires by waiter id.
@@ -74,9 +77,10 @@ public final class LockServer {
         store = try LockStore(directory: options.dataDirectory)
         let records = try store.load()
         let lastToken = try store.loadLastToken()
-        rpc = try RPCServer(reactor: reactor, endpoint: options.listen, watchPeers: true)
+        security = try options.security.map { try ServerSecurity(reactor: reactor, settings: $0) }
+        rpc = try RPCServer(reactor: reactor, endpoint: options.listen, watchPeers: true, security: security)
         let address = Endpoint.address(of: rpc.endpoint)
-        events = try EventPublisher(reactor: reactor, endpoint: options.publish, source: address)
+        events = try EventPublisher(reactor: reactor, endpoint: options.publish, source: address, security: security)
         let start = ServiceTime(monotonic: .zero, wallMicros: WallClock.micros)
         table = LockTable(restoring: records, lastToken: lastToken, limits: options.limits, forgetAfter: options.forgetAfter, now: start)
         if !records.isEmpty {

@@ -45,9 +45,10 @@ struct LockCommand: AsyncParsableCommand {
         ServiceRunner.bootstrapLogging(level: server.logLevel)
         let logger = Logger(label: "ringstore.lock")
         let maximum = Duration.milliseconds(Int64(maxTtl * 1000))
-        let options = LockOptions(listen: server.listen, publish: publish, dataDirectory: server.dataDirectory,
+        var options = LockOptions(listen: server.listen, publish: publish, dataDirectory: server.dataDirectory,
                                   limits: LockLimits(maxTTL: maximum, maxWait: maximum),
                                   forgetAfter: .milliseconds(Int64((forgetAfter * 1000).rounded())))
+        options.security = try server.security(logger: logger)
         try await ServiceRunner.run([LockServer.service(options: options, logger: logger)], logger: logger)
     }
 }

@@ -7,6 +7,8 @@ import ServiceHost
 
 /// How the placement service runs.
 public struct PlacementOptions: Sendable {
+    /// CURVE on every socket (nil: off).
+    public var security: SecuritySettings?
     /// The ROUTER endpoint for requests.
     public var listen: String
     /// The PUB endpoint for membership, ring and migration events.
@@ -41,6 +43,7 @@ public final class PlacementServer {
     private let reactor: Reactor
     private let origin: ContinuousClock.Instant
     private let tickInterval: Duration
+    private let security: ServerSecurity?
     private var logger: Logger
 
     public init(reactor: Reactor, options: PlacementOptions) throws {
@@ -49,9 +52,10 @@ public final class PlacementServer {
         origin = reactor.now
         tickInterval = options.tickInterval
         store = try PlacementStore(directory: options.dataDirectory)
-        rpc = try RPCServer(reactor: reactor, endpoint: options.listen)
+        security = try options.security.map { try ServerSecurity(reactor: reactor, settings: $0) }
+        rpc = try RPCServer(reactor: reactor, endpoint: options.listen, security: security)
         let address = Endpoint.address(of: rpc.endpoint)
-        events = try EventPublisher(reactor: reactor, endpoint: options.publish, source: address)
+        events = try EventPublisher(reactor: reactor, endpoint: options.publish, source: address, security: security)
         if let saved = try store.load() {
             membership = Membership(restoring: saved, settings: options.settings, now: ServiceTime(monotonic: .zero, wallMicros: WallClock.micros))
             logger.info("placement.restored", metadata: ["cluster.epoch": "\(membership.epoch)", "cluster.members": "\(membership.members.count)"])
@@ -88,31 +92,31 @@ public final class PlacementServer {
     // MARK: Handlers
 
     private func registerMembership() {
-        rpc.register(PlacementMethods.join) { [unowned self] _, request in
+        rpc.register(PlacementMethods.join, role: .node) { [unowned self] _, request in
             let result = apply { (membership: inout Membership, now) throws(MembershipError) in
                 try membership.join(address: request.address, weight: Int(request.weight), now: now)
             }
             return outcome(result) { WireJoinReply.with { $0.epoch = membership.epoch; $0.ring = membership.ringInfo } }
         }
-        rpc.register(PlacementMethods.leave) { [unowned self] _, request in
+        rpc.register(PlacementMethods.leave, role: .admin) { [unowned self] _, request in
             let result = apply { (membership: inout Membership, now) throws(MembershipError) in
                 try membership.leave(address: request.address, now: now)
             }
             return outcome(result) { WireMembershipChangeReply.with { $0.epoch = membership.epoch } }
         }
-        rpc.register(PlacementMethods.remove) { [unowned self] _, request in
+        rpc.register(PlacementMethods.remove, role: .admin) { [unowned self] _, request in
             let result = apply { (membership: inout Membership, now) throws(MembershipError) in
                 try membership.remove(address: request.address, force: request.force, now: now)
             }
             return outcome(result) { WireMembershipChangeReply.with { $0.epoch = membership.epoch } }
         }
-        rpc.register(PlacementMethods.handoffComplete) { [unowned self] _, request in
+        rpc.register(PlacementMethods.handoffComplete, role: .node) { [unowned self] _, request in
             let result = apply { (membership: inout Membership, now) throws(MembershipError) in
                 try membership.handoffComplete(address: request.address, now: now)
             }
             return outcome(result) { WireMembershipChangeReply.with { $0.epoch = membership.epoch } }
         }
-        rpc.register(PlacementMethods.heartbeat) { [unowned self] _, request in
+        rpc.register(PlacementMethods.heartbeat, role: .node) { [unowned self] _, request in
             let result = apply { (membership: inout Membership, now) throws(MembershipError) in
                 try membership.heartbeat(address: request.address, caughtUp: request.caughtUp, now: now)
             }
@@ -149,8 +153,8 @@ public final class PlacementServer {
                 $0.lastSeq = events.lastSequences
             })
         }
-        rpc.register(PlacementMethods.reportMigration) { [unowned self] _, request in reportMigration(request) }
-        rpc.register(PlacementMethods.reportRepair) { [unowned self] _, request in reportRepair(request) }
+        rpc.register(PlacementMethods.reportMigration, role: .node) { [unowned self] _, request in reportMigration(request) }
+        rpc.register(PlacementMethods.reportRepair, role: .node) { [unowned self] _, request in reportRepair(request) }
     }
 
     /// A node reports an anti-entropy pass: published on the `migration` topic as `anti_entropy`.

@@ -48,8 +48,9 @@ struct PlacementCommand: AsyncParsableCommand {
             removeAfter: removeAfter > 0 ? .seconds(removeAfter) : nil,
             replicas: replicas, density: density)
         let tick = min(Duration.milliseconds(100), .seconds(suspectAfter / 10))
-        let options = PlacementOptions(listen: server.listen, publish: publish, dataDirectory: server.dataDirectory,
+        var options = PlacementOptions(listen: server.listen, publish: publish, dataDirectory: server.dataDirectory,
                                        settings: settings, tickInterval: tick)
+        options.security = try server.security(logger: logger)
         try await ServiceRunner.run([PlacementServer.service(options: options, logger: logger)], logger: logger)
     }
 }

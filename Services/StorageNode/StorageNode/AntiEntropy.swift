@@ -159,9 +159,9 @@ final class AntiEntropy {
     }
 
     func register(on rpc: RPCServer) {
-        rpc.register(StorageMethods.arcDigest) { [unowned self, unowned rpc] context, request in digest(context, request, rpc: rpc) }
-        rpc.register(StorageMethods.readRanges) { [unowned self] _, request in readRanges(request) }
-        rpc.register(StorageMethods.repair) { [unowned self, unowned rpc] context, _ in
+        rpc.register(StorageMethods.arcDigest, role: .node) { [unowned self, unowned rpc] context, request in digest(context, request, rpc: rpc) }
+        rpc.register(StorageMethods.readRanges, role: .node) { [unowned self] _, request in readRanges(request) }
+        rpc.register(StorageMethods.repair, role: .admin) { [unowned self, unowned rpc] context, _ in
             guard ringView()?.ring != nil else {
                 return .failure(.unavailable("this node has no ring yet (is placement reachable, and has any node joined?)"))
             }

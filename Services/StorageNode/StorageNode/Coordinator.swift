@@ -88,8 +88,8 @@ final class Coordinator {
             withCore { $0.get(key: [UInt8](request.key), quorum: request.quorum, token: reply) }
             return HandlerOutcome<WireGetReply>.parked
         }
-        rpc.register(StorageMethods.replicaWrite) { [unowned self] context, request in replicaWrite(context, request) }
-        rpc.register(StorageMethods.replicaRead) { [unowned self] _, request in replicaRead(request) }
+        rpc.register(StorageMethods.replicaWrite, role: .node) { [unowned self] context, request in replicaWrite(context, request) }
+        rpc.register(StorageMethods.replicaRead, role: .node) { [unowned self] _, request in replicaRead(request) }
     }
 
     /// Sends this turn's queued replica reads and writes; runs at the end of every reactor turn.

@@ -85,7 +85,7 @@ final class Migrator {
     }
 
     func register(on rpc: RPCServer) {
-        rpc.register(StorageMethods.migrateBatch) { [unowned self, unowned rpc] context, request in receive(context, request, rpc: rpc) }
+        rpc.register(StorageMethods.migrateBatch, role: .node) { [unowned self, unowned rpc] context, request in receive(context, request, rpc: rpc) }
     }
 
     // MARK: Following the plan

@@ -8,19 +8,22 @@ final class PeerClients {
     private let reactor: Reactor
     private let caller: String
     private let logger: Logger
+    private let security: ClientSecurity?
     private var clients: [String: ReactorClient] = [:]
 
-    init(reactor: Reactor, caller: String, logger: Logger) {
+    init(reactor: Reactor, caller: String, logger: Logger, security: ClientSecurity? = nil) {
         self.reactor = reactor
         self.caller = caller
         self.logger = logger
+        self.security = security
     }
 
     /// The client for `address` (`host:port`), or `nil` if it cannot be created.
     func client(for address: String) -> ReactorClient? {
         if let client = clients[address] { return client }
         do {
-            let client = try ReactorClient(reactor: reactor, endpoint: Endpoint.endpoint(for: address), caller: caller, logger: logger)
+            let client = try ReactorClient(reactor: reactor, endpoint: Endpoint.endpoint(for: address), caller: caller, logger: logger,
+                                           security: security)
             clients[address] = client
             return client
         } catch {

@@ -50,14 +50,16 @@ final class PlacementLink {
     /// Whether the node has caught up since its start, sent in every heartbeat.
     var caughtUp: () -> Bool = { false }
 
-    init(reactor: Reactor, address: String, weight: Int, placement: String, placementEvents: String, heartbeatInterval: Duration) throws {
+    init(reactor: Reactor, address: String, weight: Int, placement: String, placementEvents: String, heartbeatInterval: Duration,
+         security: ClientSecurity? = nil) throws {
         self.address = address
         self.weight = weight
         self.heartbeatInterval = heartbeatInterval
         logger = reactor.logger
         logger[metadataKey: "node.address"] = "\(address)"
-        client = try ReactorClient(reactor: reactor, endpoint: placement, caller: "node \(address)", logger: logger)
-        listener = try EventListener(reactor: reactor, endpoints: [placementEvents], topics: ["ring", "membership"]) { [unowned self] received in
+        client = try ReactorClient(reactor: reactor, endpoint: placement, caller: "node \(address)", logger: logger, security: security)
+        listener = try EventListener(reactor: reactor, endpoints: [placementEvents], topics: ["ring", "membership"],
+                                     security: security) { [unowned self] received in
             handle(received)
         }
     }

@@ -1,8 +1,11 @@
 import Foundation
+import RPC
 import StorageEngine
 
 /// How a storage node runs and how it is known on the ring.
 public struct StorageNodeOptions: Sendable {
+    /// CURVE on every socket (nil: off).
+    public var security: SecuritySettings?
     /// The ROUTER endpoint for requests.
     public var listen: String
     /// The node's identity on the ring, `host:port`; by default the listen address.

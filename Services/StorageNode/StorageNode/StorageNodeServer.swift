@@ -23,6 +23,7 @@ public final class StorageNodeServer {
     private let current = CurrentRing()
     private let reactor: Reactor
     private let tombstoneGrace: Duration
+    private let security: ServerSecurity?
 
     public init(reactor: Reactor, options: StorageNodeOptions) throws {
         self.reactor = reactor
@@ -30,15 +31,17 @@ public final class StorageNodeServer {
         var logger = reactor.logger
         try FileManager.default.createDirectory(at: options.dataDirectory, withIntermediateDirectories: true)
         let engine = try StorageEngine(path: options.dataDirectory.appendingPathComponent("node.sqlite").path, sync: options.sync)
-        rpc = try RPCServer(reactor: reactor, endpoint: options.listen, maxMessageBytes: Int64(options.maxValueBytes + options.maxKeyBytes + (64 << 10)))
+        security = try options.security.map { try ServerSecurity(reactor: reactor, settings: $0) }
+        rpc = try RPCServer(reactor: reactor, endpoint: options.listen, maxMessageBytes: Int64(options.maxValueBytes + options.maxKeyBytes + (64 << 10)),
+                            security: security)
         let address = options.advertise ?? Endpoint.address(of: rpc.endpoint)
         self.address = address
         logger[metadataKey: "node.address"] = "\(address)"
         store = LocalStore(engine: engine, logger: logger)
-        peers = PeerClients(reactor: reactor, caller: "node \(address)", logger: logger)
+        peers = PeerClients(reactor: reactor, caller: "node \(address)", logger: logger, security: options.security?.clientSecurity)
         placement = try PlacementLink(reactor: reactor, address: address, weight: options.weight,
                                       placement: options.placement, placementEvents: options.placementEvents,
-                                      heartbeatInterval: options.heartbeatInterval)
+                                      heartbeatInterval: options.heartbeatInterval, security: options.security?.clientSecurity)
         let current = self.current
         coordinator = Coordinator(address: address, store: store, peers: peers, options: options,
                                   logger: logger) { current.view }

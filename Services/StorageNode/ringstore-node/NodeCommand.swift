@@ -18,6 +18,10 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "The node's identity on the ring, host:port (default: the listen address).")
     var advertise: String?
 
+    @Option(help: ArgumentHelp("CURVE: this node's own keypair (role node in the allowlist), for its calls to placement and its peers.",
+                               valueName: "file"))
+    var clientKey: String?
+
     @Option(help: "Placement request endpoint.")
     var placement = "tcp://127.0.0.1:7400"
 
@@ -69,6 +73,8 @@ struct NodeCommand: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions<NodeDefaults>
 
     func validate() throws {
+        if clientKey != nil && server.serverKey == nil { throw ValidationError("--client-key needs --server-key and --allowlist") }
+        if server.serverKey != nil && clientKey == nil { throw ValidationError("--server-key needs --client-key: the node's identity for its own calls") }
         try validateEndpoint(placement, option: "placement")
         try validateEndpoint(placementEvents, option: "placement-events")
         if let advertise {
@@ -97,6 +103,7 @@ struct NodeCommand: AsyncParsableCommand {
                                          maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes,
                                          defaultW: defaultW, defaultR: defaultR, replicaTimeout: .seconds(replicaTimeout),
                                          tombstoneGrace: .seconds(tombstoneGrace))
+        options.security = try server.security(clientKey: clientKey, logger: logger)
         options.migrationBatchKeys = migrationBatchKeys
         options.migrationRateLimit = Int(migrationRateMb * 1_000_000)
         options.antiEntropyInterval = .seconds(antiEntropyInterval)

@@ -53,7 +53,7 @@ struct EchoBenchCommand: AsyncParsableCommand {
         default: service = .node(target)
         }
         let endpoint = service.endpoint
-        let context = try ClientContext()
+        let context = try cluster.context()
         defer { context.shutdown() }
         let client = try AdminClient(context: context, service: service, caller: cluster.caller, callTimeout: cluster.callTimeout)
         defer { client.close() }

@@ -22,7 +22,19 @@ struct ClusterOptions: ParsableArguments {
     @Flag(help: "Machine-readable output: one JSON object per line.")
     var json = false
 
+    @Option(help: ArgumentHelp("CURVE: this client's keypair, a .secret file (env RINGSTORE_KEY; default .run/keys/admin.secret when present).",
+                               valueName: "file"))
+    var key: String?
+
+    @Option(help: ArgumentHelp("CURVE: the cluster's server public key, a .pub file (env RINGSTORE_SERVER_KEY; default .run/keys/cluster.pub when present).",
+                               valueName: "file"))
+    var serverKey: String?
+
+    @Flag(help: "Talk to the cluster without CURVE (a cluster started with --insecure).")
+    var insecure = false
+
     func validate() throws {
+        if insecure && (key != nil || serverKey != nil) { throw ValidationError("--insecure excludes --key and --server-key") }
         guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be more than 0 and at most 3600 seconds, not \(timeout)") }
     }
 
@@ -34,6 +46,32 @@ struct ClusterOptions: ParsableArguments {
     }
 
     var callTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }
+
+    /// The key files to use: the options, else the environment, else the
+    /// local cluster's under `.run/keys/` when both exist; nil without CURVE.
+    var keyFiles: (key: String, serverKey: String)? {
+        guard !insecure else { return nil }
+        let environment = ProcessInfo.processInfo.environment
+        let key = key ?? environment["RINGSTORE_KEY"]
+        let serverKey = serverKey ?? environment["RINGSTORE_SERVER_KEY"]
+        if let key, let serverKey { return (key, serverKey) }
+        let local = (key ?? ".run/keys/admin.secret", serverKey ?? ".run/keys/cluster.pub")
+        let files = FileManager.default
+        return files.fileExists(atPath: local.0) && files.fileExists(atPath: local.1) ? local : nil
+    }
+
+    /// The client context of one command: with the credentials `keyFiles`
+    /// names, or without CURVE. Bad key files end the command (exit 2).
+    func context() throws -> ClientContext {
+        guard let files = keyFiles else { return try ClientContext() }
+        do {
+            let credentials = try Credentials(keyFile: URL(fileURLWithPath: files.key), serverKeyFile: URL(fileURLWithPath: files.serverKey))
+            return try ClientContext(credentials: credentials)
+        } catch {
+            printError("ringctl: \(error.message)")
+            throw ExitCode(2)
+        }
+    }
 
     /// The identity ringctl sends in request headers: `ringctl@host pid`.
     var caller: String {

@@ -52,7 +52,7 @@ struct DataSession {
     let client: KeyValueClient
 
     init(_ cluster: ClusterOptions) throws {
-        context = try ClientContext()
+        context = try cluster.context()
         client = try KeyValueClient(context: context, endpoints: cluster.endpoints, caller: cluster.caller,
                                     configuration: .init(timeout: cluster.callTimeout))
     }

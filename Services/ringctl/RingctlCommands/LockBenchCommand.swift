@@ -25,7 +25,7 @@ struct LockBenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let context = try ClientContext()
+        let context = try cluster.context()
         defer { context.shutdown() }
         let run = "\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
         let name = "bench/\(run)"

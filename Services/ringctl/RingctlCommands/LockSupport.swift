@@ -51,7 +51,7 @@ struct LockSession {
     let client: LockClient
 
     init(_ cluster: ClusterOptions, owner: String) throws {
-        context = try ClientContext()
+        context = try cluster.context()
         client = try LockClient(context: context, endpoints: cluster.endpoints, owner: owner, caller: cluster.caller,
                                 callTimeout: cluster.callTimeout)
     }

@@ -7,7 +7,7 @@ struct PlacementSession {
     let client: PlacementClient
 
     init(_ cluster: ClusterOptions) throws {
-        context = try ClientContext()
+        context = try cluster.context()
         client = try PlacementClient(context: context, endpoints: cluster.endpoints, caller: cluster.caller, callTimeout: cluster.callTimeout)
     }
 

@@ -32,7 +32,7 @@ struct RepairCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let context = try ClientContext()
+        let context = try cluster.context()
         defer { context.shutdown() }
         var nodes: [String]
         var failed = 0

@@ -108,7 +108,7 @@ public struct RingOwnersCommand: AsyncParsableCommand {
 
     /// The live ring and replication factor, from placement.
     private func liveRing() async throws -> (HashRing, Int) {
-        let context = try ClientContext()
+        let context = try cluster.context()
         defer { context.shutdown() }
         let client = try PlacementClient(context: context, endpoints: cluster.endpoints, caller: cluster.caller,
                                          callTimeout: cluster.callTimeout)

@@ -47,7 +47,7 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let context = try ClientContext()
+        let context = try cluster.context()
         defer { context.shutdown() }
         let placement = try PlacementClient(context: context, endpoints: cluster.endpoints, caller: cluster.caller,
                                             callTimeout: cluster.callTimeout)

@@ -32,7 +32,7 @@ struct WatchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let context = try ClientContext()
+        let context = try cluster.context()
         defer { context.shutdown() }
         let watch = try ClusterWatch(context: context, endpoints: cluster.endpoints, topics: topics, caller: cluster.caller,
                                      callTimeout: cluster.callTimeout)

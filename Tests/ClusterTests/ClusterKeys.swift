@@ -1,0 +1,45 @@
+import Foundation
+import RPC
+import ZeroMQ
+
+/// CURVE keys for a test cluster, written as `ringctl keygen` would: the
+/// services' server pair, an admin, a client and a stranger (not listed),
+/// and one node key per node, with the allowlist naming their roles.
+struct ClusterKeys {
+    let directory: URL
+    let server: CurveKeyPair
+    let admin: CurveKeyPair
+    let client: CurveKeyPair
+    let stranger: CurveKeyPair
+    let nodes: [CurveKeyPair]
+
+    init(directory: URL, nodes count: Int) throws {
+        self.directory = directory
+        server = try CurveKeyPair.generate()
+        admin = try CurveKeyPair.generate()
+        client = try CurveKeyPair.generate()
+        stranger = try CurveKeyPair.generate()
+        nodes = try (0..<count).map { _ in try CurveKeyPair.generate() }
+        try KeyFiles.write(server, name: "cluster", directory: directory)
+        try KeyFiles.write(admin, name: "admin", directory: directory)
+        try KeyFiles.write(client, name: "client", directory: directory)
+        try KeyFiles.write(stranger, name: "stranger", directory: directory)
+        for (index, keys) in nodes.enumerated() { try KeyFiles.write(keys, name: "node-\(index)", directory: directory) }
+        let lines = ["admin \(admin.publicKey) admin", "client \(client.publicKey) app"]
+            + nodes.enumerated().map { "node \($1.publicKey) node-\($0)" }
+        try (lines.joined(separator: "\n") + "\n").write(to: allowlist, atomically: true, encoding: .utf8)
+    }
+
+    var allowlist: URL { directory.appendingPathComponent("allowlist") }
+    func secret(_ name: String) -> String { directory.appendingPathComponent(name + ".secret").path }
+    var serverPublic: String { directory.appendingPathComponent("cluster.pub").path }
+
+    /// The options of every service.
+    var serverArguments: [String] { ["--server-key", secret("cluster"), "--allowlist", allowlist.path] }
+
+    /// ringctl's options to act as `name` (admin, client, stranger).
+    func ringctl(as name: String) -> [String] { ["--key", secret(name), "--server-key", serverPublic] }
+
+    /// The test process's own connections: as admin.
+    var adminSecurity: ClientSecurity { ClientSecurity(keys: admin, serverKey: server.publicKey) }
+}

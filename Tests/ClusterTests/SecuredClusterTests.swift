@@ -1,0 +1,55 @@
+import Foundation
+import RPC
+import RingProtocol
+import Testing
+import TestKit
+import ZeroMQ
+
+/// Placement, the lock service and nodes with CURVE on every socket: node
+/// traffic (joins, heartbeats, events, replica writes) works over it, each
+/// role does what it may and no more, and nothing answers without a listed key.
+@Suite(.serialized) struct SecuredClusterTests {
+    @Test func aSecuredClusterServesEachRoleWhatItMayAndNothingWithoutAKey() async throws {
+        let cluster = try LocalCluster(nodes: 2, secured: true)
+        cluster.placementArguments = ["--replicas", "2"]
+        try await cluster.startAndSettle()
+        let keys = try #require(cluster.keys)
+        let endpoints = ["--placement", cluster.placementEndpoint, "--locks", cluster.lockEndpoint, "--timeout", "2"]
+
+        // N=2, W=2: every write goes node to node over CURVE as well.
+        let put = try await ToolRun.run("ringctl", ["put", "k", "v", "--w", "2"] + endpoints + keys.ringctl(as: "admin"))
+        #expect(put.status == 0, "admin put: \(put.stderr)")
+        let get = try await ToolRun.run("ringctl", ["get", "k", "--r", "2"] + endpoints + keys.ringctl(as: "client"))
+        #expect(get.status == 0 && get.stdout == "v\n", "client get: \(get.stderr)")
+        let lock = try await ToolRun.run("ringctl", ["lock", "acquire", "jobs", "--ttl", "5"] + endpoints + keys.ringctl(as: "client"))
+        #expect(lock.status == 0, "client lock: \(lock.stderr)")
+
+        // A client may not change the membership nor repair; an admin may.
+        let remove = try await ToolRun.run("ringctl", ["remove", cluster.nodeAddress(1)] + endpoints + keys.ringctl(as: "client"))
+        #expect(remove.status != 0 && remove.stderr.contains("PERMISSION_DENIED"), "client remove: \(remove.stderr)")
+        let repair = try await ToolRun.run("ringctl", ["repair", cluster.nodeAddress(0)] + endpoints + keys.ringctl(as: "client"))
+        #expect(repair.status != 0 && repair.stderr.contains("PERMISSION_DENIED"), "client repair: \(repair.stderr)")
+        let adminRepair = try await ToolRun.run("ringctl", ["repair", cluster.nodeAddress(0)] + endpoints + keys.ringctl(as: "admin"))
+        #expect(adminRepair.status == 0, "admin repair: \(adminRepair.stderr)")
+
+        // A client key cannot write to a replica directly, skipping the coordinator.
+        let context = try ZMQContext()
+        let direct = try RPCClient(context: context, endpoint: cluster.nodeEndpoints[0], caller: "sneaky",
+                                   security: ClientSecurity(keys: keys.client, serverKey: keys.server.publicKey))
+        do {
+            _ = try await direct.call(StorageMethods.replicaWrite, WireReplicaWriteRequest(), options: CallOptions(timeout: .seconds(2)))
+            Issue.record("a client key wrote to a replica")
+        } catch {
+            #expect(error.code == .permissionDenied, "\(error)")
+        }
+        direct.close()
+        context.shutdown()
+
+        // No key, or one that is not listed: no answer at all.
+        for credentials in [["--insecure"], keys.ringctl(as: "stranger")] {
+            let refused = try await ToolRun.run("ringctl", ["get", "k", "--timeout", "0.5"] + endpoints.dropLast(2) + credentials)
+            #expect(refused.status == 2 && !refused.stdout.contains("v"), "\(credentials.first ?? ""): \(refused.stderr)")
+        }
+        try await cluster.stop()
+    }
+}
