@@ -7,6 +7,11 @@ SHELL := /bin/bash
 # Build configuration for the services `make up` runs (tests use debug).
 CONFIG ?= release
 RUN := .run
+KEYS := $(RUN)/keys
+# INSECURE=1 runs the local cluster without CURVE (a throwaway cluster).
+INSECURE ?=
+SECURITY = $(if $(INSECURE),--insecure,--server-key $(KEYS)/cluster.secret --allowlist $(KEYS)/allowlist)
+RINGCTL_SECURITY = $(if $(INSECURE),--insecure,)
 NODES ?= 1 2 3
 # Node durability: full fsyncs every group commit; normal survives process crashes only.
 SYNC ?= full
@@ -23,10 +28,11 @@ export PATH := $(PATH):/opt/swift/usr/bin
 
 bin = $$($(SWIFT) build -c $(CONFIG) --show-bin-path)
 
-.PHONY: help deps bench-deps build up down start start-node join stop kill test bench bench-md5 demo proto clean-data status
+.PHONY: help deps bench-deps build keys up down start start-node join stop kill test bench bench-md5 demo proto clean-data status
 
 help:
-	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/"
+	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/, CURVE on"
+	@echo "                   (keys under $(KEYS)/ on first run; INSECURE=1 for a cluster without CURVE)"
 	@echo "make down          stop everything gracefully; data stays"
 	@echo "make join N=4      start node 4 (port 7504); it joins the cluster"
 	@echo "make start N=2     (re)start node 2              make stop N=2 / make kill N=2: SIGTERM / SIGKILL"
@@ -89,20 +95,39 @@ define stop_service
 	rm -f $$pidfile
 endef
 
-up: build
-	$(call start_service,placement,ringstore-placement,--listen tcp://127.0.0.1:7400 --publish tcp://127.0.0.1:7401 --data-dir $(RUN)/placement)
-	$(call start_service,lock,ringstore-lock,--listen tcp://127.0.0.1:7410 --publish tcp://127.0.0.1:7411 --data-dir $(RUN)/lock)
+# The local cluster's CURVE keys: the services' keypair (cluster), the operator's
+# (admin, which ringctl finds by itself), one per node, and the allowlist.
+keys: build
+	@if [ -z "$(INSECURE)" ] && [ ! -f $(KEYS)/cluster.secret ]; then \
+	  $(bin)/ringctl keygen cluster --dir $(KEYS) >/dev/null && $(bin)/ringctl keygen admin --dir $(KEYS) >/dev/null && \
+	  printf '# role public-key name (reloaded on SIGHUP)\nadmin %s admin\n' "$$(cat $(KEYS)/admin.pub)" > $(KEYS)/allowlist && \
+	  for n in $(NODES); do $(bin)/ringctl keygen node-$$n --dir $(KEYS) >/dev/null && \
+	    echo "node $$(cat $(KEYS)/node-$$n.pub) node-$$n" >> $(KEYS)/allowlist; done && \
+	  echo "keys: wrote $(KEYS)/ (cluster, admin, nodes $(NODES), allowlist)"; \
+	fi
+
+up: keys
+	$(call start_service,placement,ringstore-placement,--listen tcp://127.0.0.1:7400 --publish tcp://127.0.0.1:7401 --data-dir $(RUN)/placement $(SECURITY))
+	$(call start_service,lock,ringstore-lock,--listen tcp://127.0.0.1:7410 --publish tcp://127.0.0.1:7411 --data-dir $(RUN)/lock $(SECURITY))
 	@for n in $(NODES); do $(MAKE) --no-print-directory start-node N=$$n; done
-	@$(bin)/ringctl status --wait 20 --nodes $$(for n in $(NODES); do printf "127.0.0.1:%d," $$((7500 + n)); done | sed 's/,$$//')
+	@$(bin)/ringctl status $(RINGCTL_SECURITY) --wait 20 --nodes $$(for n in $(NODES); do printf "127.0.0.1:%d," $$((7500 + n)); done | sed 's/,$$//')
 
 down:
 	@for f in $(RUN)/node-*.pid; do [ -e "$$f" ] || continue; n=$$(basename $$f .pid); n=$${n#node-}; $(MAKE) --no-print-directory stop N=$$n; done
 	$(call stop_service,lock,TERM)
 	$(call stop_service,placement,TERM)
 
-start-node:
+# A node's key is made on its first start and added to the allowlist; the
+# running services re-read it (SIGHUP) before the node tries to join.
+start-node: keys
 	@test -n "$(N)" || { echo "usage: make start N=<node number>"; exit 2; }
-	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))) --data-dir $(RUN)/node-$(N) --sync $(SYNC))
+	@if [ -z "$(INSECURE)" ] && [ ! -f $(KEYS)/node-$(N).secret ]; then \
+	  $(bin)/ringctl keygen node-$(N) --dir $(KEYS) >/dev/null && \
+	  echo "node $$(cat $(KEYS)/node-$(N).pub) node-$(N)" >> $(KEYS)/allowlist && \
+	  for f in $(RUN)/*.pid; do [ -e "$$f" ] && kill -HUP $$(cat $$f) 2>/dev/null; done; \
+	  echo "keys: node-$(N) added to $(KEYS)/allowlist"; \
+	fi
+	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))) --data-dir $(RUN)/node-$(N) --sync $(SYNC) $(SECURITY) $(if $(INSECURE),,--client-key $(KEYS)/node-$(N).secret))
 
 start: build start-node
 
@@ -120,7 +145,7 @@ kill:
 status:
 	@nodes=""; for f in $(RUN)/node-*.pid; do [ -e "$$f" ] || continue; n=$$(basename $$f .pid); n=$${n#node-}; \
 	  nodes="$$nodes$${nodes:+,}127.0.0.1:$$((7500 + n))"; done; \
-	$(bin)/ringctl status $${nodes:+--nodes $$nodes}
+	$(bin)/ringctl status $(RINGCTL_SECURITY) $${nodes:+--nodes $$nodes}
 
 # Every test, then a smoke run of the benchmark harness (its figures mean nothing).
 test: deps bench-deps

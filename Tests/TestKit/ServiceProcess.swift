@@ -115,6 +115,10 @@ public struct ToolRun: Sendable {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        // Away from the checkout and its environment's keys: ringctl would
+        // otherwise use a local cluster's `.run/keys` against the test's cluster.
+        process.currentDirectoryURL = scratch
+        process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "RINGSTORE_KEY" && $0.key != "RINGSTORE_SERVER_KEY" }
         process.standardOutput = out
         process.standardError = err
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input

@@ -265,8 +265,10 @@ def main():
                 binary("ringstore-node"), "--listen", f"tcp://{address}", "--placement", placement,
                 "--placement-events", placement_events, "--data-dir", os.path.join(scratch, f"node-{number}"),
                 "--sync", args.sync] + quiet)
+        # The bench cluster runs without CURVE: ringctl must not pick up a local
+        # cluster's keys (.run/keys) from the working directory.
         cluster = ["--placement", placement, "--locks", locks, "--placement-events", placement_events,
-                   "--lock-events", lock_events]
+                   "--lock-events", lock_events, "--insecure"]
         run([binary("ringctl"), "status", "--wait", "60", "--nodes", ",".join(nodes)] + cluster, 90, "ringctl status --wait")
         services.check_alive()
 
