@@ -235,7 +235,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClientTests",
-            dependencies: ["RingstoreClient", "RingProtocol", "Ring", "RPC", "ZeroMQ"],
+            dependencies: ["RingstoreClient", "RingProtocol", "Ring"],
             path: "Tests/ClientTests"
         ),
         .testTarget(
@@ -253,7 +253,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LockTests",
-            dependencies: ["LockService", "RingstoreClient", "RPC", "RingProtocol", "ZeroMQ", "TestKit", "Basics"],
+            dependencies: ["LockService", "RingstoreClient", "RPC", "RingProtocol", "ZeroMQ", "TestKit"],
             path: "Tests/LockTests"
         ),
         .testTarget(
