@@ -10,6 +10,8 @@ struct ClusterKeys {
     let server: CurveKeyPair
     let admin: CurveKeyPair
     let client: CurveKeyPair
+    /// A second client key: another session of the same application.
+    let otherClient: CurveKeyPair
     let stranger: CurveKeyPair
     let nodes: [CurveKeyPair]
 
@@ -18,14 +20,16 @@ struct ClusterKeys {
         server = try CurveKeyPair.generate()
         admin = try CurveKeyPair.generate()
         client = try CurveKeyPair.generate()
+        otherClient = try CurveKeyPair.generate()
         stranger = try CurveKeyPair.generate()
         nodes = try (0..<count).map { _ in try CurveKeyPair.generate() }
         try KeyFiles.write(server, name: "cluster", directory: directory)
         try KeyFiles.write(admin, name: "admin", directory: directory)
         try KeyFiles.write(client, name: "client", directory: directory)
+        try KeyFiles.write(otherClient, name: "other-client", directory: directory)
         try KeyFiles.write(stranger, name: "stranger", directory: directory)
         for (index, keys) in nodes.enumerated() { try KeyFiles.write(keys, name: "node-\(index)", directory: directory) }
-        let lines = ["admin \(admin.publicKey) admin", "client \(client.publicKey) app"]
+        let lines = ["admin \(admin.publicKey) admin", "client \(client.publicKey) app", "client \(otherClient.publicKey) app-2"]
             + nodes.enumerated().map { "node \($1.publicKey) node-\($0)" }
         try (lines.joined(separator: "\n") + "\n").write(to: allowlist, atomically: true, encoding: .utf8)
     }

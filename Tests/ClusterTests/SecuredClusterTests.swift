@@ -21,8 +21,16 @@ import ZeroMQ
         #expect(put.status == 0, "admin put: \(put.stderr)")
         let get = try await ToolRun.run("ringctl", ["get", "k", "--r", "2"] + endpoints + keys.ringctl(as: "client"))
         #expect(get.status == 0 && get.stdout == "v\n", "client get: \(get.stderr)")
-        let lock = try await ToolRun.run("ringctl", ["lock", "acquire", "jobs", "--ttl", "5"] + endpoints + keys.ringctl(as: "client"))
+        let lock = try await ToolRun.run("ringctl", ["lock", "acquire", "jobs", "--ttl", "30", "--owner", "app"] + endpoints + keys.ringctl(as: "client"))
         #expect(lock.status == 0, "client lock: \(lock.stderr)")
+        // Another session that knows the owner id and the token (both public) cannot release it; an admin can.
+        let token = lock.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let stolen = try await ToolRun.run("ringctl", ["lock", "release", "jobs", "--token", token, "--owner", "app"]
+                                           + endpoints + keys.ringctl(as: "other-client"))
+        #expect(stolen.status != 0 && stolen.stderr.contains("PERMISSION_DENIED"), "stolen token: \(stolen.stderr)")
+        let adminRelease = try await ToolRun.run("ringctl", ["lock", "release", "jobs", "--token", token, "--owner", "app"]
+                                                 + endpoints + keys.ringctl(as: "admin"))
+        #expect(adminRelease.status == 0, "admin release: \(adminRelease.stderr)")
 
         // A client may not change the membership nor repair; an admin may.
         let remove = try await ToolRun.run("ringctl", ["remove", cluster.nodeAddress(1)] + endpoints + keys.ringctl(as: "client"))

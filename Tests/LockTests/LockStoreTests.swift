@@ -12,7 +12,8 @@ import TestKit
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let held = LockRecord(name: "jobs", lastToken: 7, holder: .init(owner: "alice", token: 7, ttl: .milliseconds(1500),
-                                                                       guardTTL: .seconds(30), expiresWallMicros: 1_700_000_000_000_000))
+                                                                       guardTTL: .seconds(30), expiresWallMicros: 1_700_000_000_000_000,
+                                                                       session: "alice's CURVE key"))
         let free = LockRecord(name: "free", lastToken: UInt64(Int64.max) + 5, holder: nil)
         do {
             let store = try LockStore(directory: directory)

@@ -264,4 +264,54 @@ import TestKit
         #expect(TableDriver.grants(effects).map(\.waiter) == [dave])
         #expect(TableDriver.grants(effects).first.map { $0.token > granted.token } == true)
     }
+
+    // MARK: Sessions (CURVE)
+
+    @Test func aLeaseBoundToASessionIsRenewedAndReleasedOnlyByItOrAnAdmin() throws {
+        var driver = TableDriver()
+        let result = try driver.table.acquire(name: "jobs", owner: "app", ttl: .seconds(10), wait: .zero, session: "key-a",
+                                                   waiter: 1, now: driver.clock.now, effects: &driver.effects)
+        guard case .granted(let lease) = result else { throw TestFailure("not granted: \(result)") }
+        #expect(lease.session == "key-a")
+        // Same owner id and token, another session: refused, whoever knows the token.
+        #expect(throws: LockError.self) {
+            try driver.table.renew(name: "jobs", owner: "app", token: lease.token, ttl: nil, session: "key-b",
+                                   now: driver.clock.now, effects: &driver.effects)
+        }
+        do throws(LockError) {
+            try driver.table.release(name: "jobs", owner: "app", token: lease.token, session: "key-b",
+                                     now: driver.clock.now, effects: &driver.effects)
+            Issue.record("another session released the lease")
+        } catch {
+            #expect(error.kind == .permissionDenied && error.message.contains("another session"), "\(error)")
+        }
+        #expect(driver.table.holder(of: "jobs")?.token == lease.token)
+        // The holding session renews; an admin (privileged) releases.
+        _ = try driver.table.renew(name: "jobs", owner: "app", token: lease.token, ttl: nil, session: "key-a",
+                                   now: driver.clock.now, effects: &driver.effects)
+        try driver.table.release(name: "jobs", owner: "app", token: lease.token, session: "key-b", privileged: true,
+                                 now: driver.clock.now, effects: &driver.effects)
+        #expect(driver.table.holder(of: "jobs") == nil)
+    }
+
+    @Test func aQueuedWaiterIsGrantedBoundToItsOwnSessionAndTheBindingSurvivesARestart() throws {
+        var driver = TableDriver()
+        let first = try driver.table.acquire(name: "jobs", owner: "a", ttl: .seconds(10), wait: .zero, session: "key-a",
+                                                  waiter: 1, now: driver.clock.now, effects: &driver.effects)
+        guard case .granted(let held) = first else { throw TestFailure("not granted: \(first)") }
+        let queued = try driver.table.acquire(name: "jobs", owner: "b", ttl: .seconds(10), wait: .seconds(5), session: "key-b",
+                                                   waiter: 2, now: driver.clock.now, effects: &driver.effects)
+        guard case .queued = queued else { throw TestFailure("not queued: \(queued)") }
+        try driver.table.release(name: "jobs", owner: "a", token: held.token, session: "key-a", now: driver.clock.now, effects: &driver.effects)
+        let next = try #require(driver.table.holder(of: "jobs"))
+        #expect(next.owner == "b" && next.session == "key-b")
+        let restored = LockTable(restoring: [driver.table.record(of: "jobs")], now: driver.clock.now)
+        #expect(restored.holder(of: "jobs")?.session == "key-b")
+        // Without CURVE (no session) nothing is bound, as before.
+        var open = TableDriver()
+        let lease = try open.grant("free", "c")
+        #expect(lease.session == nil)
+        try open.release("free", "c", token: lease.token)
+    }
+
 }

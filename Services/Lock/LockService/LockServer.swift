@@ -131,7 +131,8 @@ public final class LockServer {
             do throws(LockError) {
                 let result = try table.acquire(name: request.name, owner: request.owner, ttl: Self.duration(millis: request.ttlMillis),
                                                wait: Self.duration(millis: request.waitMillis), waitCap: waitCap,
-                                               attempt: request.attempt, waiter: waiter, now: now, effects: &effects)
+                                               attempt: request.attempt, session: Self.session(context), waiter: waiter,
+                                               now: now, effects: &effects)
                 switch result {
                 case .granted(let lease):
                     respond(context, durable: true, grant: lease) { .success(WireLockAcquireReply.with { $0.grant = lease.wire }) }
@@ -150,6 +151,7 @@ public final class LockServer {
             do throws(LockError) {
                 let ttl = request.ttlMillis == 0 ? nil : Self.duration(millis: request.ttlMillis)
                 let lease = try table.renew(name: request.name, owner: request.owner, token: request.token, ttl: ttl,
+                                            session: Self.session(context), privileged: Self.isAdmin(context),
                                             now: now, effects: &effects)
                 respond(context, durable: true) { .success(WireLockRenewReply.with { $0.grant = lease.wire }) }
             } catch {
@@ -160,7 +162,8 @@ public final class LockServer {
         }
         rpc.register(LockMethods.release) { [unowned self] context, request in
             do throws(LockError) {
-                try table.release(name: request.name, owner: request.owner, token: request.token, now: now, effects: &effects)
+                try table.release(name: request.name, owner: request.owner, token: request.token, session: Self.session(context),
+                                  privileged: Self.isAdmin(context), now: now, effects: &effects)
                 respond(context, durable: true) { .success(WireLockReleaseReply()) }
             } catch {
                 respond(context) { () -> Result<WireLockReleaseReply, RPCError> in .failure(Self.rpcError(error)) }
@@ -390,12 +393,19 @@ public final class LockServer {
         .milliseconds(Int64(min(millis, 1 << 40)))
     }
 
+    /// The session a request comes from: the caller's CURVE key (nil without CURVE).
+    static func session(_ context: RequestContext) -> String? { context.authenticated?.key.z85 }
+
+    /// Whether the caller is an admin, who may renew or release any session's lease.
+    static func isAdmin(_ context: RequestContext) -> Bool { context.authenticated?.role == .admin }
+
     static func rpcError(_ error: LockError) -> RPCError {
         let code: WireStatusCode = switch error.kind {
         case .invalidArgument: .invalidArgument
         case .failedPrecondition: .failedPrecondition
         case .deadlineExceeded: .deadlineExceeded
         case .resourceExhausted: .resourceExhausted
+        case .permissionDenied: .permissionDenied
         }
         return RPCError(code, error.message)
     }

@@ -25,9 +25,12 @@ public final class LockStore {
             token INTEGER,
             ttl_us INTEGER,
             guard_ttl_us INTEGER,
-            expires_unix_micros INTEGER
+            expires_unix_micros INTEGER,
+            session TEXT
         ) WITHOUT ROWID
         """
+    /// Version 3 binds a lease to the CURVE key that acquired it.
+    static let addSession = "ALTER TABLE locks ADD COLUMN session TEXT"
     /// Version 2 added it; a version 1 store's counter is the highest
     /// `last_token` of its rows, which `LockTable(restoring:)` takes into account.
     static let metaSchema = """
@@ -37,12 +40,12 @@ public final class LockStore {
         ) WITHOUT ROWID
         """
     static let upsert = """
-        INSERT OR REPLACE INTO locks (name, last_token, owner, token, ttl_us, guard_ttl_us, expires_unix_micros)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
+        INSERT OR REPLACE INTO locks (name, last_token, owner, token, ttl_us, guard_ttl_us, expires_unix_micros, session)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         """
     static let delete = "DELETE FROM locks WHERE name = ?"
     static let saveLastToken = "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_token', ?)"
-    static let version: Int64 = 2
+    static let version: Int64 = 3
 
     /// Opens (creating if needed) `locks.sqlite` in `directory`.
     public init(directory: URL) throws {
@@ -70,6 +73,7 @@ public final class LockStore {
                 }
                 // Takes the exclusive lock now, not at the first grant.
                 try db.inTransaction(.immediate) {
+                    if version > 0 && version < 3 { try db.execute(sql: Self.addSession) }
                     try db.execute(sql: Self.schema)
                     try db.execute(sql: Self.metaSchema)
                     try db.execute(sql: "PRAGMA user_version = \(Self.version)")
@@ -98,7 +102,7 @@ public final class LockStore {
     public func load() throws -> [LockRecord] {
         guard let queue else { throw LockStoreError("\(path) is closed") }
         return try queue.inDatabase { db in
-            try Row.fetchAll(db, sql: "SELECT name, last_token, owner, token, ttl_us, guard_ttl_us, expires_unix_micros FROM locks").map { row in
+            try Row.fetchAll(db, sql: "SELECT name, last_token, owner, token, ttl_us, guard_ttl_us, expires_unix_micros, session FROM locks").map { row in
                 let name: String = row[0]
                 let lastToken = UInt64(bitPattern: row[1] as Int64)
                 var holder: LockRecord.Holder?
@@ -106,7 +110,8 @@ public final class LockStore {
                     let ttl = Duration.microseconds(row[4] as Int64? ?? 0)
                     let guardTTL = Duration.microseconds(row[5] as Int64? ?? 0)
                     holder = LockRecord.Holder(owner: owner, token: UInt64(bitPattern: token), ttl: ttl,
-                                               guardTTL: max(ttl, guardTTL), expiresWallMicros: row[6] as Int64? ?? 0)
+                                               guardTTL: max(ttl, guardTTL), expiresWallMicros: row[6] as Int64? ?? 0,
+                                               session: row[7] as String?)
                 }
                 return LockRecord(name: name, lastToken: lastToken, holder: holder)
             }
@@ -149,6 +154,7 @@ public final class LockStore {
                             holder?.ttl.wholeMicroseconds,
                             holder?.guardTTL.wholeMicroseconds,
                             holder?.expiresWallMicros,
+                            holder?.session,
                         ])
                     }
                     return .commit

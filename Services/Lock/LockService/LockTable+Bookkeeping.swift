@@ -63,13 +63,14 @@ extension LockTable {
 
     // MARK: Helpers
 
-    mutating func grant(_ entry: inout Entry, name: String, owner: String, ttl: Duration, attempt: UInt64,
+    mutating func grant(_ entry: inout Entry, name: String, owner: String, ttl: Duration, attempt: UInt64, session: String?,
                                 now: ServiceTime, effects: inout [LockEffect]) -> LockLease {
         lastToken += 1
         tokenChanged = true
         entry.lastToken = lastToken
-        let lease = LockLease(name: name, owner: owner, token: lastToken, ttl: ttl, guardTTL: ttl,
+        var lease = LockLease(name: name, owner: owner, token: lastToken, ttl: ttl, guardTTL: ttl,
                               expiresAt: now.monotonic + ttl, expiresWallMicros: now.wall(after: ttl), attempt: attempt)
+        lease.session = session
         entry.holder = lease
         changed.insert(name)
         effects.append(.event(LockEvent(kind: .acquired, name: name, owner: owner, token: lease.token,
@@ -88,7 +89,10 @@ extension LockTable {
 
     /// The holder's lease when `owner` and `token` are the holder's; otherwise
     /// FAILED_PRECONDITION saying what is wrong.
-    func holder(of name: String, owner: String, token: UInt64, action: String) throws(LockError) -> LockLease {
+    /// The lease `owner` holds `name` with under `token`; with a bound
+    /// session, the request must come from it (or be `privileged`: an admin).
+    func holder(of name: String, owner: String, token: UInt64, action: String, session: String?,
+                privileged: Bool) throws(LockError) -> LockLease {
         let entry = entries[name]
         guard let lease = entry?.holder else {
             if token > lastToken {
@@ -108,6 +112,10 @@ extension LockTable {
         }
         if owner != lease.owner {
             throw .precondition("cannot \(action) \(name): token \(token) is held by \(lease.owner), not \(owner)")
+        }
+        if let bound = lease.session, bound != session, !privileged {
+            throw LockError(kind: .permissionDenied,
+                            message: "cannot \(action) \(name): token \(token) was granted to another session; only that session or an admin may")
         }
         return lease
     }

@@ -102,7 +102,8 @@ extension LockTable {
     public func record(of name: String) -> LockRecord {
         let entry = entries[name] ?? Entry()
         return LockRecord(name: name, lastToken: entry.lastToken, holder: entry.holder.map {
-            LockRecord.Holder(owner: $0.owner, token: $0.token, ttl: $0.ttl, guardTTL: $0.guardTTL, expiresWallMicros: $0.expiresWallMicros)
+            LockRecord.Holder(owner: $0.owner, token: $0.token, ttl: $0.ttl, guardTTL: $0.guardTTL, expiresWallMicros: $0.expiresWallMicros,
+                              session: $0.session)
         })
     }
 }

@@ -124,6 +124,7 @@ public struct LockTable: Sendable {
                 entry.holder = LockLease(name: record.name, owner: holder.owner, token: holder.token, ttl: holder.ttl,
                                          guardTTL: guardTTL, expiresAt: now.monotonic + guardTTL,
                                          expiresWallMicros: now.wall(after: guardTTL), attempt: 0)
+                entry.holder?.session = holder.session
             }
             self.lastToken = max(self.lastToken, entry.lastToken)
             store(entry, name: record.name, now: now)
@@ -139,7 +140,7 @@ public struct LockTable: Sendable {
     /// which must be unique among queued waiters. `attempt` is the client's id
     /// of this acquire (0: none), which its `cancel` names.
     public mutating func acquire(name: String, owner: String, ttl: Duration, wait: Duration, waitCap: Duration? = nil,
-                                 attempt: UInt64 = 0, waiter: UInt64, now: ServiceTime,
+                                 attempt: UInt64 = 0, session: String? = nil, waiter: UInt64, now: ServiceTime,
                                  effects: inout [LockEffect]) throws(LockError) -> AcquireResult {
         try validateName(name)
         try validateOwner(owner)
@@ -154,7 +155,7 @@ public struct LockTable: Sendable {
             guard active.count < limits.maxActiveLocks else {
                 throw LockError(kind: .resourceExhausted, message: "too many active locks (\(limits.maxActiveLocks))")
             }
-            let lease = grant(&entry, name: name, owner: owner, ttl: ttl, attempt: attempt, now: now, effects: &effects)
+            let lease = grant(&entry, name: name, owner: owner, ttl: ttl, attempt: attempt, session: session, now: now, effects: &effects)
             store(entry, name: name, now: now)
             return .granted(lease)
         }
@@ -180,8 +181,10 @@ public struct LockTable: Sendable {
         guard queued[waiter] == nil else {
             throw .invalid("waiter id \(waiter) is already queued")
         }
-        entry.waiters.append(LockWaiter(id: waiter, owner: owner, ttl: ttl, deadline: deadline,
-                                        deadlineWallMicros: now.wall(after: deadline - now.monotonic), attempt: attempt))
+        var waiterEntry = LockWaiter(id: waiter, owner: owner, ttl: ttl, deadline: deadline,
+                                        deadlineWallMicros: now.wall(after: deadline - now.monotonic), attempt: attempt)
+        waiterEntry.session = session
+        entry.waiters.append(waiterEntry)
         queued[waiter] = name
         deadlines.insert(Deadline(at: deadline, name: name, waiter: waiter))
         store(entry, name: name, now: now)
@@ -189,13 +192,13 @@ public struct LockTable: Sendable {
     }
 
     /// Extends the holder's lease to `ttl` (nil: its current ttl) from `now`.
-    public mutating func renew(name: String, owner: String, token: UInt64, ttl: Duration?, now: ServiceTime,
-                               effects: inout [LockEffect]) throws(LockError) -> LockLease {
+    public mutating func renew(name: String, owner: String, token: UInt64, ttl: Duration?, session: String? = nil,
+                               privileged: Bool = false, now: ServiceTime, effects: inout [LockEffect]) throws(LockError) -> LockLease {
         try validateName(name)
         try validateOwner(owner)
         if let ttl { try validateTTL(ttl) }
         settle(name: name, now: now, effects: &effects)
-        var lease = try holder(of: name, owner: owner, token: token, action: "renew")
+        var lease = try holder(of: name, owner: owner, token: token, action: "renew", session: session, privileged: privileged)
         let ttl = ttl ?? lease.ttl
         // Only the ttls reach the disk: a restart grants a fresh lease of the
         // longest one, so a renewal that keeps the ttl changes nothing durable.
@@ -212,12 +215,12 @@ public struct LockTable: Sendable {
     }
 
     /// Frees the lock and grants it to the next waiter still waiting.
-    public mutating func release(name: String, owner: String, token: UInt64, now: ServiceTime,
-                                 effects: inout [LockEffect]) throws(LockError) {
+    public mutating func release(name: String, owner: String, token: UInt64, session: String? = nil, privileged: Bool = false,
+                                 now: ServiceTime, effects: inout [LockEffect]) throws(LockError) {
         try validateName(name)
         try validateOwner(owner)
         settle(name: name, now: now, effects: &effects)
-        let lease = try holder(of: name, owner: owner, token: token, action: "release")
+        let lease = try holder(of: name, owner: owner, token: token, action: "release", session: session, privileged: privileged)
         dropHolder(lease, reason: "", now: now, effects: &effects)
     }
 
@@ -303,7 +306,8 @@ public struct LockTable: Sendable {
         if entry.holder == nil, !entry.waiters.isEmpty {
             let next = entry.waiters.removeFirst()
             queued[next.id] = nil
-            let lease = grant(&entry, name: name, owner: next.owner, ttl: next.ttl, attempt: next.attempt, now: now, effects: &effects)
+            let lease = grant(&entry, name: name, owner: next.owner, ttl: next.ttl, attempt: next.attempt, session: next.session,
+                              now: now, effects: &effects)
             effects.append(.granted(waiter: next.id, lease: lease))
         }
         if entry.isIdle, let idleSince = entry.idleSince, idleSince + forgetAfter <= time {

@@ -44,6 +44,9 @@ public struct LockLease: Sendable, Equatable {
     /// The client's id of the acquire that was granted (0: none, or restored
     /// after a restart); its `cancel` gives the lease back.
     public let attempt: UInt64
+    /// The authenticated session (its CURVE public key) that acquired; only
+    /// it, or an admin, may renew or release. Nil without CURVE.
+    public var session: String? = nil
 
     /// The lease as the wire carries it.
     public var wire: WireLockGrant {
@@ -69,6 +72,8 @@ public struct LockWaiter: Sendable, Equatable {
     public let deadlineWallMicros: Int64
     /// The client's id of this acquire (0: none), which its `cancel` names.
     public let attempt: UInt64
+    /// The authenticated session that asked (nil without CURVE).
+    public var session: String? = nil
 
     public var wire: WireLockWaiter {
         WireLockWaiter.with {
@@ -165,7 +170,7 @@ public enum AcquireResult: Sendable, Equatable {
 /// A refused request: its kind (the shell maps it to a status code) and why.
 public struct LockError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
-        case invalidArgument, failedPrecondition, deadlineExceeded, resourceExhausted
+        case invalidArgument, failedPrecondition, deadlineExceeded, resourceExhausted, permissionDenied
     }
 
     public let kind: Kind
@@ -186,13 +191,16 @@ public struct LockRecord: Sendable, Equatable {
         public var guardTTL: Duration
         /// For people only: a restart never trusts the wall clock.
         public var expiresWallMicros: Int64
+        /// The session the lease is bound to (its CURVE key); nil without CURVE.
+        public var session: String?
 
-        public init(owner: String, token: UInt64, ttl: Duration, guardTTL: Duration, expiresWallMicros: Int64) {
+        public init(owner: String, token: UInt64, ttl: Duration, guardTTL: Duration, expiresWallMicros: Int64, session: String? = nil) {
             self.owner = owner
             self.token = token
             self.ttl = ttl
             self.guardTTL = guardTTL
             self.expiresWallMicros = expiresWallMicros
+            self.session = session
         }
     }
 
