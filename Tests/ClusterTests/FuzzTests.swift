@@ -144,7 +144,7 @@ struct FrameFuzzer {
     /// Sends the fuzzer's messages from a fresh DEALER, then collects replies
     /// until none came for a while; returns a summary.
     static func fuzz(_ endpoint: String, corpus: [(String, [UInt8])], undecodableOnly: [String] = [], seed: UInt64,
-                     hugeBytes: Int) async throws -> String {
+                     hugeBytes: Int, security: ClientSecurity? = nil) async throws -> String {
         try await Task.detached {
             var fuzzer = FrameFuzzer(corpus: corpus, undecodableOnly: undecodableOnly, seed: seed)
             let context = try ZMQContext()
@@ -153,6 +153,7 @@ struct FrameFuzzer {
             try dealer.setLinger(milliseconds: 0)
             try dealer.setSendHighWaterMark(10_000)
             try dealer.setReceiveTimeout(milliseconds: 300)
+            if let security { try dealer.setCurveClient(security.keys, server: security.serverKey) }
             try dealer.connect(endpoint)
             var kinds: [String: Int] = [:]
             var statuses: [String: Int] = [:]
@@ -167,6 +168,7 @@ struct FrameFuzzer {
             let hugeDealer = try ZMQSocket(context: context, type: .dealer)
             defer { hugeDealer.close() }
             try hugeDealer.setLinger(milliseconds: 500)
+            if let security { try hugeDealer.setCurveClient(security.keys, server: security.serverKey) }
             try hugeDealer.connect(endpoint)
             for _ in 0..<messagesPerSocket {
                 let (kind, frames) = fuzzer.next(hugeBytes: hugeBytes)
@@ -218,9 +220,11 @@ struct FrameFuzzer {
         }.value
     }
 
-    @Test(.timeLimit(.minutes(2)))
-    func everyServiceSurvivesRandomAndMutatedFrames() async throws {
-        let cluster = try LocalCluster(nodes: 3)
+    /// Secured, the fuzzer connects with the admin key, so that its frames
+    /// reach every handler through CURVE (role refusals are tested apart).
+    @Test(.timeLimit(.minutes(2)), arguments: [false, true])
+    func everyServiceSurvivesRandomAndMutatedFrames(secured: Bool) async throws {
+        let cluster = try LocalCluster(nodes: 3, secured: secured)
         try await cluster.startAndSettle()
         let membersBefore = try await cluster.members()
         let nodeAddress = cluster.nodeAddress(0)
@@ -281,8 +285,8 @@ struct FrameFuzzer {
         for index in 0..<3 { targets.append(("node \(index)", cluster.nodeEndpoints[index], storageCorpus, [], 2 << 20)) }
         for (number, target) in targets.enumerated() {
             let summary = try await Self.fuzz(target.endpoint, corpus: target.corpus, undecodableOnly: target.undecodableOnly,
-                                              seed: 101 + UInt64(number), hugeBytes: target.huge)
-            print("fuzz \(target.name): \(summary)")
+                                              seed: 101 + UInt64(number), hugeBytes: target.huge, security: cluster.keys?.adminSecurity)
+            print("fuzz \(target.name)\(secured ? " (CURVE)" : ""): \(summary)")
         }
         let everyPort = [cluster.placementEndpoint, cluster.placementEvents, cluster.lockEndpoint, cluster.lockEvents] + cluster.nodeEndpoints
         for (index, endpoint) in everyPort.enumerated() {
@@ -305,7 +309,8 @@ struct FrameFuzzer {
             let reply = try await client.call(StorageMethods.get, WireGetRequest.with { $0.key = key; $0.quorum.r = 3 })
             #expect(reply.found && reply.value == key)
         }
-        let locks = try RPCClient(context: cluster.context, endpoint: cluster.lockEndpoint, caller: "after-fuzz")
+        let locks = try RPCClient(context: cluster.context, endpoint: cluster.lockEndpoint, caller: "after-fuzz",
+                                  security: cluster.keys?.adminSecurity)
         defer { locks.close() }
         let grant = try await locks.call(LockMethods.acquire, WireLockAcquireRequest.with {
             $0.name = "after-fuzz"
