@@ -246,38 +246,64 @@ def main():
                                         "--seconds", str(floor_seconds)], 120, "zmq-floor"), "zmq-floor")
                 figures[(key, concurrency)] = result["round_trips_per_s"]
 
-        # The cluster: placement, lock service, three nodes.
-        log("== cluster ==")
-        placement = f"tcp://127.0.0.1:{free_port(taken)}"
-        placement_events = f"tcp://127.0.0.1:{free_port(taken)}"
-        locks = f"tcp://127.0.0.1:{free_port(taken)}"
-        lock_events = f"tcp://127.0.0.1:{free_port(taken)}"
-        quiet = ["--log-level", "warning"]
-        services.start("placement", [binary("ringstore-placement"), "--listen", placement, "--publish", placement_events,
-                                     "--data-dir", os.path.join(scratch, "placement")] + quiet)
-        services.start("lock", [binary("ringstore-lock"), "--listen", locks, "--publish", lock_events,
-                                "--data-dir", os.path.join(scratch, "lock")] + quiet)
-        nodes = []
-        for number in (1, 2, 3):
-            address = f"127.0.0.1:{free_port(taken)}"
-            nodes.append(address)
-            services.start(f"node-{number}", [
-                binary("ringstore-node"), "--listen", f"tcp://{address}", "--placement", placement,
-                "--placement-events", placement_events, "--data-dir", os.path.join(scratch, f"node-{number}"),
-                "--sync", args.sync] + quiet)
-        # The bench cluster runs without CURVE: ringctl must not pick up a local
-        # cluster's keys (.run/keys) from the working directory.
-        cluster = ["--placement", placement, "--locks", locks, "--placement-events", placement_events,
-                   "--lock-events", lock_events, "--insecure"]
-        run([binary("ringctl"), "status", "--wait", "60", "--nodes", ",".join(nodes)] + cluster, 90, "ringctl status --wait")
+        # The cluster: placement, lock service, three nodes; with CURVE when secured.
+        def start_cluster(secured):
+            log("== cluster" + (" with CURVE ==" if secured else " =="))
+            placement = f"tcp://127.0.0.1:{free_port(taken)}"
+            placement_events = f"tcp://127.0.0.1:{free_port(taken)}"
+            locks = f"tcp://127.0.0.1:{free_port(taken)}"
+            lock_events = f"tcp://127.0.0.1:{free_port(taken)}"
+            quiet = ["--log-level", "warning"]
+            keys_dir = os.path.join(scratch, "keys-secured" if secured else "keys")
+            server, node_keys, client = [], {}, ["--insecure"]
+            if secured:
+                names = ["cluster", "admin"] + [f"node-{number}" for number in (1, 2, 3)]
+                public = {name: run([binary("ringctl"), "keygen", name, "--dir", keys_dir], 60, "ringctl keygen").strip()
+                          for name in names}
+                with open(os.path.join(keys_dir, "allowlist"), "w") as allowlist:
+                    allowlist.write(f"admin {public['admin']} admin\n")
+                    for number in (1, 2, 3):
+                        allowlist.write(f"node {public[f'node-{number}']} node-{number}\n")
+                server = ["--server-key", os.path.join(keys_dir, "cluster.secret"), "--allowlist", os.path.join(keys_dir, "allowlist")]
+                node_keys = {number: ["--client-key", os.path.join(keys_dir, f"node-{number}.secret")] for number in (1, 2, 3)}
+                client = ["--key", os.path.join(keys_dir, "admin.secret"), "--server-key", os.path.join(keys_dir, "cluster.pub")]
+            suffix = "-curve" if secured else ""
+            services.start("placement" + suffix, [binary("ringstore-placement"), "--listen", placement, "--publish", placement_events,
+                                                  "--data-dir", os.path.join(scratch, "placement" + suffix)] + quiet + server)
+            services.start("lock" + suffix, [binary("ringstore-lock"), "--listen", locks, "--publish", lock_events,
+                                             "--data-dir", os.path.join(scratch, "lock" + suffix)] + quiet + server)
+            nodes = []
+            for number in (1, 2, 3):
+                address = f"127.0.0.1:{free_port(taken)}"
+                nodes.append(address)
+                services.start(f"node-{number}{suffix}", [
+                    binary("ringstore-node"), "--listen", f"tcp://{address}", "--placement", placement,
+                    "--placement-events", placement_events, "--data-dir", os.path.join(scratch, f"node-{number}{suffix}"),
+                    "--sync", args.sync] + quiet + server + node_keys.get(number, []))
+            # Without CURVE, --insecure: ringctl must not pick up a local
+            # cluster's keys (.run/keys) from the working directory.
+            cluster = ["--placement", placement, "--locks", locks, "--placement-events", placement_events,
+                       "--lock-events", lock_events] + client
+            run([binary("ringctl"), "status", "--wait", "60", "--nodes", ",".join(nodes)] + cluster, 90, "ringctl status --wait")
+            return nodes, cluster
+
+        def echo_bench(nodes, cluster, concurrency):
+            return json_line(run([binary("ringctl"), "bench", "echo", "--json", "--target", nodes[0], "--requests", "0",
+                                  "--throughput-requests", str(echo_calls), "--concurrency", str(concurrency),
+                                  "--payload", str(VALUE_SIZE)] + cluster, 600, "ringctl bench echo"), "ringctl bench echo")
+
+        def kv_bench(cluster, quorum, concurrency):
+            return json_line(run([binary("ringctl"), "bench", "kv", "--json", "--keys", str(keys),
+                                  "--value-size", str(VALUE_SIZE), "--concurrency", str(concurrency)]
+                                 + quorum + cluster, 1800, "ringctl bench kv"), "ringctl bench kv")
+
+        nodes, cluster = start_cluster(secured=False)
         services.check_alive()
 
         # (a) the project's RPC layer: Echo to a node.
         log("== transport floor: the project's RPC layer ==")
         for concurrency in CONCURRENCY:
-            result = json_line(run([binary("ringctl"), "bench", "echo", "--json", "--target", nodes[0], "--requests", "0",
-                                    "--throughput-requests", str(echo_calls), "--concurrency", str(concurrency),
-                                    "--payload", str(VALUE_SIZE)] + cluster, 600, "ringctl bench echo"), "ringctl bench echo")
+            result = echo_bench(nodes, cluster, concurrency)
             figures[("echo", concurrency)] = result["throughput_rps"]
             details[("echo", concurrency)] = result
 
@@ -287,9 +313,7 @@ def main():
         for replicas in (1, 3):
             quorum = ["--n", "1", "--w", "1", "--r", "1"] if replicas == 1 else ["--n", "3", "--w", "2", "--r", "2"]
             for concurrency in CONCURRENCY:
-                result = json_line(run([binary("ringctl"), "bench", "kv", "--json", "--keys", str(keys),
-                                        "--value-size", str(VALUE_SIZE), "--concurrency", str(concurrency)]
-                                       + quorum + cluster, 1800, "ringctl bench kv"), "ringctl bench kv")
+                result = kv_bench(cluster, quorum, concurrency)
                 services.check_alive()
                 settings[replicas] = f"N={result['n']} W={result['w']} R={result['r']}, sync {result['sync']}"
                 for operation in ("put", "get"):
@@ -298,6 +322,17 @@ def main():
         # The lock service, for the record (not in the table).
         lock_result = json_line(run([binary("ringctl"), "bench", "lock", "--json", "--count", "50" if smoke else "2000"]
                                     + cluster, 600, "ringctl bench lock"), "ringctl bench lock")
+        services.stop_all()
+
+        # (b') CURVE's cost: the same echo and N=1 key-value runs on a cluster
+        # with CURVE on every socket, in this run.
+        nodes, cluster = start_cluster(secured=True)
+        services.check_alive()
+        figures[("curve_echo", 32)] = echo_bench(nodes, cluster, 32)["throughput_rps"]
+        result = kv_bench(cluster, ["--n", "1", "--w", "1", "--r", "1"], 32)
+        for operation in ("put", "get"):
+            figures[(f"curve_{operation}", 1, 32)] = result[f"{operation}_ops_per_s"]
+        services.check_alive()
         services.stop_all()
 
         # (c) Redis, persistence off.
@@ -420,6 +455,19 @@ def render(args, figures, details, settings, redis_version_text, ring_output, st
     engine = figures["engine_10k"]
     lines.append(f"| storage engine, batches of 10,000 rows, `--sync normal` | | {engine:,} rows/s | | | | | | >= 150,000 rows/s | "
                  f"{'yes' if engine >= 150000 else 'no'} |")
+    lines.append("")
+    lines.append("## CURVE's cost (same run, 32 in flight, N=1 W=1 R=1)")
+    lines.append("")
+    lines.append("The same `ringctl bench` runs on a second cluster with CurveZMQ on every socket (keys from `ringctl keygen`, "
+                 "the client and the nodes on the allowlist), against the plain cluster above.")
+    lines.append("")
+    lines.append("| path | plain | CURVE | CURVE / plain |")
+    lines.append("|---|---|---|---|")
+    for label, plain_key, curve_key in [("Echo over the RPC layer", ("echo", 32), ("curve_echo", 32)),
+                                        ("put", ("put", 1, 32), ("curve_put", 1, 32)),
+                                        ("get", ("get", 1, 32), ("curve_get", 1, 32))]:
+        plain, curve = figures[plain_key], figures[curve_key]
+        lines.append(f"| {label} | {rate(plain)} | {rate(curve)} | {ratio(curve, plain)} |")
     lines.append("")
     lines.append("## Lock service (`ringctl bench lock`, on the same cluster)")
     lines.append("")
