@@ -58,28 +58,18 @@ public struct HealthResult: Sendable {
 
 /// Asks every service of the cluster for its health, concurrently.
 public enum HealthCheck {
-    /// One target of a health sweep.
-    public struct Target: Sendable {
-        public let service: Service
-
-        public init(_ service: Service) {
-            self.service = service
-        }
-    }
-
     /// The placement service, the lock service and the given nodes.
-    public static func targets(for endpoints: ClusterEndpoints) -> [Target] {
-        [Target(.placement(endpoints.placement)), Target(.lock(endpoints.locks))] + endpoints.nodes.map { Target(.node($0)) }
+    public static func targets(for endpoints: ClusterEndpoints) -> [Service] {
+        [.placement(endpoints.placement), .lock(endpoints.locks)] + endpoints.nodes.map { .node($0) }
     }
 
-    /// Calls Health on each target within `timeout`; results keep the targets' order.
-    public static func run(_ targets: [Target], context: ClientContext, caller: String, timeout: Duration) async -> [HealthResult] {
+    /// Calls Health on each service within `timeout`; results keep the services' order.
+    public static func run(_ services: [Service], context: ClientContext, caller: String, timeout: Duration) async -> [HealthResult] {
         await withTaskGroup(of: (Int, HealthResult).self) { group in
-            for (index, target) in targets.enumerated() {
+            for (index, service) in services.enumerated() {
                 group.addTask {
                     let clock = ContinuousClock()
                     let start = clock.now
-                    let service = target.service
                     let result: Result<ServiceHealth, RingstoreError>
                     do throws(RingstoreError) {
                         let client = try AdminClient(context: context, service: service, caller: caller, callTimeout: timeout)

@@ -68,7 +68,8 @@ public enum KeyFiles {
         return key
     }
 
-    private static func read(_ path: URL) throws(KeyFileError) -> String {
+    /// The text of a key or allowlist file.
+    static func read(_ path: URL) throws(KeyFileError) -> String {
         do {
             return try String(contentsOf: path, encoding: .utf8)
         } catch {

@@ -55,9 +55,6 @@ public final class ServerSecurity {
         zap = try ZAPHandler(reactor: reactor) { allowlist.allowlist }
     }
 
-    /// Handshakes the ZAP handler refused so far.
-    public var refusedHandshakes: Int { zap.refusedCount }
-
     /// Makes `socket` a CURVE server authenticated by this ZAP handler; before `bind`.
     func apply(to socket: ZMQSocket) throws(ZMQError) {
         try socket.setCurveServer(keys)
@@ -99,12 +96,7 @@ public struct SecuritySettings: Sendable {
 
     /// The allowlist in `path`.
     public static func readAllowlist(_ path: URL) throws(KeyFileError) -> Allowlist {
-        let text: String
-        do {
-            text = try String(contentsOf: path, encoding: .utf8)
-        } catch {
-            throw KeyFileError("cannot read the allowlist \(path.path): \(error.localizedDescription)")
-        }
+        let text = try KeyFiles.read(path)
         do {
             return try Allowlist(parsing: text)
         } catch {

@@ -28,9 +28,6 @@ public final class ZAPHandler {
         reactor.addReader(socket) { [unowned self] in drain() }
     }
 
-    /// Handshakes refused so far, by reason; for tests and health figures.
-    public var refusedCount: Int { refusals.total }
-
     private func drain() {
         drainWaiting(logger: logger, failure: "zap.receive.failed", receive: { () throws(ZMQError) in
             try socket.receive(dontWait: true)
@@ -86,12 +83,10 @@ public final class ZAPHandler {
 /// saying how many were left out since the last.
 struct RefusalLog {
     private var last: [String: (at: ContinuousClock.Instant, suppressed: Int)] = [:]
-    private(set) var total = 0
 
     /// The number of suppressed refusals to report with a line logged now, or
     /// nil when this one is suppressed.
     mutating func record(address: String, reason: String, at now: ContinuousClock.Instant) -> Int? {
-        total += 1
         let key = address + " " + reason
         if let previous = last[key], now - previous.at < .seconds(1) {
             last[key] = (previous.at, previous.suppressed + 1)

@@ -32,6 +32,7 @@ public enum Diagnostics {
             var figures = details()
             figures["requests_served"] = "\(server.requestsServed)"
             figures["malformed_requests"] = "\(server.malformedRequests)"
+            figures["denied_requests"] = "\(server.deniedRequests)"
             reply.details = figures
             return .reply(reply)
         }

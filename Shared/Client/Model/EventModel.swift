@@ -130,13 +130,15 @@ public struct RepairReport: Sendable, Equatable {
         reason = wire.reason
     }
 
+    /// A node's direct answer to Repair, which does not name the node.
     init(node: String, _ wire: WireRepairReply) {
-        self.node = node
-        arcsCompared = Int(wire.arcsCompared)
-        arcsDiffering = Int(wire.arcsDiffering)
-        rowsPushed = wire.rowsPushed
-        rowsPulled = wire.rowsPulled
-        durationMicros = wire.durationMicros
-        reason = ""
+        self.init(WireRepairDetails.with {
+            $0.node = node
+            $0.arcsCompared = wire.arcsCompared
+            $0.arcsDiffering = wire.arcsDiffering
+            $0.rowsPushed = wire.rowsPushed
+            $0.rowsPulled = wire.rowsPulled
+            $0.durationMicros = wire.durationMicros
+        })
     }
 }
