@@ -52,8 +52,15 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
 
+        // The self-pipe signal handler SignalWatch installs (a C function, so
+        // that it is async-signal-safe).
+        .target(
+            name: "CSignalPipe",
+            path: "Shared/CSignalPipe"
+        ),
         .target(
             name: "Basics",
+            dependencies: ["CSignalPipe"],
             path: "Shared/Basics"
         ),
         .target(
@@ -214,7 +221,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RPCTests",
-            dependencies: ["RPC", "RingProtocol", "ZeroMQ", "TestKit", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["Basics", "RPC", "RingProtocol", "ZeroMQ", "TestKit", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             path: "Tests/RPCTests"
         ),
         .testTarget(

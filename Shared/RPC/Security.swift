@@ -1,4 +1,4 @@
-import Dispatch
+import Basics
 import Foundation
 import Synchronization
 import ZeroMQ
@@ -113,12 +113,12 @@ public struct SecuritySettings: Sendable {
 extension ServerSecurity {
     /// CURVE for `reactor`'s sockets from `settings`; SIGHUP re-reads the
     /// allowlist file (a broken file is logged and the old list kept).
-    public convenience init(reactor: Reactor, settings: SecuritySettings) throws(ZMQError) {
+    public convenience init(reactor: Reactor, settings: SecuritySettings) throws {
         try self.init(reactor: reactor, keys: settings.serverKeys, allowlist: AllowlistSource(settings.allowlist))
         let source = allowlist
         let logger = reactor.logger
         let file = settings.allowlistFile
-        reloadSignal = AllowlistReloader(file: file) { result in
+        reloadSignal = try AllowlistReloader(file: file) { result in
             switch result {
             case .success(let list):
                 source.replace(list)
@@ -130,18 +130,15 @@ extension ServerSecurity {
     }
 }
 
-/// Re-reads an allowlist file on SIGHUP, on a dispatch queue of its own.
+/// Re-reads an allowlist file on SIGHUP, on the signal thread.
 final class AllowlistReloader {
-    private let source: any DispatchSourceSignal
+    private let watch: SignalWatch
 
-    init(file: URL, apply: @escaping @Sendable (Result<Allowlist, KeyFileError>) -> Void) {
-        signal(SIGHUP, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "ringstore.allowlist"))
-        source.setEventHandler {
+    init(file: URL, apply: @escaping @Sendable (Result<Allowlist, KeyFileError>) -> Void) throws(SignalWatchError) {
+        watch = try SignalWatch([SIGHUP]) { _ in
             apply(Result { () throws(KeyFileError) in try SecuritySettings.readAllowlist(file) })
         }
-        source.resume()
     }
 
-    deinit { source.cancel() }
+    deinit { watch.cancel() }
 }

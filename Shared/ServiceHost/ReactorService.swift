@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Logging
 import RPC
@@ -82,12 +83,21 @@ public enum ServiceRunner {
         try await group.run()
     }
 
-    /// Sets up swift-log once per process: lines to stderr at `level`.
-    public static func bootstrapLogging(level: Logger.Level) {
+    /// First thing in a service's `run()`, once per process: swift-log writes
+    /// lines to stderr at `level`, and SIGHUP never ends the process from
+    /// here on (it re-reads the allowlist once CURVE is set up; an operator's
+    /// `kill -HUP` of every service must not stop one that has no allowlist
+    /// or has not got to it yet).
+    public static func prepare(logLevel level: Logger.Level) throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
+        _ = try hangup.get()
     }
+
+    /// Catches SIGHUP for the life of the process; other watchers (the
+    /// allowlist reloader) act on it.
+    private static let hangup = Result { () throws(SignalWatchError) in try SignalWatch([SIGHUP]) { _ in } }
 }

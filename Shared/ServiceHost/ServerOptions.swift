@@ -54,9 +54,6 @@ public struct ServerOptions<Defaults: ServiceDefaults>: ParsableArguments {
     /// from their files; `clientKey` is the service's own keypair for the
     /// calls it makes. Logs a warning when security is off.
     public func security(clientKey: String? = nil, logger: Logger) throws -> SecuritySettings? {
-        // SIGHUP reloads the allowlist; until the handler is in place (and
-        // without CURVE) it must not end the service.
-        signal(SIGHUP, SIG_IGN)
         guard let serverKey, let allowlist else {
             logger.warning("security.off", metadata: ["security.reason": "\(insecure ? "--insecure" : "no --server-key and --allowlist")",
                                                       "security.note": "no CURVE: anyone who reaches this port can use it"])

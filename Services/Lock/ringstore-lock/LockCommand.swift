@@ -42,7 +42,7 @@ struct LockCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        ServiceRunner.bootstrapLogging(level: server.logLevel)
+        try ServiceRunner.prepare(logLevel: server.logLevel)
         let logger = Logger(label: "ringstore.lock")
         let maximum = Duration.milliseconds(Int64(maxTtl * 1000))
         var options = LockOptions(listen: server.listen, publish: publish, dataDirectory: server.dataDirectory,

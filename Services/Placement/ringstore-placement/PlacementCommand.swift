@@ -41,7 +41,7 @@ struct PlacementCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        ServiceRunner.bootstrapLogging(level: server.logLevel)
+        try ServiceRunner.prepare(logLevel: server.logLevel)
         let logger = Logger(label: "ringstore.placement")
         let settings = MembershipSettings(
             suspectAfter: .seconds(suspectAfter), downAfter: .seconds(downAfter),

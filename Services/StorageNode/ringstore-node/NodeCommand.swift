@@ -95,7 +95,7 @@ struct NodeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        ServiceRunner.bootstrapLogging(level: server.logLevel)
+        try ServiceRunner.prepare(logLevel: server.logLevel)
         let logger = Logger(label: "ringstore.node")
         var options = StorageNodeOptions(listen: server.listen, advertise: advertise, placement: placement, placementEvents: placementEvents,
                                          weight: weight, heartbeatInterval: .seconds(heartbeatInterval),

@@ -1,7 +1,9 @@
 import ArgumentParser
+import Basics
 import Foundation
 import RingstoreClient
 import Glibc
+import Synchronization
 
 /// `ringctl lock ...`: leases with fencing tokens.
 struct LockGroupCommand: AsyncParsableCommand {
@@ -62,12 +64,18 @@ struct LockAcquireCommand: AsyncParsableCommand {
         guard hold else {
             // SIGINT or SIGTERM cancels the acquire, which takes it out of the
             // service's queue (LockClient cancels it there) before ringctl exits.
-            let attempt = Task { try await client.acquire(name, ttl: ttl, wait: wait) }
-            let signals = SignalWatch([SIGINT, SIGTERM]) { number in
+            // The watch is in place before the request leaves, so no signal
+            // is missed: the handler sets the flag before it looks for the
+            // task, and the task is stored before the flag is checked.
+            let pending = Mutex<Task<LockGrant, any Error>?>(nil)
+            let signals = try SignalWatch([SIGINT, SIGTERM]) { number in
                 interrupted.set(number)
-                attempt.cancel()
+                pending.withLock { $0?.cancel() }
             }
             defer { signals.cancel() }
+            let attempt = Task { try await client.acquire(name, ttl: ttl, wait: wait) }
+            pending.withLock { $0 = attempt }
+            if interrupted.signal != nil { attempt.cancel() }
             do {
                 print(render(try await attempt.value))
             } catch {
@@ -77,13 +85,16 @@ struct LockAcquireCommand: AsyncParsableCommand {
         }
 
         let (ends, feed) = AsyncStream.makeStream(of: HoldEnd.self)
-        let attempt = Task { try await client.hold(name, ttl: ttl, wait: wait) { reason in feed.yield(.lost(reason)) } }
-        let signals = SignalWatch([SIGINT, SIGTERM]) { number in
+        let pending = Mutex<Task<LeaseKeeper, any Error>?>(nil)
+        let signals = try SignalWatch([SIGINT, SIGTERM]) { number in
             interrupted.set(number)
-            attempt.cancel()  // while waiting; once held, the signal ends the hold below
+            pending.withLock { $0?.cancel() }  // while waiting; once held, the signal ends the hold below
             feed.yield(.signal(number))
         }
         defer { signals.cancel() }
+        let attempt = Task { try await client.hold(name, ttl: ttl, wait: wait) { reason in feed.yield(.lost(reason)) } }
+        pending.withLock { $0 = attempt }
+        if interrupted.signal != nil { attempt.cancel() }
         let keeper: LeaseKeeper
         do {
             keeper = try await attempt.value

@@ -125,23 +125,3 @@ enum HoldEnd: Sendable {
     case signal(Int32)
     case lost(String)
 }
-
-/// Turns signals into calls of `handler` (on a background queue) instead of
-/// terminating the process, until cancelled. Used by the task that made it.
-final class SignalWatch {
-    private let sources: [any DispatchSourceSignal]
-
-    init(_ numbers: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
-        sources = numbers.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { handler(number) }
-            source.resume()
-            return source
-        }
-    }
-
-    func cancel() {
-        for source in sources { source.cancel() }
-    }
-}
