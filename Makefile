@@ -169,7 +169,7 @@ bench-md5: deps
 
 # A short tour: a workload, live events, a join and its migration, a leave.
 demo: up
-	@RUN=$(RUN) deploy/local/demo.sh $(bin)
+	@RUN=$(RUN) RINGCTL_SECURITY="$(RINGCTL_SECURITY)" deploy/local/demo.sh $(bin)
 
 # Regenerate the protobuf code with Debian's protoc and the protoc-gen-swift of
 # the swift-protobuf version this package depends on; the method descriptors

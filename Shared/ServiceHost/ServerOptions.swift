@@ -48,14 +48,19 @@ public struct ServerOptions<Defaults: ServiceDefaults>: ParsableArguments {
         if (serverKey == nil) != (allowlist == nil) {
             throw ValidationError("--server-key and --allowlist go together")
         }
+        // Nothing runs open by accident: no keys is an error unless asked for.
+        if !insecure && serverKey == nil {
+            throw ValidationError("no CURVE keys: pass --server-key and --allowlist (`make up` makes them under .run/keys), " +
+                                  "or --insecure for a throwaway cluster that anyone who reaches its ports can use")
+        }
     }
 
-    /// The CURVE settings the options name (nil when security is off), read
-    /// from their files; `clientKey` is the service's own keypair for the
-    /// calls it makes. Logs a warning when security is off.
+    /// The CURVE settings the options name, read from their files; nil with
+    /// --insecure (which `validate` requires without keys), with a warning.
+    /// `clientKey` is the service's own keypair for the calls it makes.
     public func security(clientKey: String? = nil, logger: Logger) throws -> SecuritySettings? {
         guard let serverKey, let allowlist else {
-            logger.warning("security.off", metadata: ["security.reason": "\(insecure ? "--insecure" : "no --server-key and --allowlist")",
+            logger.warning("security.off", metadata: ["security.reason": "--insecure",
                                                       "security.note": "no CURVE: anyone who reaches this port can use it"])
             return nil
         }

@@ -61,9 +61,17 @@ struct ClusterOptions: ParsableArguments {
     }
 
     /// The client context of one command: with the credentials `keyFiles`
-    /// names, or without CURVE. Bad key files end the command (exit 2).
+    /// names, or without CURVE when --insecure says so. No keys, or bad key
+    /// files, end the command (exit 2) before it waits on a handshake that
+    /// a secured cluster would never finish.
     func context() throws -> ClientContext {
-        guard let files = keyFiles else { return try ClientContext() }
+        if insecure { return try ClientContext() }
+        guard let files = keyFiles else {
+            printError("ringctl: no CURVE key: pass --key and --server-key (or RINGSTORE_KEY and RINGSTORE_SERVER_KEY), " +
+                       "run it where .run/keys/admin.secret and .run/keys/cluster.pub are (the checkout `make up` ran in), " +
+                       "or --insecure for a cluster started with --insecure")
+            throw ExitCode(2)
+        }
         do {
             let credentials = try Credentials(keyFile: URL(fileURLWithPath: files.key), serverKeyFile: URL(fileURLWithPath: files.serverKey))
             return try ClientContext(credentials: credentials)
