@@ -58,6 +58,12 @@ let package = Package(
             name: "CSignalPipe",
             path: "Shared/CSignalPipe"
         ),
+        // Records the peer address of every accepted TCP connection (its own
+        // accept4, which libzmq's calls bind to), for refusal logs.
+        .target(
+            name: "CAcceptLog",
+            path: "Shared/CAcceptLog"
+        ),
         .target(
             name: "Basics",
             dependencies: ["CSignalPipe"],
@@ -83,6 +89,7 @@ let package = Package(
             name: "RPC",
             dependencies: [
                 "Basics",
+                "CAcceptLog",
                 "ZeroMQ",
                 "RingProtocol",
                 .product(name: "Logging", package: "swift-log"),
@@ -221,7 +228,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RPCTests",
-            dependencies: ["Basics", "RPC", "RingProtocol", "ZeroMQ", "TestKit", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["Basics", "CAcceptLog", "RPC", "RingProtocol", "ZeroMQ", "TestKit", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             path: "Tests/RPCTests"
         ),
         .testTarget(

@@ -16,17 +16,45 @@ public final class EventPublisher {
     private let socket: ZMQSocket
     private var sequences: [String: UInt64] = [:]
     private let logger: Logger
+    /// With CURVE: the socket's connections (refused handshakes logged,
+    /// subscribers cut off when a reload revokes keys).
+    private let monitor: ZMQSocketMonitor?
+    private let guardian: ConnectionGuard?
 
     /// Binds a PUB on `endpoint`. With `security`, only CURVE subscribers
-    /// whose key is on the allowlist connect (and so receive anything).
+    /// whose key is on the allowlist connect (and so receive anything), and
+    /// when a reload removes keys every subscriber connection is closed: a
+    /// PUB never learns which key a subscriber has, so all reconnect and only
+    /// listed keys get back in. They see a sequence gap and resnapshot, as
+    /// after any reconnect.
     public init(reactor: Reactor, endpoint: String, source: String, security: ServerSecurity? = nil) throws(ZMQError) {
         socket = try ZMQSocket(context: reactor.context, type: .pub)
         try security?.apply(to: socket)
         try socket.setSendHighWaterMark(100_000)
+        guardian = security.map { _ in ConnectionGuard(logger: reactor.logger, socketKind: "events") }
+        monitor = security == nil ? nil : try ZMQSocketMonitor(watching: socket, events: ConnectionGuard.events)
         self.endpoint = try socket.bind(endpoint)
         self.source = source
+        guardian?.bound(to: self.endpoint)
         self.incarnation = UInt64(Date().timeIntervalSince1970 * 1_000_000)
         self.logger = reactor.logger
+        if let monitor {
+            reactor.addReader(monitor.socket) { [unowned self] in self.readConnectionEvents() }
+        }
+        security?.onRevoked { [weak self] keys in
+            guard let self else { return }
+            readConnectionEvents()
+            guardian?.revoke(keys)
+        }
+    }
+
+    private func readConnectionEvents() {
+        guard let monitor, let guardian else { return }
+        do {
+            while let event = try monitor.next() { guardian.observe(event) }
+        } catch {
+            if error != .terminated { logger.error("events.monitor.failed", metadata: ["events.error": "\(error)"]) }
+        }
     }
 
     /// The last sequence number of every topic published so far, which a

@@ -80,7 +80,10 @@ public final class RPCServer {
     private var handlers: [String: (role: Allowlist.Role, handle: (RequestContext, [UInt8]) -> Void)] = [:]
     private let security: ServerSecurity?
     private let monitor: ZMQSocketMonitor?
+    private let watchPeers: Bool
     private var peers = PeerTracker()
+    /// With CURVE: logs refused handshakes, closes revoked keys' connections.
+    private let guardian: ConnectionGuard?
     private var peerGoneHandlers: [(PeerConnection) -> Void] = []
     /// Counters for `Health` details and tests.
     public private(set) var requestsServed: UInt64 = 0
@@ -105,14 +108,20 @@ public final class RPCServer {
         try socket.setRouterMandatory(true)
         try socket.setSendHighWaterMark(100_000)
         try socket.setReceiveHighWaterMark(100_000)
+        self.watchPeers = watchPeers
+        guardian = security.map { _ in ConnectionGuard(logger: reactor.logger, socketKind: "rpc") }
         // Before the bind, so that no connection is accepted unseen.
-        monitor = watchPeers ? try ZMQSocketMonitor(watching: socket, events: [.accepted, .disconnected]) : nil
+        let peerEvents: ZMQSocketEvent.Kind = watchPeers ? [.accepted, .disconnected] : []
+        let events = peerEvents.union(security != nil ? ConnectionGuard.events : [])
+        monitor = events.isEmpty ? nil : try ZMQSocketMonitor(watching: socket, events: events)
         self.endpoint = try socket.bind(endpoint)
         logger[metadataKey: "rpc.endpoint"] = "\(self.endpoint)"
+        guardian?.bound(to: self.endpoint)
         reactor.addReader(socket) { [unowned self] in self.drain() }
         if let monitor {
             reactor.addReader(monitor.socket) { [unowned self] in self.notifyGone(self.readPeerEvents()) }
         }
+        security?.onRevoked { [weak self] keys in self?.revoke(keys) }
     }
 
     /// Calls `handler` on the reactor thread for every connection that closed
@@ -209,16 +218,26 @@ public final class RPCServer {
             batch.append((message.frames, message.sourceDescriptor, message.userID))
         })
         guard monitor != nil else {
-            for message in batch { handle(message.frames, peer: nil, user: message.user) }
+            for message in batch { handle(message.frames, peer: nil, key: nil) }
             return
         }
         var gone = readPeerEvents()
         for message in batch {
-            let peer = peers.peer(descriptor: message.source)
-            handle(message.frames, peer: peer?.peer, user: message.user)
+            let key = message.user.flatMap(CurveKey.init)
+            if let guardian, let key { guardian.identified(descriptor: message.source, key: key) }
+            let peer = watchPeers ? peers.peer(descriptor: message.source) : nil
+            handle(message.frames, peer: peer?.peer, key: key)
             if let peer, !peer.open { gone.append(peer.peer) }
         }
         notifyGone(gone)
+    }
+
+    /// Closes the open connections of keys a reload took off the allowlist
+    /// (and those whose key is not known yet: they reconnect and are checked
+    /// again), after applying the connection events waiting.
+    private func revoke(_ keys: Set<CurveKey>) {
+        notifyGone(readPeerEvents())
+        guardian?.revoke(keys)
     }
 
     /// Applies the monitor's waiting events; returns the connections that closed.
@@ -234,6 +253,8 @@ public final class RPCServer {
                 return gone
             }
             guard let event else { return gone }
+            guardian?.observe(event)
+            guard watchPeers else { continue }
             if event.kind == .accepted {
                 if let previous = peers.accepted(descriptor: event.value) { gone.append(previous) }
             } else if event.kind == .disconnected {
@@ -251,7 +272,7 @@ public final class RPCServer {
         }
     }
 
-    private func handle(_ frames: [ZMQFrame], peer: PeerConnection?, user: String?) {
+    private func handle(_ frames: [ZMQFrame], peer: PeerConnection?, key: CurveKey?) {
         let request: Envelope.Request
         do {
             request = try Envelope.parseRequest(frames)
@@ -268,7 +289,7 @@ public final class RPCServer {
         let header = request.header
         let now = reactor.now
         let deadline = header.timeoutMicros == 0 ? nil : now + .microseconds(Int64(clamping: header.timeoutMicros))
-        let entry = security?.peer(userID: user)
+        let entry = key.flatMap { security?.allowlist.allowlist.entry(for: $0) }
         let context = RequestContext(routingID: request.routingID, requestID: header.requestID,
                                      method: header.method, caller: entry?.name ?? header.caller, deadline: deadline, peer: peer,
                                      authenticated: entry)

@@ -32,9 +32,14 @@ public final class AllowlistSource: Sendable {
     public var allowlist: Allowlist { current.withLock { $0 } }
 
     /// Replaces the allowlist: new handshakes and every request from then on
-    /// are judged by it.
-    public func replace(_ allowlist: Allowlist) {
-        current.withLock { $0 = allowlist }
+    /// are judged by it. Returns the keys it no longer lists.
+    @discardableResult
+    public func replace(_ allowlist: Allowlist) -> Set<CurveKey> {
+        current.withLock { current in
+            let removed = Set(current.entries.keys).subtracting(allowlist.entries.keys)
+            current = allowlist
+            return removed
+        }
     }
 }
 
@@ -45,27 +50,47 @@ public final class ServerSecurity {
     public let keys: CurveKeyPair
     public let allowlist: AllowlistSource
     private let zap: ZAPHandler
+    private let reactor: ReactorHandle
     /// Kept alive with the server: SIGHUP reloads while it exists.
     var reloadSignal: AllowlistReloader?
+    private var revocationHandlers: [(Set<CurveKey>) -> Void] = []
 
     /// Starts the ZAP handler of `reactor`'s context.
     public init(reactor: Reactor, keys: CurveKeyPair, allowlist: AllowlistSource) throws(ZMQError) {
         self.keys = keys
         self.allowlist = allowlist
+        self.reactor = reactor.handle
         zap = try ZAPHandler(reactor: reactor) { allowlist.allowlist }
+    }
+
+    /// Calls `handler` on the reactor thread with the keys a reload took off
+    /// the allowlist (the sockets close those keys' open connections).
+    func onRevoked(_ handler: @escaping (Set<CurveKey>) -> Void) {
+        revocationHandlers.append(handler)
+    }
+
+    /// Replaces the allowlist; when keys were removed, the revocation
+    /// handlers run on the reactor thread.
+    public func replace(_ list: Allowlist) {
+        Self.replace(list, in: allowlist, reactor: reactor, security: UncheckedTransfer(WeakReference(self)))
+    }
+
+    /// `replace` from any thread (the SIGHUP reloader's): it touches only
+    /// Sendable parts here, and the server itself only on its reactor thread.
+    private static func replace(_ list: Allowlist, in source: AllowlistSource, reactor: ReactorHandle,
+                                security: UncheckedTransfer<WeakReference<ServerSecurity>>) {
+        let removed = source.replace(list)
+        guard !removed.isEmpty else { return }
+        reactor.post { _ in
+            guard let security = security.value.object else { return }
+            for handler in security.revocationHandlers { handler(removed) }
+        }
     }
 
     /// Makes `socket` a CURVE server authenticated by this ZAP handler; before `bind`.
     func apply(to socket: ZMQSocket) throws(ZMQError) {
         try socket.setCurveServer(keys)
         try socket.setZAPDomain("ringstore")
-    }
-
-    /// The listed entry of the peer a message came from (its ZAP User-Id is
-    /// its public key); nil when it is not listed (any more).
-    func peer(userID: String?) -> Allowlist.Entry? {
-        guard let userID, let key = CurveKey(userID) else { return nil }
-        return allowlist.allowlist.entry(for: key)
     }
 }
 
@@ -115,19 +140,26 @@ extension ServerSecurity {
     /// allowlist file (a broken file is logged and the old list kept).
     public convenience init(reactor: Reactor, settings: SecuritySettings) throws {
         try self.init(reactor: reactor, keys: settings.serverKeys, allowlist: AllowlistSource(settings.allowlist))
-        let source = allowlist
+        let security = UncheckedTransfer(WeakReference(self))
+        let source = allowlist, handle = reactor.handle
         let logger = reactor.logger
         let file = settings.allowlistFile
         reloadSignal = try AllowlistReloader(file: file) { result in
             switch result {
             case .success(let list):
-                source.replace(list)
+                Self.replace(list, in: source, reactor: handle, security: security)
                 logger.notice("security.allowlist.reloaded", metadata: ["security.allowlist": "\(file.path)", "security.keys": "\(list.entries.count)"])
             case .failure(let error):
                 logger.error("security.allowlist.reload_failed", metadata: ["security.error": "\(error)"])
             }
         }
     }
+}
+
+/// A reference that does not keep its object alive.
+final class WeakReference<Object: AnyObject> {
+    weak var object: Object?
+    init(_ object: Object) { self.object = object }
 }
 
 /// Re-reads an allowlist file on SIGHUP, on the signal thread.

@@ -13,6 +13,12 @@ public struct ZMQSocketEvent: Sendable, Equatable {
         /// A connection closed (the peer went away or broke the protocol); the
         /// value is the descriptor it had.
         public static let disconnected = Kind(rawValue: ZMQ_EVENT_DISCONNECTED)
+        /// A handshake broke the protocol (a plaintext peer at a CURVE socket,
+        /// a wrong server key); the value is a `ZMQ_PROTOCOL_ERROR_*` code.
+        /// libzmq reports the connection's `disconnected` right after it.
+        public static let handshakeFailedProtocol = Kind(rawValue: ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        /// A handshake failed for another reason (the value is an errno).
+        public static let handshakeFailedNoDetail = Kind(rawValue: ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
     }
 
     public let kind: Kind
@@ -25,6 +31,19 @@ public struct ZMQSocketEvent: Sendable, Equatable {
         self.kind = kind
         self.value = value
         self.endpoint = endpoint
+    }
+
+    /// What a `handshakeFailedProtocol` event's value means, in words.
+    public var handshakeFailure: String {
+        switch value {
+        case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: return "plaintext peer (CURVE required)"
+        case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: return "CURVE handshake failed (a wrong server key?)"
+        default:
+            // A peer that sees the mismatch first (a plaintext one often does)
+            // hangs up, and this side only sees the connection go (EPIPE, ECONNRESET).
+            return kind == .handshakeFailedProtocol ? "protocol error 0x\(String(UInt32(bitPattern: value), radix: 16))"
+                                                   : "the peer broke off the handshake (errno \(value))"
+        }
     }
 
     /// Reads the two frames libzmq sends for an event: `[event u16, value u32]`

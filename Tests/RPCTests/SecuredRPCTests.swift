@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RPC
 import RingProtocol
 import Synchronization
@@ -48,12 +49,12 @@ struct SecuredRPCTests {
         }
     }
 
-    static func start() async throws -> Fixture {
+    static func start(logger: Logger? = nil) async throws -> Fixture {
         let serverKeys = try CurveKeyPair.generate()
         var keys: [Allowlist.Role: CurveKeyPair] = [:]
         for role in Allowlist.Role.allCases { keys[role] = try CurveKeyPair.generate() }
         let allowlist = AllowlistSource(Allowlist(Allowlist.Role.allCases.map { .init(key: keys[$0]!.publicKey, role: $0, name: "\($0)-key") }))
-        let harness = try await ReactorHarness { reactor in
+        let harness = try await ReactorHarness(logger: logger) { reactor in
             let service = try SecuredEchoService(reactor: reactor, keys: serverKeys, allowlist: allowlist)
             return (service, service.server.endpoint)
         }
@@ -124,6 +125,51 @@ struct SecuredRPCTests {
         #expect(Self.caller(try await client.call(TestMethods.echo, WireEchoRequest(), options: Self.quick)) == "client-key")
         try await fixture.stop()
     }
+
+    @Test func aPlaintextPeerAndAWrongServerKeyAreRefusedAndLoggedWithTheirAddress() async throws {
+        let log = LogCapture()
+        let fixture = try await Self.start(logger: log.logger())
+        let plaintext = try fixture.client(nil)
+        defer { plaintext.close() }
+        await #expect(throws: RPCError.self) { try await plaintext.call(TestMethods.echo, WireEchoRequest(), options: Self.short) }
+        try await waitUntil("the plaintext peer's refusal in the log") { !log.lines("security.handshake.refused").isEmpty }
+        let line = try #require(log.lines("security.handshake.refused").first)
+        // Whichever side sees the mechanism mismatch first: this one says so,
+        // or the peer hangs up and this side sees the handshake broken off.
+        let reason = line.metadata["security.reason"] ?? ""
+        #expect(reason == "plaintext peer (CURVE required)" || reason.hasPrefix("the peer broke off the handshake"), "\(line.metadata)")
+        #expect(line.metadata["peer.address"]?.hasPrefix("127.0.0.1:") == true, "\(line.metadata)")
+        #expect(line.metadata["peer.address"].flatMap { $0.split(separator: ":").last }.flatMap { UInt16($0) } != nil, "with its port: \(line.metadata)")
+
+        // A listed key that expects another server key fails the CURVE handshake itself.
+        let wrong = try RPCClient(context: fixture.context, endpoint: fixture.harness.endpoint, caller: "wrong",
+                                  security: ClientSecurity(keys: fixture.keys[.client]!, serverKey: try CurveKeyPair.generate().publicKey))
+        defer { wrong.close() }
+        await #expect(throws: RPCError.self) { try await wrong.call(TestMethods.echo, WireEchoRequest(), options: Self.short) }
+        try await waitUntil("the wrong server key's refusal in the log") {
+            log.lines("security.handshake.refused").contains { $0.metadata["security.reason"]?.contains("wrong server key") == true }
+        }
+        try await fixture.stop()
+    }
+
+    @Test func aReloadThatRemovesAKeyClosesItsOpenConnectionsAndKeepsTheListedOnes() async throws {
+        let fixture = try await Self.start()
+        let revoked = try RawPeer(fixture, keys: fixture.keys[.admin]!)
+        let kept = try RawPeer(fixture, keys: fixture.keys[.client]!)
+        defer { revoked.close(); kept.close() }
+        #expect(try await revoked.echo() == .ok)
+        #expect(try await kept.echo() == .ok)
+        #expect(revoked.disconnects() == 0 && kept.disconnects() == 0)
+
+        let remaining = Allowlist([.init(key: fixture.keys[.client]!.publicKey, role: .client, name: "client-key"),
+                                   .init(key: fixture.keys[.node]!.publicKey, role: .node, name: "node-key")])
+        fixture.harness.withOwner(as: SecuredEchoService.self) { $0.security.replace(remaining) }
+        try await waitUntil("the removed key's connection to be closed by the server") { revoked.disconnects() >= 1 }
+        // The listed key's connection was left alone: still answered, never dropped.
+        #expect(try await kept.echo() == .ok)
+        #expect(kept.disconnects() == 0)
+        try await fixture.stop()
+    }
 }
 
 /// A PUB with CURVE on, publishing a numbered event on demand.
@@ -168,6 +214,40 @@ struct SecuredEventTests {
         context.shutdown()
         try await harness.stop()
     }
+
+    @Test func aReloadThatRemovesASubscribersKeyCutsItOffWhileListedSubscribersReceiveOn() async throws {
+        let serverKeys = try CurveKeyPair.generate()
+        let staying = try CurveKeyPair.generate(), leaving = try CurveKeyPair.generate()
+        let allowlist = AllowlistSource(Allowlist([.init(key: staying.publicKey, role: .client, name: "staying"),
+                                                   .init(key: leaving.publicKey, role: .client, name: "leaving")]))
+        let harness = try await ReactorHarness { reactor in
+            let publisher = try SecuredPublisher(reactor: reactor, keys: serverKeys, allowlist: allowlist)
+            return (publisher, publisher.publisher.endpoint)
+        }
+        let context = try ZMQContext()
+        let subscriptions = try [("staying", staying), ("leaving", leaving)].map { name, keys in
+            (name, try EventSubscription(context: context, endpoints: [harness.endpoint],
+                                         security: ClientSecurity(keys: keys, serverKey: serverKeys.publicKey)))
+        }
+        let counts = EventCounts()
+        let readers = subscriptions.map { name, subscription in Task { for await _ in subscription.events { counts.add(name) } } }
+        try await waitUntil("both subscribers to receive events") { counts["staying"] >= 10 && counts["leaving"] >= 10 }
+
+        harness.withOwner(as: SecuredPublisher.self) { $0.security.replace(Allowlist([.init(key: staying.publicKey, role: .client, name: "staying")])) }
+        // Events come every 20 ms. The listed subscriber is cut off too (a PUB
+        // cannot tell its subscribers' keys apart) and reconnects; the removed
+        // one cannot, so its count stops while the other's goes on.
+        var mark = counts["staying"]
+        try await waitUntil("the listed subscriber to receive 30 more events") { counts["staying"] >= mark + 30 }
+        let leftWith = counts["leaving"]
+        mark = counts["staying"]
+        try await waitUntil("the listed subscriber to receive 30 more events again") { counts["staying"] >= mark + 30 }
+        #expect(counts["leaving"] == leftWith, "the removed key went on receiving: \(leftWith) then \(counts["leaving"])")
+        for (_, subscription) in subscriptions { subscription.close() }
+        for reader in readers { reader.cancel() }
+        context.shutdown()
+        try await harness.stop()
+    }
 }
 
 /// Events received per subscriber, counted from their reader tasks.
@@ -175,4 +255,49 @@ final class EventCounts: Sendable {
     private let counts = Mutex<[String: Int]>([:])
     func add(_ name: String) { counts.withLock { $0[name, default: 0] += 1 } }
     subscript(name: String) -> Int { counts.withLock { $0[name, default: 0] } }
+}
+
+/// A DEALER speaking the RPC envelope by hand, with a monitor, so a test can
+/// see its connection being closed by the server.
+final class RawPeer {
+    let socket: ZMQSocket
+    let monitor: ZMQSocketMonitor
+    private var nextID: UInt64 = 1
+    private var closedCount = 0
+
+    init(_ fixture: SecuredRPCTests.Fixture, keys: CurveKeyPair) throws {
+        socket = try ZMQSocket(context: fixture.context, type: .dealer)
+        try socket.setCurveClient(keys, server: fixture.serverKeys.publicKey)
+        monitor = try ZMQSocketMonitor(watching: socket, events: .disconnected)
+        try socket.connect(fixture.harness.endpoint)
+    }
+
+    /// Sends Echo and waits for its reply's status.
+    func echo() async throws -> WireStatusCode {
+        var header = WireRequestHeader()
+        header.version = wireProtocolVersion
+        header.method = TestMethods.echo.path
+        header.requestID = nextID
+        nextID += 1
+        _ = try socket.send(try Envelope.request(header, body: []))
+        var status: WireStatusCode?
+        try await waitUntil("the echo reply", timeout: .seconds(10), interval: .milliseconds(5)) {
+            if let frames = try socket.receive(dontWait: true) { status = Envelope.parseReply(frames)?.header.code }
+            return status != nil
+        }
+        return status!
+    }
+
+    /// Connections of this peer the other side closed so far.
+    func disconnects() -> Int {
+        while let event = try? monitor.next() {
+            if event.kind == .disconnected { closedCount += 1 }
+        }
+        return closedCount
+    }
+
+    func close() {
+        monitor.close()
+        socket.close()
+    }
 }

@@ -15,8 +15,10 @@ public final class ReactorHarness: Sendable {
 
     /// Starts the reactor; `setup` runs on its thread and returns the object that
     /// owns the sockets (kept alive until the loop ends) and the endpoint.
-    public init(logLevel: Logger.Level = .critical, setup: @escaping @Sendable (Reactor) throws -> (AnyObject, String)) async throws {
-        let logger = { () -> Logger in
+    /// `logger` replaces the default one (at `logLevel`), e.g. a `LogCapture`'s.
+    public init(logLevel: Logger.Level = .critical, logger: Logger? = nil,
+                setup: @escaping @Sendable (Reactor) throws -> (AnyObject, String)) async throws {
+        let logger = logger ?? { () -> Logger in
             var logger = Logger(label: "test.reactor")
             logger.logLevel = logLevel
             return logger
