@@ -8,8 +8,15 @@ public enum Diagnostics {
     /// The version every process reports.
     public static let version = "0.1.0"
 
+    /// The Health details every listed key may see.
+    static let publicDetails: Set<String> = ["member_state"]
+
     /// Registers `health` and `echo` on `server`. `details` is called on the
-    /// reactor thread at each Health call for service-specific figures.
+    /// reactor thread at each Health call for service-specific figures; with
+    /// CURVE on, only an admin key gets them all (and the request counters):
+    /// a client or node key learns that the service is serving, its version,
+    /// its uptime and a node's `member_state` (which placement's member list
+    /// shows anyone anyway), so `ringctl status --wait` works for it too.
     public static func register(
         on server: RPCServer,
         health: RPCMethod<WireHealthRequest, WireHealthReply>,
@@ -20,7 +27,7 @@ public enum Diagnostics {
     ) {
         let started = ContinuousClock.now
         let pid = ProcessInfo.processInfo.processIdentifier
-        server.register(health) { [unowned server] _, _ in
+        server.register(health) { [unowned server] context, _ in
             var reply = WireHealthReply()
             reply.status = .serving
             reply.service = service
@@ -30,6 +37,10 @@ public enum Diagnostics {
             reply.uptimeMillis = UInt64(max(0, uptime.wholeMilliseconds))
             reply.pid = pid
             var figures = details()
+            if let caller = context.authenticated, !caller.role.allows(.admin) {
+                reply.details = figures.filter { publicDetails.contains($0.key) }
+                return .reply(reply)
+            }
             figures["requests_served"] = "\(server.requestsServed)"
             figures["malformed_requests"] = "\(server.malformedRequests)"
             figures["denied_requests"] = "\(server.deniedRequests)"

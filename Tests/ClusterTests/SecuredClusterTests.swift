@@ -50,6 +50,29 @@ import ZeroMQ
         } catch {
             #expect(error.code == .permissionDenied, "\(error)")
         }
+
+        // Nor join the ring, nor report a migration done (which makes old replicas sweep).
+        let placement = try RPCClient(context: context, endpoint: cluster.placementEndpoint, caller: "sneaky",
+                                      security: ClientSecurity(keys: keys.client, serverKey: keys.server.publicKey))
+        for attempt in [{ _ = try await placement.call(PlacementMethods.join, WireJoinRequest.with { $0.address = "10.0.0.9:7501" }) },
+                        { _ = try await placement.call(PlacementMethods.reportMigration, WireReportMigrationRequest()) }] {
+            do {
+                try await attempt()
+                Issue.record("a client key reached a node-only placement method")
+            } catch {
+                #expect((error as? RPCError)?.code == .permissionDenied, "\(error)")
+            }
+        }
+        placement.close()
+
+        // Status details (keys, bytes, request counters) are for admins; a
+        // client sees that the node serves and its member state.
+        let asClient = try await direct.call(StorageMethods.health, WireHealthRequest(), options: CallOptions(timeout: .seconds(2)))
+        #expect(asClient.status == .serving && Set(asClient.details.keys) == ["member_state"], "\(asClient.details)")
+        let admin = try RPCClient(context: context, endpoint: cluster.nodeEndpoints[0], caller: "admin", security: keys.adminSecurity)
+        let asAdmin = try await admin.call(StorageMethods.health, WireHealthRequest(), options: CallOptions(timeout: .seconds(2)))
+        #expect(asAdmin.details["keys"] != nil && asAdmin.details["requests_served"] != nil, "\(asAdmin.details)")
+        admin.close()
         direct.close()
         context.shutdown()
 
@@ -58,6 +81,35 @@ import ZeroMQ
             let refused = try await ToolRun.run("ringctl", ["get", "k", "--timeout", "0.5"] + endpoints.dropLast(2) + credentials)
             #expect(refused.status == 2 && !refused.stdout.contains("v"), "\(credentials.first ?? ""): \(refused.stderr)")
         }
+        try await cluster.stop()
+    }
+
+    @Test func sighupReloadsTheAllowlistOfEveryServiceAndCutsARemovedKeyOff() async throws {
+        let cluster = try LocalCluster(nodes: 1, secured: true)
+        cluster.placementArguments = ["--replicas", "1"]
+        try await cluster.startAndSettle()
+        let keys = try #require(cluster.keys)
+        let endpoints = ["--placement", cluster.placementEndpoint, "--locks", cluster.lockEndpoint, "--timeout", "1"]
+        let put = try await ToolRun.run("ringctl", ["put", "k", "v"] + endpoints + keys.ringctl(as: "client"))
+        #expect(put.status == 0, "client put before the reload: \(put.stderr)")
+
+        // The operator takes the client key off the list and sends SIGHUP.
+        let before = try String(contentsOf: keys.allowlist, encoding: .utf8)
+        let after = before.split(separator: "\n").filter { !$0.hasPrefix("client \(keys.client.publicKey)") }.joined(separator: "\n") + "\n"
+        #expect(after != before)
+        try after.write(to: keys.allowlist, atomically: true, encoding: .utf8)
+        for process in [cluster.placement!, cluster.lock!, cluster.node(0)] { kill(process.pid, SIGHUP) }
+        try await waitUntil("every service to log the reload") {
+            [cluster.placement!, cluster.lock!, cluster.node(0)].allSatisfy { $0.log.contains("security.allowlist.reloaded") }
+        }
+        let refused = try await ToolRun.run("ringctl", ["get", "k"] + endpoints + keys.ringctl(as: "client"))
+        #expect(refused.status != 0 && refused.stdout.isEmpty, "the removed client key still read: \(refused.stdout)")
+        let lock = try await ToolRun.run("ringctl", ["lock", "list"] + endpoints + keys.ringctl(as: "client"))
+        #expect(lock.status != 0, "the removed client key still reached the lock service")
+        // Everyone else is unaffected: the node still heartbeats and serves the admin.
+        let get = try await ToolRun.run("ringctl", ["get", "k"] + endpoints + keys.ringctl(as: "admin"))
+        #expect(get.status == 0 && get.stdout == "v\n", "admin get after the reload: \(get.stderr)")
+        #expect(cluster.node(0).isRunning && cluster.placement!.isRunning && cluster.lock!.isRunning, "SIGHUP must not end a service")
         try await cluster.stop()
     }
 }

@@ -180,7 +180,8 @@ public final class StorageNodeServer {
     }
 
     private func registerStats() {
-        rpc.register(StorageMethods.stats) { [unowned self] _, _ in
+        // Engine figures are status details: for admins, and for peers' catch-up.
+        rpc.register(StorageMethods.stats, role: .node) { [unowned self] _, _ in
             guard let (stats, counts) = statistics() else { return .failure(.internalError("cannot read the engine's statistics")) }
             return .reply(WireStatsReply.with {
                 $0.liveKeys = UInt64(stats.liveKeys)
