@@ -81,6 +81,11 @@ import ZeroMQ
             let refused = try await ToolRun.run("ringctl", ["get", "k", "--timeout", "0.5"] + endpoints.dropLast(2) + credentials)
             #expect(refused.status == 2 && !refused.stdout.contains("v"), "\(credentials.first ?? ""): \(refused.stderr)")
         }
+        // Placement logged the plaintext peer with its address (and the unlisted key, through ZAP).
+        try await waitUntil("placement to log the refused plaintext peer") {
+            cluster.placement.log.split(separator: "\n").contains { $0.contains("security.handshake.refused") && $0.contains("peer.address=127.0.0.1:") }
+        }
+        #expect(cluster.placement.log.contains("zap.refused"), "the unlisted key's refusal")
         try await cluster.stop()
     }
 
