@@ -262,6 +262,19 @@ final class CurveServer {
         let (one, other) = (try CurveKeyPair.generate(), try CurveKeyPair.generate())
         let path = directory.appendingPathComponent("bad.secret")
         try "public-key \(other.publicKey)\nsecret-key \(one.secretKey.z85)\n".write(to: path, atomically: true, encoding: .utf8)
-        #expect(throws: KeyFileError.self) { try KeyFiles.readPair(path) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path.path)
+        #expect { try KeyFiles.readPair(path) } throws: { "\($0)".contains("is not the secret key's") }
+    }
+
+    @Test(arguments: [0o644, 0o640, 0o604, 0o620])
+    func aSecretOthersCanReadOrWriteIsRefused(mode: Int) throws {
+        let directory = scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try KeyFiles.write(try CurveKeyPair.generate(), name: "ops", directory: directory)
+        let secret = KeyFiles.paths(name: "ops", directory: directory).secret
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: secret.path)
+        #expect { try KeyFiles.readPair(secret) } throws: { "\($0)".contains("chmod 600") && "\($0)".contains(String(mode, radix: 8)) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o400], ofItemAtPath: secret.path)
+        #expect(throws: Never.self) { try KeyFiles.readPair(secret) }
     }
 }
