@@ -255,7 +255,10 @@ def main():
             lock_events = f"tcp://127.0.0.1:{free_port(taken)}"
             quiet = ["--log-level", "warning"]
             keys_dir = os.path.join(scratch, "keys-secured" if secured else "keys")
-            server, node_keys, client = [], {}, ["--insecure"]
+            # Without CURVE, --insecure everywhere: the services refuse to start
+            # without keys otherwise, and ringctl must not pick up a local
+            # cluster's keys (.run/keys) from the working directory.
+            server, node_keys, client = ["--insecure"], {}, ["--insecure"]
             if secured:
                 names = ["cluster", "admin"] + [f"node-{number}" for number in (1, 2, 3)]
                 public = {name: run([binary("ringctl"), "keygen", name, "--dir", keys_dir], 60, "ringctl keygen").strip()
@@ -280,8 +283,6 @@ def main():
                     binary("ringstore-node"), "--listen", f"tcp://{address}", "--placement", placement,
                     "--placement-events", placement_events, "--data-dir", os.path.join(scratch, f"node-{number}{suffix}"),
                     "--sync", args.sync] + quiet + server + node_keys.get(number, []))
-            # Without CURVE, --insecure: ringctl must not pick up a local
-            # cluster's keys (.run/keys) from the working directory.
             cluster = ["--placement", placement, "--locks", locks, "--placement-events", placement_events,
                        "--lock-events", lock_events] + client
             run([binary("ringctl"), "status", "--wait", "60", "--nodes", ",".join(nodes)] + cluster, 90, "ringctl status --wait")
