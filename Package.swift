@@ -218,7 +218,7 @@ let package = Package(
 
         .target(
             name: "TestKit",
-            dependencies: ["Basics", "RPC", "ZeroMQ", "BenchKit", "Ring", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Basics", "RPC", "ZeroMQ", "BenchKit", "Ring", "RingstoreClient", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestKit"
         ),
         .testTarget(

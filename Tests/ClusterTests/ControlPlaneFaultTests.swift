@@ -48,7 +48,7 @@ import Glibc
         let ringEpoch = try await cluster.ringInfo().ringEpoch
         // A client library user that fetched the ring before the outage.
         let endpoints = ClusterEndpoints(placement: cluster.placementEndpoint, nodes: addresses)
-        let library = try KeyValueClient(context: ClientContext(cluster.context), endpoints: endpoints, caller: "control-plane-test")
+        let library = try KeyValueClient(context: cluster.clientContext(), endpoints: endpoints, caller: "control-plane-test")
         defer { library.close() }
         #expect(await library.refreshRing())
 
@@ -85,7 +85,7 @@ import Glibc
     func withTheLockServiceDownStorageKeepsServingAndLocksComeBackOnItsRestart() async throws {
         let cluster = try LocalCluster(nodes: 3)
         try await cluster.startAndSettle()
-        let locks = try RPCClient(context: cluster.context, endpoint: cluster.lockEndpoint, caller: "control-plane-test")
+        let locks = try cluster.rpc(cluster.lockEndpoint, caller: "control-plane-test")
         defer { locks.close() }
         let held = try await locks.call(LockMethods.acquire, WireLockAcquireRequest.with {
             $0.name = "control-plane"

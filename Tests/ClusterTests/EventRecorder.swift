@@ -30,9 +30,10 @@ final class EventRecorder: Sendable {
     private let recorded = RecordedList()
     private let context: ZMQContext
 
-    init(endpoint: String, topics: [String]) throws {
+    /// Subscribes to `cluster`'s placement events, with the cluster's credentials.
+    init(_ cluster: LocalCluster, topics: [String]) throws {
         context = try ZMQContext()
-        subscription = try EventSubscription(context: context, endpoints: [endpoint], topics: topics + ["migration"])
+        subscription = try cluster.subscribe(cluster.placementEvents, topics: topics + ["migration"], context: context)
         let stream = subscription.events
         let recorded = self.recorded
         Task {
@@ -65,7 +66,7 @@ final class EventRecorder: Sendable {
     func events(for address: String) -> [Recorded] { events.filter { $0.address == address } }
 
     func waitUntilConnected(_ cluster: LocalCluster) async throws {
-        let client = try RPCClient(context: context, endpoint: cluster.placementEndpoint, caller: "event-recorder")
+        let client = try cluster.rpc(cluster.placementEndpoint, caller: "event-recorder")
         defer { client.close() }
         let probe = WireReportMigrationRequest.with {
             $0.type = "migration_progress"

@@ -9,10 +9,11 @@ import ZeroMQ
 /// End-to-end tests with the real built executables.
 @Suite(.serialized) struct ExecutableTests {
     /// Point a lone node at a placement endpoint nobody serves, never at a
-    /// local cluster on the default ports, with a data directory of its own.
-    static var isolated: [String] {
+    /// local cluster on the default ports, with a data directory of its own,
+    /// and the keys of `cluster` (which has no node of its own).
+    static func isolated(_ cluster: LocalCluster) -> [String] {
         ["--placement", FreePort.endpoint(), "--placement-events", FreePort.endpoint(),
-         "--data-dir", loneDataRoot.appendingPathComponent(UUID().uuidString).path]
+         "--data-dir", loneDataRoot.appendingPathComponent(UUID().uuidString).path] + cluster.nodeSecurity(0)
     }
 
     /// Where lone nodes keep their data; removed when the suite is done.
@@ -55,8 +56,8 @@ import ZeroMQ
 
     @Test func sigintStopsAServiceToo() async throws {
         let endpoint = FreePort.endpoint()
-        let node = try ServiceProcess("ringstore-node", ["--listen", endpoint] + Self.isolated)
         let cluster = try LocalCluster(nodes: 0)
+        let node = try ServiceProcess("ringstore-node", ["--listen", endpoint] + Self.isolated(cluster))
         try await cluster.waitHealthy(endpoint, StorageMethods.health)
         #expect(try await node.stop(signal: SIGINT) == 0)
         try? FileManager.default.removeItem(at: Self.loneDataRoot)
@@ -67,9 +68,8 @@ import ZeroMQ
         try await cluster.start()
         let missing = "127.0.0.1:\(FreePort.allocate())"
         let node = cluster.nodeEndpoints[0].replacingOccurrences(of: "tcp://", with: "")
-        let run = try await ToolRun.run("ringctl", ["status", "--json", "--timeout", "0.5",
-                                                    "--placement", cluster.placementEndpoint, "--locks", cluster.lockEndpoint,
-                                                    "--nodes", "\(node),\(missing)"])
+        let run = try await ToolRun.run("ringctl", ["status", "--json", "--timeout", "0.5", "--nodes", "\(node),\(missing)"]
+                                            + cluster.ringctlTarget())
         #expect(run.status == 1)
         #expect(run.stderr.contains("1 of 4 services unreachable"))
         let objects = try run.stdout.split(separator: "\n").map {
@@ -102,10 +102,13 @@ import ZeroMQ
             ("undecodable body", [[], try header(health, id: 2), [0x0A, 0xFF]], .invalidArgument),
             ("unknown method", [[], try header("/ringstore.v1.Storage/Explode", id: 3), []], .unimplemented),
         ]
+        let security = cluster.security
         try await Task.detached {
             let context = try ZMQContext()
             for (name, frames, expected) in cases {
                 let dealer = try ZMQSocket(context: context, type: .dealer)
+                // Over CURVE as admin: the frames reach the request handling.
+                if let security { try dealer.setCurveClient(security.keys, server: security.serverKey) }
                 try dealer.connect(endpoint)
                 try dealer.send(frames)
                 try dealer.setReceiveTimeout(milliseconds: expected == nil ? 300 : 5000)
@@ -119,7 +122,7 @@ import ZeroMQ
             }
         }.value
         #expect(cluster.node(0).isRunning)
-        let client = try RPCClient(context: cluster.context, endpoint: endpoint, caller: "test")
+        let client = try cluster.nodeClient(0)
         let reply = try await client.call(StorageMethods.health, WireHealthRequest())
         #expect(reply.status == .serving)
         #expect(reply.details["malformed_requests"] == "5")  // every case above, dropped or answered
@@ -130,10 +133,10 @@ import ZeroMQ
 
     @Test func aBusyPortFailsWithAClearErrorAndExitStatus() async throws {
         let endpoint = FreePort.endpoint()
-        let first = try ServiceProcess("ringstore-node", ["--listen", endpoint] + Self.isolated)
         let cluster = try LocalCluster(nodes: 0)
+        let first = try ServiceProcess("ringstore-node", ["--listen", endpoint] + Self.isolated(cluster))
         try await cluster.waitHealthy(endpoint, StorageMethods.health)
-        let second = try ServiceProcess("ringstore-node", ["--listen", endpoint] + Self.isolated)
+        let second = try ServiceProcess("ringstore-node", ["--listen", endpoint] + Self.isolated(cluster))
         let status = try await second.waitForExit()
         #expect(status != 0)
         #expect(second.log.contains("Address already in use"))
@@ -141,17 +144,20 @@ import ZeroMQ
         try? FileManager.default.removeItem(at: Self.loneDataRoot)
     }
 
+    /// Where security is not what a case is about, it says --insecure, so
+    /// that the missing keys are not what fails.
     @Test(arguments: [
-        ("ringstore-node", ["--listen", "nonsense"], "--listen"),
-        ("ringstore-placement", ["--publish", "tcp://127.0.0.1:99999"], "--publish"),
-        ("ringstore-lock", ["--log-level", "loud"], "log-level"),
-        ("ringctl", ["status", "--nodes", "no-port"], "--nodes"),
-        ("ringctl", ["status", "--timeout", "-1"], "--timeout"),
+        ("ringstore-node", ["--listen", "nonsense", "--insecure"], "--listen"),
+        ("ringstore-placement", ["--publish", "tcp://127.0.0.1:99999", "--insecure"], "--publish"),
+        ("ringstore-lock", ["--log-level", "loud", "--insecure"], "log-level"),
+        ("ringctl", ["status", "--nodes", "no-port", "--insecure"], "--nodes"),
+        ("ringctl", ["status", "--timeout", "-1", "--insecure"], "--timeout"),
         ("ringctl", ["frobnicate"], "frobnicate"),
-        ("ringctl", ["bench", "echo", "--concurrency", "0"], "--concurrency"),
+        ("ringctl", ["bench", "echo", "--concurrency", "0", "--insecure"], "--concurrency"),
         ("ringstore-lock", ["--server-key", "/nonexistent.secret"], "--allowlist go together"),
         ("ringstore-placement", ["--insecure", "--allowlist", "/a"], "--insecure excludes"),
-        ("ringstore-node", ["--client-key", "/k.secret"], "--client-key needs"),
+        // Without keys a service now stops at "no CURVE keys" first: a client key is refused with --insecure.
+        ("ringstore-node", ["--client-key", "/k.secret", "--insecure"], "--client-key needs"),
         ("ringstore-placement", ["--server-key", "/nonexistent.secret", "--allowlist", "/nonexistent"], "nonexistent.secret"),
         ("ringctl", ["get", "k", "--insecure", "--key", "/k.secret"], "--insecure excludes"),
         ("ringctl", ["get", "k", "--key", "/nonexistent.secret", "--server-key", "/nonexistent.pub"], "nonexistent.secret"),
@@ -162,6 +168,32 @@ import ZeroMQ
         #expect(run.stderr.contains(mentions), "stderr: \(run.stderr)")
     }
 
+    /// Secure by default: a service given neither keys nor --insecure does
+    /// not start open; it exits with the usage status and says what to pass.
+    @Test(arguments: ["ringstore-lock", "ringstore-placement", "ringstore-node"])
+    func aServiceWithoutKeysOrInsecureRefusesToStart(executable: String) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-nokeys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = try await ToolRun.run(executable, ["--listen", FreePort.endpoint(), "--data-dir", directory.path], timeout: .seconds(20))
+        #expect(run.status == 64, "\(executable): \(run.stderr)")
+        #expect(run.stderr.contains("--server-key") && run.stderr.contains("--allowlist") && run.stderr.contains("--insecure"),
+                "\(executable): \(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory.path), "\(executable) made its data directory before refusing")
+    }
+
+    /// ringctl without a key (none given, none in the environment or in a
+    /// `.run/keys` of its working directory) and without --insecure ends
+    /// before any call, saying what to pass.
+    @Test(arguments: [["get", "k"], ["members"], ["lock", "status", "jobs"]])
+    func ringctlWithoutKeysOrInsecureExitsTwoAndSaysWhatToPass(arguments: [String]) async throws {
+        let run = try await ToolRun.run("ringctl", arguments + ["--placement", FreePort.endpoint(), "--locks", FreePort.endpoint()],
+                                        timeout: .seconds(20))
+        #expect(run.status == 2, "\(arguments): \(run.stderr)")
+        #expect(run.stderr.contains("--key") && run.stderr.contains("--server-key") && run.stderr.contains("--insecure"),
+                "\(arguments): \(run.stderr)")
+        #expect(run.stdout.isEmpty)
+    }
+
     /// The executable's side of DataCommandArgumentTests: the reason on stderr, the usage status (64), nothing on stdout.
     @Test(arguments: [
         (["put", "", "v"], "Error: KEY must not be empty"),
@@ -169,7 +201,7 @@ import ZeroMQ
         (["put", "k", "v", "--timeout", "0"], "Error: --timeout must be more than 0 and at most 3600 seconds, not 0.0"),
     ] as [([String], String)])
     func dataCommandsRefuseBadInputWithTheUsageStatusAndTheReason(arguments: [String], firstLine: String) async throws {
-        let run = try await ToolRun.run("ringctl", arguments + ["--placement", "tcp://127.0.0.1:1"], timeout: .seconds(20))
+        let run = try await ToolRun.run("ringctl", arguments + ["--placement", "tcp://127.0.0.1:1", "--insecure"], timeout: .seconds(20))
         #expect(run.status == 64)
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.split(separator: "\n").first.map(String.init) == firstLine, "stderr: \(run.stderr)")
@@ -178,8 +210,8 @@ import ZeroMQ
     @Test func benchEchoPrintsFigures() async throws {
         let cluster = try LocalCluster(nodes: 0)
         try await cluster.start()
-        let run = try await ToolRun.run("ringctl", ["bench", "echo", "--json", "--placement", cluster.placementEndpoint,
-                                                    "--requests", "500", "--throughput-requests", "3200"])
+        let run = try await ToolRun.run("ringctl", ["bench", "echo", "--json", "--requests", "500", "--throughput-requests", "3200"]
+                                            + cluster.ringctlTarget())
         #expect(run.status == 0, "\(run.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
         #expect((object["rtt_p50_us"] as? Int ?? 0) > 0)

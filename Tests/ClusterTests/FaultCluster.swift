@@ -16,6 +16,10 @@ protocol FaultCluster: AnyObject, Sendable {
     /// The ZeroMQ context the test's clients use (for namespaces: one whose I/O
     /// threads live in the namespace that reaches the cluster).
     var context: ZMQContext { get }
+    /// The test's CURVE credentials (admin's); nil for a cluster without CURVE.
+    var security: ClientSecurity? { get }
+    /// An RPC client of `endpoint` over `context`, with `security`.
+    func rpc(_ endpoint: String, caller: String) throws -> RPCClient
     var placementEndpoint: String { get }
     var nodeCount: Int { get }
     func nodeEndpoint(_ index: Int) -> String
@@ -42,7 +46,7 @@ extension FaultCluster {
 
     /// Placement's ring: its members' addresses and weights, and the density.
     func placementRing() async throws -> WireRingInfo {
-        let client = try RPCClient(context: context, endpoint: placementEndpoint, caller: "fault-test")
+        let client = try rpc(placementEndpoint, caller: "fault-test")
         defer { client.close() }
         return try await client.call(PlacementMethods.getRing, WireGetRingRequest()).ring
     }
@@ -84,7 +88,7 @@ final class FaultWorkload: Sendable {
         faults = FaultLog(history: history)
         keys = (0..<keyCount).map { "fault-\(nemesis)-\($0)" }
         clients = try (0..<cluster.nodeCount).map { index in
-            try RPCClient(context: cluster.context, endpoint: cluster.nodeEndpoint(index), caller: "fault-workload")
+            try cluster.rpc(cluster.nodeEndpoint(index), caller: "fault-workload")
         }
     }
 

@@ -30,7 +30,7 @@ import Glibc
         var isPaused = true
         defer { if isPaused { cluster.signalNode(2, SIGCONT) } }
         try await cluster.waitForMembers([dead, paused], state: .down, timeout: .seconds(15))
-        let run = try await ToolRun.run("ringctl", ["remove", dead, "--placement", cluster.placementEndpoint])
+        let run = try await ToolRun.run("ringctl", ["remove", dead] + cluster.ringctlTarget())
         #expect(run.status == 0, "\(run.stderr)")
 
         // Every arc the dead node held gains a replica. Where that is node 2, only

@@ -37,8 +37,8 @@ import ZeroMQ
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<clients {
                 group.addTask {
-                    let locks = try LockClient(context: ClientContext(context), endpoints: endpoints, owner: "client-\(index)")
-                    let data = try KeyValueClient(context: ClientContext(context), endpoints: endpoints, caller: "client-\(index)")
+                    let locks = try LockClient(context: cluster.clientContext(context: context), endpoints: endpoints, owner: "client-\(index)")
+                    let data = try KeyValueClient(context: cluster.clientContext(context: context), endpoints: endpoints, caller: "client-\(index)")
                     defer { locks.close(); data.close() }
                     var done = 0
                     while done < rounds {
@@ -68,7 +68,7 @@ import ZeroMQ
             try await group.waitForAll()
         }
 
-        let client = try KeyValueClient(context: ClientContext(context), endpoints: endpoints, caller: "checker")
+        let client = try KeyValueClient(context: cluster.clientContext(context: context), endpoints: endpoints, caller: "checker")
         defer { client.close() }
         let final = try await client.get(key: key)
         #expect(String(decoding: final.value, as: UTF8.self) == "\(clients * rounds)")
@@ -85,7 +85,7 @@ import ZeroMQ
     @Test func aHolderPausedPastItsLeaseIsRefusedWhenItWritesWithItsOldToken() async throws {
         let cluster = try LocalCluster(nodes: 3)
         try await cluster.startAndSettle()
-        let target = ["--placement", cluster.placementEndpoint, "--locks", cluster.lockEndpoint]
+        let target = cluster.ringctlTarget()
         let options = target.joined(separator: " ")
         let ringctl = ServiceProcess.binDirectory.appendingPathComponent("ringctl").path
         let tokenFile = cluster.dataDirectory.appendingPathComponent("stale-token")

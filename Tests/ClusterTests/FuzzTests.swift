@@ -285,7 +285,7 @@ struct FrameFuzzer {
         for index in 0..<3 { targets.append(("node \(index)", cluster.nodeEndpoints[index], storageCorpus, [], 2 << 20)) }
         for (number, target) in targets.enumerated() {
             let summary = try await Self.fuzz(target.endpoint, corpus: target.corpus, undecodableOnly: target.undecodableOnly,
-                                              seed: 101 + UInt64(number), hugeBytes: target.huge, security: cluster.keys?.adminSecurity)
+                                              seed: 101 + UInt64(number), hugeBytes: target.huge, security: cluster.security)
             print("fuzz \(target.name)\(secured ? " (CURVE)" : ""): \(summary)")
         }
         let everyPort = [cluster.placementEndpoint, cluster.placementEvents, cluster.lockEndpoint, cluster.lockEvents] + cluster.nodeEndpoints
@@ -309,8 +309,7 @@ struct FrameFuzzer {
             let reply = try await client.call(StorageMethods.get, WireGetRequest.with { $0.key = key; $0.quorum.r = 3 })
             #expect(reply.found && reply.value == key)
         }
-        let locks = try RPCClient(context: cluster.context, endpoint: cluster.lockEndpoint, caller: "after-fuzz",
-                                  security: cluster.keys?.adminSecurity)
+        let locks = try cluster.rpc(cluster.lockEndpoint, caller: "after-fuzz")
         defer { locks.close() }
         let grant = try await locks.call(LockMethods.acquire, WireLockAcquireRequest.with {
             $0.name = "after-fuzz"

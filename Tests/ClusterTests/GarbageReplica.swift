@@ -7,7 +7,9 @@ import ZeroMQ
 
 /// A fake replica for tests: a ROUTER that answers every request with garbage,
 /// alternating between undecodable frames and a well-formed OK header echoing
-/// the request id around an undecodable body.
+/// the request id around an undecodable body. With `serverKeys` (a secured
+/// cluster's server keypair) it is a CURVE server as a real replica is, so
+/// the nodes' requests reach it; it accepts any client key (no ZAP handler).
 final class GarbageReplica: Sendable {
     let endpoint: String
     private let requests = Mutex(0)
@@ -17,7 +19,7 @@ final class GarbageReplica: Sendable {
     var requestCount: Int { requests.withLock { $0 } }
     var address: String { endpoint.replacingOccurrences(of: "tcp://", with: "") }
 
-    init() throws {
+    init(serverKeys: CurveKeyPair?) throws {
         endpoint = FreePort.endpoint()
         let endpoint = self.endpoint
         let ready = Mutex<Result<Void, ZMQError>?>(nil)
@@ -26,6 +28,7 @@ final class GarbageReplica: Sendable {
             do {
                 let context = try ZMQContext()
                 let router = try ZMQSocket(context: context, type: .router)
+                if let serverKeys { try router.setCurveServer(serverKeys) }
                 try router.bind(endpoint)
                 try router.setReceiveTimeout(milliseconds: 50)
                 ready.withLock { $0 = .success(()) }

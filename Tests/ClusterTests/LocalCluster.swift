@@ -1,11 +1,15 @@
 import Foundation
 import RPC
 import RingProtocol
+import RingstoreClient
 import TestKit
 import ZeroMQ
 
 /// Placement, the lock service and storage nodes as real processes on free
-/// loopback ports, for end-to-end tests.
+/// loopback ports, for end-to-end tests. CURVE is on by default (the keys of
+/// `ClusterKeys`); `secured: false` starts every service with `--insecure`.
+/// Tests make their connections through `rpc`, `clientContext`, `subscribe`
+/// and `ringctl…`, which carry the keys, never by hand.
 final class LocalCluster: @unchecked Sendable {
     let placementEndpoint = FreePort.endpoint()
     let placementEvents = FreePort.endpoint()
@@ -25,21 +29,67 @@ final class LocalCluster: @unchecked Sendable {
     var nodeArguments: [String] = []
     /// Extra arguments for placement (e.g. `--replicas 1`).
     var placementArguments: [String] = []
-    /// With keys, every process runs with CURVE and the allowlist of `ClusterKeys`.
+    /// With keys, every process runs with CURVE and the allowlist of `ClusterKeys`;
+    /// nil only for a cluster made with `secured: false`.
     let keys: ClusterKeys?
 
-    init(nodes count: Int, suspectAfter: Double = 1.0, downAfter: Double = 2.0, secured: Bool = false) throws {
+    init(nodes count: Int, suspectAfter: Double = 1.0, downAfter: Double = 2.0, secured: Bool = true) throws {
         nodeEndpoints = (0..<count).map { _ in FreePort.endpoint() }
         context = try ZMQContext()
         self.suspectAfter = suspectAfter
         self.downAfter = downAfter
         dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-cluster-\(UUID().uuidString)")
-        keys = secured ? try ClusterKeys(directory: dataDirectory.appendingPathComponent("keys"), nodes: count) : nil
+        keys = secured ? try ClusterKeys(directory: dataDirectory.appendingPathComponent("keys"), nodes: count + Self.spareNodeKeys) : nil
     }
 
-    /// The test's own connections: as admin on a secured cluster.
-    private func client(_ endpoint: String) throws -> RPCClient {
-        try RPCClient(context: context, endpoint: endpoint, caller: "cluster-test", security: keys?.adminSecurity)
+    /// Node keys listed beyond the first nodes, for the nodes `addNode` adds
+    /// (the services read the allowlist when they start).
+    static let spareNodeKeys = 2
+
+    // MARK: Connections of the test
+
+    /// The test's own CURVE credentials: admin's on a secured cluster, nil otherwise.
+    var security: ClientSecurity? { keys?.adminSecurity }
+
+    /// An RPC client of `endpoint` (any service of this cluster) as admin.
+    func rpc(_ endpoint: String, caller: String = "cluster-test") throws -> RPCClient {
+        try RPCClient(context: context, endpoint: endpoint, caller: caller, security: security)
+    }
+
+    /// A client library context over `context` (the cluster's by default)
+    /// whose clients connect as `key` (`client`, `other-client` or `admin`).
+    func clientContext(as key: String = "client", context: ZMQContext? = nil) throws -> ClientContext {
+        ClientContext(context ?? self.context, credentials: try keys?.credentials(as: key))
+    }
+
+    /// A subscription to the event endpoint `endpoint` (placement's or the lock service's), as admin.
+    func subscribe(_ endpoint: String, topics: [String], context: ZMQContext? = nil) throws -> EventSubscription {
+        try EventSubscription(context: context ?? self.context, endpoints: [endpoint], topics: topics, security: security)
+    }
+
+    /// The options of every service: the keys, or `--insecure`.
+    var serverSecurity: [String] { keys?.serverArguments ?? ["--insecure"] }
+
+    /// A node's options: the service's, and on a secured cluster its own key
+    /// (node `index`'s) for the calls it makes.
+    func nodeSecurity(_ index: Int) -> [String] {
+        serverSecurity + (keys.map { ["--client-key", $0.secret("node-\(index)")] } ?? [])
+    }
+
+    /// ringctl's credentials as `key` (admin by default), or `--insecure`.
+    func ringctlCredentials(as key: String = "admin") -> [String] {
+        keys?.ringctl(as: key) ?? ["--insecure"]
+    }
+
+    /// What every ringctl command needs to reach this cluster: placement,
+    /// the lock service and the credentials (admin's by default).
+    func ringctlTarget(as key: String = "admin") -> [String] {
+        ["--placement", placementEndpoint, "--locks", lockEndpoint] + ringctlCredentials(as: key)
+    }
+
+    /// `ringctlTarget` plus the nodes, for `ringctl status`.
+    var ringctlOptions: [String] {
+        ringctlTarget() + ["--nodes", nodeEndpoints.indices.map(nodeAddress).joined(separator: ",")]
     }
 
     deinit {
@@ -57,7 +107,7 @@ final class LocalCluster: @unchecked Sendable {
     func startLock() async throws {
         lock = try ServiceProcess("ringstore-lock", ["--listen", lockEndpoint, "--publish", lockEvents,
                                                      "--data-dir", dataDirectory.appendingPathComponent("lock").path]
-                                                    + (keys?.serverArguments ?? []))
+                                                    + serverSecurity)
         try await waitHealthy(lockEndpoint, LockMethods.health)
     }
 
@@ -67,7 +117,7 @@ final class LocalCluster: @unchecked Sendable {
             "--listen", placementEndpoint, "--publish", placementEvents,
             "--data-dir", dataDirectory.appendingPathComponent("placement").path,
             "--suspect-after", "\(suspectAfter)", "--down-after", "\(downAfter)",
-        ] + (keys?.serverArguments ?? []) + placementArguments)
+        ] + serverSecurity + placementArguments)
         try await waitHealthy(placementEndpoint, PlacementMethods.health)
     }
 
@@ -84,11 +134,14 @@ final class LocalCluster: @unchecked Sendable {
     /// come last (a repeated option's last value wins).
     func startNode(_ index: Int, extraArguments: [String] = []) async throws {
         while nodes.count <= index { nodes.append(nil) }
+        if let keys, index >= keys.nodes.count {
+            throw FixtureError("node \(index) has no key: the allowlist lists \(keys.nodes.count) nodes (LocalCluster.spareNodeKeys)")
+        }
         nodes[index] = try ServiceProcess("ringstore-node", [
             "--listen", nodeEndpoints[index], "--placement", placementEndpoint, "--placement-events", placementEvents,
             "--heartbeat-interval", "\(heartbeatInterval)",
             "--data-dir", dataDirectory.appendingPathComponent("node-\(index)").path,
-        ] + (keys.map { $0.serverArguments + ["--client-key", $0.secret("node-\(index)")] } ?? []) + nodeArguments + extraArguments)
+        ] + nodeSecurity(index) + nodeArguments + extraArguments)
         try await waitHealthy(nodeEndpoints[index], StorageMethods.health)
     }
 
@@ -96,7 +149,7 @@ final class LocalCluster: @unchecked Sendable {
 
     /// Placement's view of the members, by address.
     func members() async throws -> (epoch: UInt64, members: [String: WireMember]) {
-        let client = try client(placementEndpoint)
+        let client = try rpc(placementEndpoint)
         defer { client.close() }
         let reply = try await client.call(PlacementMethods.getMembers, WireGetMembersRequest())
         return (reply.epoch, Dictionary(uniqueKeysWithValues: reply.members.map { ($0.address, $0) }))
@@ -111,7 +164,7 @@ final class LocalCluster: @unchecked Sendable {
     }
 
     func waitHealthy(_ endpoint: String, _ method: RPCMethod<WireHealthRequest, WireHealthReply>) async throws {
-        let client = try client(endpoint)
+        let client = try rpc(endpoint)
         defer { client.close() }
         try await waitUntil("\(endpoint) to answer Health", timeout: .seconds(20)) {
             (try? await client.call(method, WireHealthRequest(), options: CallOptions(timeout: .milliseconds(500))))?.status == .serving
@@ -120,7 +173,7 @@ final class LocalCluster: @unchecked Sendable {
 
     /// An RPC client of node `index`.
     func nodeClient(_ index: Int) throws -> RPCClient {
-        try client(nodeEndpoints[index])
+        try rpc(nodeEndpoints[index])
     }
 
     /// Node `index`'s engine figures.
@@ -143,12 +196,6 @@ final class LocalCluster: @unchecked Sendable {
                 return health.details["ring_members"] == "\(nodeEndpoints.count)"
             }
         }
-    }
-
-    /// The `ringctl` options that point at this cluster.
-    var ringctlOptions: [String] {
-        ["--placement", placementEndpoint, "--locks", lockEndpoint,
-         "--nodes", nodeEndpoints.indices.map(nodeAddress).joined(separator: ",")]
     }
 
     /// Stops everything with SIGTERM and returns the exit statuses.

@@ -52,11 +52,11 @@ import Glibc
         try await cluster.waitForHolding(0, survivorKeys.count)
         try await cluster.waitForHolding(1, deadKeys.count)
 
-        let recorder = try EventRecorder(endpoint: cluster.placementEvents, topics: ["ring"])
+        let recorder = try EventRecorder(cluster, topics: ["ring"])
         try await recorder.waitUntilConnected(cluster)
         try await cluster.node(1).stop(signal: SIGKILL)
         try await cluster.waitForMembers([dead], state: .down)
-        let run = try await ToolRun.run("ringctl", ["remove", dead, "--placement", cluster.placementEndpoint])
+        let run = try await ToolRun.run("ringctl", ["remove", dead] + cluster.ringctlTarget())
         #expect(run.status == 0, "\(run.stderr)")
 
         // One migration_failed per lost arc, without retry, together covering
@@ -90,7 +90,7 @@ import Glibc
 
         // The survivor serves every key it owned; the lost keys read as absent.
         let keys = survivorKeys + deadKeys
-        let reads = try await ToolRun.run("ringctl", ["get", "--stdin", "--placement", cluster.placementEndpoint],
+        let reads = try await ToolRun.run("ringctl", ["get", "--stdin"] + cluster.ringctlTarget(),
                                           stdin: keys.joined(separator: "\n") + "\n", timeout: .seconds(120))
         #expect(reads.status == 0, "\(reads.stderr.prefix(500))")
         var answers: [String: String] = [:]
@@ -109,12 +109,12 @@ import Glibc
         // survived, start the node again on it (same address). It joins again,
         // owns the same arcs, and its keys read back; keys written meanwhile merge.
         let rewritten = deadKeys[0]
-        let put = try await ToolRun.run("ringctl", ["put", rewritten, "written-while-lost", "--placement", cluster.placementEndpoint])
+        let put = try await ToolRun.run("ringctl", ["put", rewritten, "written-while-lost"] + cluster.ringctlTarget())
         #expect(put.status == 0, "\(put.stderr)")
         try await cluster.startNode(1)
         try await cluster.waitForMembers([survivor, dead], state: .up)
         try await cluster.waitUntilSettled(nodes: [0, 1], timeout: .seconds(60))
-        let back = try await ToolRun.run("ringctl", ["get", "--stdin", "--placement", cluster.placementEndpoint],
+        let back = try await ToolRun.run("ringctl", ["get", "--stdin"] + cluster.ringctlTarget(),
                                          stdin: keys.joined(separator: "\n") + "\n", timeout: .seconds(120))
         #expect(back.status == 0, "\(back.stderr.prefix(500))")
         var restored: [String: String] = [:]

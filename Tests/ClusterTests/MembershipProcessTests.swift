@@ -14,7 +14,7 @@ import ZeroMQ
         try await cluster.start()
         let addresses = (0..<3).map(cluster.nodeAddress)
         try await cluster.waitForMembers(addresses, state: .up)
-        let run = try await ToolRun.run("ringctl", ["members", "--placement", cluster.placementEndpoint])
+        let run = try await ToolRun.run("ringctl", ["members"] + cluster.ringctlTarget())
         #expect(run.status == 0, "\(run.stderr)")
         let lines = run.stdout.split(separator: "\n")
         #expect(lines.first?.hasPrefix("ADDRESS") == true)
@@ -38,7 +38,7 @@ import ZeroMQ
         try await cluster.start()
         try await cluster.waitForMembers((0..<3).map(cluster.nodeAddress), state: .up)
         let victim = cluster.nodeAddress(1)
-        let recorder = try EventRecorder(endpoint: cluster.placementEvents, topics: ["membership"])
+        let recorder = try EventRecorder(cluster, topics: ["membership"])
         try await recorder.waitUntilConnected(cluster)
 
         try await cluster.node(1).stop(signal: SIGKILL)
@@ -116,9 +116,8 @@ import ZeroMQ
 
         // A watcher started before the restart keeps going across it.
         let watch = try ServiceProcess("ringctl", ["watch", "--json", "--count", "2", "--topic", "membership", "--topic", "ring",
-                                                   "--placement", cluster.placementEndpoint,
-                                                   "--locks", cluster.lockEndpoint,
-                                                   "--placement-events", cluster.placementEvents, "--lock-events", cluster.lockEvents])
+                                                   "--placement-events", cluster.placementEvents, "--lock-events", cluster.lockEvents]
+                                                  + cluster.ringctlTarget())
         try await waitUntil("the watcher's snapshot") { watch.log.contains("snapshot_ring") }
         #expect(try await cluster.placement.stop() == 0)
         try await cluster.startPlacement()
@@ -127,7 +126,7 @@ import ZeroMQ
         #expect(Set(after.members.keys) == Set(addresses))
         #expect(after.members.values.allSatisfy { $0.state == .up })
         // Heartbeats resume within the suspect timeout: still all up well past it.
-        let recorder = try EventRecorder(endpoint: cluster.placementEvents, topics: ["membership"])
+        let recorder = try EventRecorder(cluster, topics: ["membership"])
         try await recorder.waitUntilConnected(cluster)
         try await Task.sleep(for: .seconds(cluster.suspectAfter * 2))
         #expect(recorder.events.filter { ["member_suspect", "member_down"].contains($0.type) }.isEmpty)
@@ -150,9 +149,8 @@ import ZeroMQ
         let addresses = (0..<3).map(cluster.nodeAddress)
         try await cluster.waitForMembers(addresses, state: .up)
         let watch = try ServiceProcess("ringctl", ["watch", "--json", "--count", "3", "--topic", "membership",
-                                                   "--placement", cluster.placementEndpoint,
-                                                   "--locks", cluster.lockEndpoint,
-                                                   "--placement-events", cluster.placementEvents, "--lock-events", cluster.lockEvents])
+                                                   "--placement-events", cluster.placementEvents, "--lock-events", cluster.lockEvents]
+                                                  + cluster.ringctlTarget())
         // It subscribes before it asks for the snapshot, so once the snapshot
         // is printed every later event reaches it.
         try await waitUntil("the watcher's snapshot") { watch.log.contains("snapshot_ring") }
@@ -180,7 +178,7 @@ import ZeroMQ
         let member = cluster.nodeAddress(0)
         try await cluster.waitForMembers([member], state: .up)
         let before = try await cluster.members()
-        let placement = ["--placement", cluster.placementEndpoint]
+        let placement = cluster.ringctlTarget()
         let cases: [([String], String)] = [
             (["join", member], "already a member"),
             (["leave", "127.0.0.1:1"], "not a member"),
@@ -223,7 +221,7 @@ import ZeroMQ
         let live = addresses[1]
         try await cluster.waitForMembers(addresses, state: .up)
         let before = try await cluster.members()
-        let placement = ["--placement", cluster.placementEndpoint]
+        let placement = cluster.ringctlTarget()
 
         let refused = try await ToolRun.run("ringctl", ["remove", live] + placement)
         #expect(refused.status == 1)
@@ -249,9 +247,9 @@ import ZeroMQ
         try await cluster.start()
         let leaver = cluster.nodeAddress(2)
         try await cluster.waitForMembers((0..<3).map(cluster.nodeAddress), state: .up)
-        let recorder = try EventRecorder(endpoint: cluster.placementEvents, topics: ["membership", "ring"])
+        let recorder = try EventRecorder(cluster, topics: ["membership", "ring"])
         try await recorder.waitUntilConnected(cluster)
-        let run = try await ToolRun.run("ringctl", ["leave", leaver, "--placement", cluster.placementEndpoint])
+        let run = try await ToolRun.run("ringctl", ["leave", leaver] + cluster.ringctlTarget())
         #expect(run.status == 0, "\(run.stderr)")
         _ = try await recorder.waitFor(type: "member_removed", address: leaver)
         #expect(recorder.events(for: leaver).map(\.type) == ["member_leaving", "member_removed"])
@@ -267,7 +265,7 @@ import ZeroMQ
         let addresses = (0..<3).map(cluster.nodeAddress)
         try await cluster.waitForMembers(addresses, state: .up)
         let keys = (0..<50).map { "key-\($0)" }
-        let live = try await ToolRun.run("ringctl", ["ring", "owners", "--placement", cluster.placementEndpoint] + keys)
+        let live = try await ToolRun.run("ringctl", ["ring", "owners"] + cluster.ringctlTarget() + keys)
         let offline = try await ToolRun.run("ringctl", ["ring", "owners", "--members", addresses.joined(separator: ","), "--replicas", "3"] + keys)
         #expect(live.status == 0, "\(live.stderr)")
         #expect(live.stdout == offline.stdout)
@@ -278,7 +276,7 @@ import ZeroMQ
     // MARK: Helpers
 
     func nodeHealth(_ cluster: LocalCluster, _ index: Int) async throws -> WireHealthReply {
-        let client = try RPCClient(context: cluster.context, endpoint: cluster.nodeEndpoints[index], caller: "test")
+        let client = try cluster.nodeClient(index)
         defer { client.close() }
         var reply = WireHealthReply()
         try await waitUntil("node \(index) to follow the ring") {
@@ -289,7 +287,7 @@ import ZeroMQ
     }
 
     func ring(_ cluster: LocalCluster) async throws -> WireGetRingReply {
-        let client = try RPCClient(context: cluster.context, endpoint: cluster.placementEndpoint, caller: "test")
+        let client = try cluster.rpc(cluster.placementEndpoint)
         defer { client.close() }
         return try await client.call(PlacementMethods.getRing, WireGetRingRequest())
     }

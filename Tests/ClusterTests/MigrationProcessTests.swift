@@ -32,7 +32,7 @@ import TestKit
     @Test func joinMovesExactlyTheArcsTheNewNodeGains() async throws {
         let cluster = try LocalCluster(nodes: 3)
         try await cluster.startAndSettle()
-        let recorder = try EventRecorder(endpoint: cluster.placementEvents, topics: ["ring"])
+        let recorder = try EventRecorder(cluster, topics: ["ring"])
         try await recorder.waitUntilConnected(cluster)
         let data = try await cluster.load(20_000, prefix: "join")
 
@@ -171,7 +171,7 @@ import TestKit
         cluster.nodeArguments = ["--migration-rate-mb", "0.02", "--migration-batch-keys", "20"]
         try await cluster.startAndSettle()
         let data = try await cluster.load(3_000, prefix: "shown")
-        let placement = ["--placement", cluster.placementEndpoint, "--placement-events", cluster.placementEvents]
+        let placement = cluster.ringctlTarget() + ["--placement-events", cluster.placementEvents]
         let watch = Task {
             try await ToolRun.run("ringctl", ["watch", "--json", "--topic", "migration", "--no-snapshot", "--count", "6"] + placement,
                                   timeout: .seconds(60))
@@ -206,7 +206,7 @@ import TestKit
         try await cluster.startAndSettle()
         let data = try await cluster.load(5_000, prefix: "leave")
         let leaving = cluster.nodeAddress(3)
-        let run = try await ToolRun.run("ringctl", ["leave", leaving, "--placement", cluster.placementEndpoint])
+        let run = try await ToolRun.run("ringctl", ["leave", leaving] + cluster.ringctlTarget())
         #expect(run.status == 0, "\(run.stderr)")
         try await waitUntil("\(leaving) to be removed after its handoff", timeout: .seconds(120), interval: .milliseconds(200)) {
             try await cluster.members().members[leaving] == nil
@@ -226,7 +226,7 @@ import TestKit
         let dead = cluster.nodeAddress(3)
         // Placement takes remove only for a member it no longer hears from.
         try await cluster.waitForMembers([dead], state: .down)
-        let run = try await ToolRun.run("ringctl", ["remove", dead, "--placement", cluster.placementEndpoint])
+        let run = try await ToolRun.run("ringctl", ["remove", dead] + cluster.ringctlTarget())
         #expect(run.status == 0, "\(run.stderr)")
         try await cluster.waitUntilSettled(nodes: [0, 1, 2])
         // Three copies of every key again, on the three survivors.
@@ -241,7 +241,7 @@ import TestKit
         try await cluster.startAndSettle()
         let data = try await cluster.load(5_000, prefix: "crossing")
         let leaving = cluster.nodeAddress(3)
-        let run = try await ToolRun.run("ringctl", ["leave", leaving, "--placement", cluster.placementEndpoint])
+        let run = try await ToolRun.run("ringctl", ["leave", leaving] + cluster.ringctlTarget())
         #expect(run.status == 0, "\(run.stderr)")
         // While the leave's transfers run, node 5 joins.
         #expect(try await !cluster.ringInfo().plan.pending.isEmpty)

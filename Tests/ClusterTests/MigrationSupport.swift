@@ -9,7 +9,7 @@ import TestKit
 extension LocalCluster {
     /// Placement's ring and migration plan.
     func ringInfo() async throws -> WireRingInfo {
-        let client = try RPCClient(context: context, endpoint: placementEndpoint, caller: "cluster-test")
+        let client = try rpc(placementEndpoint)
         defer { client.close() }
         return try await client.call(PlacementMethods.getRing, WireGetRingRequest()).ring
     }
@@ -26,7 +26,7 @@ extension LocalCluster {
             data[key] = value
             input += "\(key)\t\(value)\n"
         }
-        let run = try await ToolRun.run("ringctl", ["put", "--stdin", "--placement", placementEndpoint], stdin: input, timeout: .seconds(300))
+        let run = try await ToolRun.run("ringctl", ["put", "--stdin"] + ringctlTarget(), stdin: input, timeout: .seconds(300))
         #expect(run.status == 0, "put --stdin: \(run.stderr.prefix(500))")
         let failed = run.stdout.split(separator: "\n").filter { !$0.hasSuffix("\tOK") }
         #expect(failed.isEmpty, "\(failed.count) puts failed, e.g. \(failed.prefix(3))")
@@ -36,7 +36,7 @@ extension LocalCluster {
     /// Reads every key back with `ringctl get --stdin`; returns the keys whose value differs or is missing.
     func mismatches(_ data: [String: String]) async throws -> [String] {
         let keys = data.keys.sorted()
-        let run = try await ToolRun.run("ringctl", ["get", "--stdin", "--placement", placementEndpoint],
+        let run = try await ToolRun.run("ringctl", ["get", "--stdin"] + ringctlTarget(),
                                         stdin: keys.joined(separator: "\n") + "\n", timeout: .seconds(300))
         var got: [String: String] = [:]
         for line in run.stdout.split(separator: "\n") {

@@ -100,7 +100,7 @@ import Glibc
     func killPlacementAndTheLockServiceAndRestartThem() async throws {
         let cluster = try LocalCluster(nodes: 3)
         try await cluster.startAndSettle()
-        let lockClient = try RPCClient(context: cluster.context, endpoint: cluster.lockEndpoint, caller: "fault-test")
+        let lockClient = try cluster.rpc(cluster.lockEndpoint, caller: "fault-test")
         defer { lockClient.close() }
         let first = try await lockClient.call(LockMethods.acquire, WireLockAcquireRequest.with {
             $0.name = "nemesis"

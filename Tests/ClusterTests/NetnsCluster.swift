@@ -128,7 +128,9 @@ enum Netns {
 /// Placement, the lock service and storage nodes, each process in its own
 /// network namespace with its own address on a bridge; the test's clients
 /// live in the bridge's namespace. Cutting a node's link partitions it from
-/// everyone (peers, placement and clients); healing restores it.
+/// everyone (peers, placement and clients); healing restores it. CURVE is
+/// on, as in `LocalCluster`: the services read the key files of
+/// `ClusterKeys` (namespaces separate networks, not file systems).
 ///
 ///     hub namespace: bridge br0 10.77.0.1/24, ports vp, vl, vn0, vn1, ...
 ///     placement 10.77.0.2, lock 10.77.0.3, node i 10.77.0.(10+i), each on eth0
@@ -140,6 +142,8 @@ final class NetnsCluster: FaultCluster, @unchecked Sendable {
     let downAfter: Double
     let nodeCount: Int
     let dataDirectory: URL
+    /// The cluster's keys; nil for a cluster made with `secured: false` (every service `--insecure`).
+    let keys: ClusterKeys?
     /// Every process listens on these ports in its own namespace, where nothing else runs.
     static let requestPort = 17_000, eventPort = 17_001
     private(set) var namespaces: [String] = []
@@ -157,7 +161,7 @@ final class NetnsCluster: FaultCluster, @unchecked Sendable {
 
     /// Creates the namespaces, the bridge and the links; on any failure removes
     /// what it created and throws.
-    init(nodes count: Int, suspectAfter: Double = 1.0, downAfter: Double = 2.0) throws {
+    init(nodes count: Int, suspectAfter: Double = 1.0, downAfter: Double = 2.0, secured: Bool = true) throws {
         prefix = "rsf-\(getpid())-\(UInt32.random(in: 0..<UInt32.max) % 0xFFFFFF)"
         hub = "\(prefix)-hub"
         nodeCount = count
@@ -165,12 +169,14 @@ final class NetnsCluster: FaultCluster, @unchecked Sendable {
         self.suspectAfter = suspectAfter
         self.downAfter = downAfter
         dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-netns-\(UUID().uuidString)")
+        keys = secured ? try ClusterKeys(directory: dataDirectory.appendingPathComponent("keys"), nodes: count) : nil
         var created: [String] = []
         do {
             try Self.build(prefix: prefix, hub: hub, nodes: count, created: &created)
             context = try Netns.context(in: hub)
         } catch {
             for namespace in created.reversed() { _ = try? Netns.ip(["netns", "delete", namespace]) }
+            try? FileManager.default.removeItem(at: dataDirectory)
             throw error
         }
         namespaces = created
@@ -219,6 +225,17 @@ final class NetnsCluster: FaultCluster, @unchecked Sendable {
 
     // MARK: Processes
 
+    /// The test's credentials: admin's, or nil without CURVE.
+    var security: ClientSecurity? { keys?.adminSecurity }
+
+    /// An RPC client of `endpoint`, from the hub namespace, as admin.
+    func rpc(_ endpoint: String, caller: String = "fault-test") throws -> RPCClient {
+        try RPCClient(context: context, endpoint: endpoint, caller: caller, security: security)
+    }
+
+    /// The options of every service: the keys, or `--insecure`.
+    private var serverSecurity: [String] { keys?.serverArguments ?? ["--insecure"] }
+
     private func launch(_ role: String, _ executable: String, _ arguments: [String]) throws -> ServiceProcess {
         guard let tool = Netns.ipTool else { throw Netns.Failure(description: "no ip tool") }
         let binary = ServiceProcess.binDirectory.appendingPathComponent(executable).path
@@ -231,15 +248,15 @@ final class NetnsCluster: FaultCluster, @unchecked Sendable {
             "--listen", placementEndpoint, "--publish", placementEvents,
             "--data-dir", dataDirectory.appendingPathComponent("placement").path,
             "--suspect-after", "\(suspectAfter)", "--down-after", "\(downAfter)",
-        ])
+        ] + serverSecurity)
         try await waitHealthy(placementEndpoint, PlacementMethods.health)
         lock = try launch("l", "ringstore-lock", ["--listen", lockEndpoint, "--publish", lockEvents,
-                                                  "--data-dir", dataDirectory.appendingPathComponent("lock").path])
+                                                  "--data-dir", dataDirectory.appendingPathComponent("lock").path] + serverSecurity)
         try await waitHealthy(lockEndpoint, LockMethods.health)
         for index in 0..<nodeCount { try await restartNode(index) }
         try await waitUntilUp((0..<nodeCount).map(nodeAddress))
         for index in 0..<nodeCount {
-            let client = try RPCClient(context: context, endpoint: nodeEndpoint(index), caller: "fault-test")
+            let client = try rpc(nodeEndpoint(index))
             defer { client.close() }
             try await waitUntil("node \(index) to follow the full ring", timeout: .seconds(20)) {
                 let health = try await client.call(StorageMethods.health, WireHealthRequest())
@@ -253,12 +270,12 @@ final class NetnsCluster: FaultCluster, @unchecked Sendable {
             "--listen", nodeEndpoint(index), "--placement", placementEndpoint, "--placement-events", placementEvents,
             "--heartbeat-interval", "0.1",
             "--data-dir", dataDirectory.appendingPathComponent("node-\(index)").path,
-        ])
+        ] + serverSecurity + (keys.map { ["--client-key", $0.secret("node-\(index)")] } ?? []))
         try await waitHealthy(nodeEndpoint(index), StorageMethods.health)
     }
 
     func waitHealthy(_ endpoint: String, _ method: RPCMethod<WireHealthRequest, WireHealthReply>) async throws {
-        let client = try RPCClient(context: context, endpoint: endpoint, caller: "fault-test")
+        let client = try rpc(endpoint)
         defer { client.close() }
         try await waitUntil("\(endpoint) to answer Health", timeout: .seconds(20)) {
             (try? await client.call(method, WireHealthRequest(), options: CallOptions(timeout: .milliseconds(500))))?.status == .serving
@@ -266,7 +283,7 @@ final class NetnsCluster: FaultCluster, @unchecked Sendable {
     }
 
     func members() async throws -> (epoch: UInt64, members: [String: WireMember]) {
-        let client = try RPCClient(context: context, endpoint: placementEndpoint, caller: "fault-test")
+        let client = try rpc(placementEndpoint)
         defer { client.close() }
         let reply = try await client.call(PlacementMethods.getMembers, WireGetMembersRequest())
         return (reply.epoch, Dictionary(uniqueKeysWithValues: reply.members.map { ($0.address, $0) }))

@@ -39,7 +39,7 @@ import ZeroMQ
 
     /// `ringctl members --json`: address → caught_up.
     func caughtUp(_ cluster: LocalCluster) async throws -> [String: Bool] {
-        let run = try await ToolRun.run("ringctl", ["members", "--json", "--placement", cluster.placementEndpoint])
+        let run = try await ToolRun.run("ringctl", ["members", "--json"] + cluster.ringctlTarget())
         #expect(run.status == 0, "ringctl members: \(run.stderr)")
         var result: [String: Bool] = [:]
         for line in run.stdout.split(separator: "\n") {
@@ -126,7 +126,7 @@ import ZeroMQ
         var data = try await writeDirectly(cluster, to: [1], count: 300, prefix: "one")
         data.merge(try await writeDirectly(cluster, to: [2], count: 100, prefix: "two")) { _, new in new }
 
-        let one = try await ToolRun.run("ringctl", ["repair", addresses[0], "--json", "--placement", cluster.placementEndpoint])
+        let one = try await ToolRun.run("ringctl", ["repair", addresses[0], "--json"] + cluster.ringctlTarget())
         #expect(one.status == 0, "ringctl repair: \(one.stderr)")
         let line = try #require(one.stdout.split(separator: "\n").first)
         let figures = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -140,7 +140,7 @@ import ZeroMQ
         for index in 0..<3 { try await expectHolds(cluster, index, data) }
 
         // Every member in turn: a table, nothing left to repair.
-        let all = try await ToolRun.run("ringctl", ["repair", "--placement", cluster.placementEndpoint])
+        let all = try await ToolRun.run("ringctl", ["repair"] + cluster.ringctlTarget())
         #expect(all.status == 0, "ringctl repair: \(all.stderr)")
         let lines = all.stdout.split(separator: "\n")
         #expect(lines.first?.hasPrefix("NODE") == true)
@@ -151,7 +151,7 @@ import ZeroMQ
         }
 
         // `ringctl members` shows the column.
-        let members = try await ToolRun.run("ringctl", ["members", "--placement", cluster.placementEndpoint])
+        let members = try await ToolRun.run("ringctl", ["members"] + cluster.ringctlTarget())
         #expect(members.stdout.split(separator: "\n").first?.contains("CAUGHT_UP") == true)
         for address in addresses {
             #expect(members.stdout.split(separator: "\n").contains { $0.hasPrefix(address) && $0.contains(" yes ") })
@@ -159,12 +159,12 @@ import ZeroMQ
 
         // A node that is not there: an error on stderr and a non-zero exit, quickly.
         let nowhere = "127.0.0.1:\(FreePort.allocate())"
-        let failed = try await ToolRun.run("ringctl", ["repair", nowhere, "--timeout", "1", "--placement", cluster.placementEndpoint],
+        let failed = try await ToolRun.run("ringctl", ["repair", nowhere, "--timeout", "1"] + cluster.ringctlTarget(),
                                            timeout: .seconds(20))
         #expect(failed.status != 0)
         #expect(failed.stderr.contains("cannot repair \(nowhere)"), "\(failed.stderr)")
         #expect(failed.stdout.isEmpty)
-        let bad = try await ToolRun.run("ringctl", ["repair", "not-an-address"])
+        let bad = try await ToolRun.run("ringctl", ["repair", "not-an-address"] + cluster.ringctlCredentials())
         #expect(bad.status != 0)
         try await cluster.stop()
     }
@@ -179,7 +179,7 @@ final class RepairEventLog: Sendable {
 
     init(_ cluster: LocalCluster) async throws {
         context = try ZMQContext()
-        subscription = try EventSubscription(context: context, endpoints: [cluster.placementEvents], topics: ["migration"])
+        subscription = try cluster.subscribe(cluster.placementEvents, topics: ["migration"], context: context)
         let stream = subscription.events
         let received = self.received
         Task {
@@ -187,7 +187,7 @@ final class RepairEventLog: Sendable {
                 if case .repair(let details)? = event.event.details { received.append(details) }
             }
         }
-        let client = try RPCClient(context: context, endpoint: cluster.placementEndpoint, caller: "repair-events")
+        let client = try cluster.rpc(cluster.placementEndpoint, caller: "repair-events")
         defer { client.close() }
         let probe = WireReportRepairRequest.with { $0.details.node = "probe"; $0.details.reason = "probe" }
         try await waitUntil("the event subscription to be live", timeout: .seconds(20), interval: .milliseconds(50)) {

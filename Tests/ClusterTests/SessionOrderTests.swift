@@ -19,7 +19,7 @@ import ZeroMQ
             lines.append("other-\(index)\tx")
             lines.append("hot-b\t\(index)")
         }
-        let target = ["--placement", cluster.placementEndpoint]
+        let target = cluster.ringctlTarget()
         let put = try await ToolRun.run("ringctl", ["put", "--stdin", "--concurrency", "32"] + target,
                                         stdin: lines.joined(separator: "\n") + "\n", timeout: .seconds(120))
         #expect(put.status == 0, "\(put.stderr)")
@@ -38,7 +38,7 @@ import ZeroMQ
         defer { context.shutdown() }
         let addresses = (0..<3).map(cluster.nodeAddress)
         let endpoints = ClusterEndpoints(placement: cluster.placementEndpoint, locks: cluster.lockEndpoint, nodes: addresses)
-        let client = try KeyValueClient(context: ClientContext(context), endpoints: endpoints, caller: "session-test")
+        let client = try KeyValueClient(context: cluster.clientContext(context: context), endpoints: endpoints, caller: "session-test")
         defer { client.close() }
         #expect(client.seenTimestamp == 0)
         let first = try await client.put(key: Array("a".utf8), value: Array("1".utf8))

@@ -73,7 +73,7 @@ import ZeroMQ
     @Test func ringctlPutGetDelAndBulkModesRoundTrip() async throws {
         let cluster = try LocalCluster(nodes: 3)
         try await cluster.startAndSettle()
-        let target = ["--placement", cluster.placementEndpoint]
+        let target = cluster.ringctlTarget()
         #expect(try await ToolRun.run("ringctl", ["put", "k", "v"] + target).status == 0)
         let got = try await ToolRun.run("ringctl", ["get", "k"] + target)
         #expect(got.status == 0 && got.stdout == "v\n")
@@ -211,8 +211,8 @@ import ZeroMQ
     @Test func aReplicaAnsweringGarbageCountsAsFailedAndNothingBreaks() async throws {
         let cluster = try LocalCluster(nodes: 3)
         try await cluster.startAndSettle()
-        let fake = try GarbageReplica()
-        let placement = try RPCClient(context: cluster.context, endpoint: cluster.placementEndpoint, caller: "test")
+        let fake = try GarbageReplica(serverKeys: cluster.keys?.server)
+        let placement = try cluster.rpc(cluster.placementEndpoint)
         defer { placement.close() }
         _ = try await placement.call(PlacementMethods.join, WireJoinRequest.with { $0.address = fake.address })
         // Keep the fake member up: heartbeat on its behalf.

@@ -11,20 +11,24 @@ import ZeroMQ
 @Suite(.serialized, .timeLimit(.minutes(2)))  // hang guards; no test measures time
 struct LockProcessTests {
     /// One lock service process on free ports with a data directory that
-    /// survives its restarts.
+    /// survives its restarts, with CURVE (the keys of `ClusterKeys`, kept
+    /// beside the data). Leases are bound to the key that acquired them.
     final class LockProcess: @unchecked Sendable {
         let listen = FreePort.endpoint()
         let publish = FreePort.endpoint()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-lockproc-\(UUID().uuidString)")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-lockproc-\(UUID().uuidString)")
+        var directory: URL { root.appendingPathComponent("data") }
+        let keys: ClusterKeys
         let context: ZMQContext
         private(set) var process: ServiceProcess?
 
         init() throws {
+            keys = try ClusterKeys(directory: root.appendingPathComponent("keys"), nodes: 0)
             context = try ZMQContext()
         }
 
         deinit {
-            try? FileManager.default.removeItem(at: directory)
+            try? FileManager.default.removeItem(at: root)
         }
 
         /// Extra arguments for every start (e.g. `--forget-after`).
@@ -32,8 +36,9 @@ struct LockProcessTests {
 
         func start() async throws {
             process = try ServiceProcess("ringstore-lock", ["--listen", listen, "--publish", publish,
-                                                            "--data-dir", directory.path, "--max-ttl", "120"] + extraArguments)
-            let rpc = try RPCClient(context: context, endpoint: listen, caller: "lock-process-tests")
+                                                            "--data-dir", directory.path, "--max-ttl", "120"]
+                                                           + keys.serverArguments + extraArguments)
+            let rpc = try RPCClient(context: context, endpoint: listen, caller: "lock-process-tests", security: keys.adminSecurity)
             defer { rpc.close() }
             try await waitUntil("ringstore-lock to answer Health", timeout: .seconds(20)) {
                 (try? await rpc.call(LockMethods.health, WireHealthRequest(), options: CallOptions(timeout: .milliseconds(300)))) != nil
@@ -46,11 +51,17 @@ struct LockProcessTests {
             return try await process?.stop(signal: signal) ?? 0
         }
 
-        func client(_ owner: String) throws -> LockClient {
-            try LockClient(context: ClientContext(context), endpoint: listen, owner: owner, callTimeout: .seconds(5))
+        /// A client library session as `key` (`client`, `other-client` or `admin`).
+        func client(_ owner: String, as key: String = "client") throws -> LockClient {
+            try LockClient(context: ClientContext(context, credentials: keys.credentials(as: key)), endpoint: listen, owner: owner,
+                           callTimeout: .seconds(5))
         }
 
-        var ringctl: [String] { ["--locks", listen, "--lock-events", publish] }
+        /// ringctl's options for this service, as `client`: the same key as
+        /// the test's clients by default, one application's sessions.
+        var ringctl: [String] { ringctl(as: "client") }
+
+        func ringctl(as key: String) -> [String] { ["--locks", listen, "--lock-events", publish] + keys.ringctl(as: key) }
     }
 
     @Test func killDashNineMidLeaseNeitherHandsTheLockOnEarlyNorReusesATokenAfterTheRestart() async throws {
@@ -68,7 +79,7 @@ struct LockProcessTests {
         #expect(try await service.stop(signal: SIGKILL) != 0)
         try await service.start()
         let alice = try service.client("alice")
-        let bob = try service.client("bob")
+        let bob = try service.client("bob", as: "other-client")
 
         // Right after the restart alice's lease could still be live: bob must not get it.
         let early = await outcome { try await bob.acquire("jobs", ttl: .seconds(30)) }

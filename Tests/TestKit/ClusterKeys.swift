@@ -1,21 +1,22 @@
 import Foundation
 import RPC
+import RingstoreClient
 import ZeroMQ
 
 /// CURVE keys for a test cluster, written as `ringctl keygen` would: the
 /// services' server pair, an admin, a client and a stranger (not listed),
 /// and one node key per node, with the allowlist naming their roles.
-struct ClusterKeys {
-    let directory: URL
-    let server: CurveKeyPair
-    let admin: CurveKeyPair
-    let client: CurveKeyPair
+public struct ClusterKeys: Sendable {
+    public let directory: URL
+    public let server: CurveKeyPair
+    public let admin: CurveKeyPair
+    public let client: CurveKeyPair
     /// A second client key: another session of the same application.
-    let otherClient: CurveKeyPair
-    let stranger: CurveKeyPair
-    let nodes: [CurveKeyPair]
+    public let otherClient: CurveKeyPair
+    public let stranger: CurveKeyPair
+    public let nodes: [CurveKeyPair]
 
-    init(directory: URL, nodes count: Int) throws {
+    public init(directory: URL, nodes count: Int) throws {
         self.directory = directory
         server = try CurveKeyPair.generate()
         admin = try CurveKeyPair.generate()
@@ -34,16 +35,22 @@ struct ClusterKeys {
         try (lines.joined(separator: "\n") + "\n").write(to: allowlist, atomically: true, encoding: .utf8)
     }
 
-    var allowlist: URL { directory.appendingPathComponent("allowlist") }
-    func secret(_ name: String) -> String { directory.appendingPathComponent(name + ".secret").path }
-    var serverPublic: String { directory.appendingPathComponent("cluster.pub").path }
+    public var allowlist: URL { directory.appendingPathComponent("allowlist") }
+    public func secret(_ name: String) -> String { directory.appendingPathComponent(name + ".secret").path }
+    public var serverPublic: String { directory.appendingPathComponent("cluster.pub").path }
 
     /// The options of every service.
-    var serverArguments: [String] { ["--server-key", secret("cluster"), "--allowlist", allowlist.path] }
+    public var serverArguments: [String] { ["--server-key", secret("cluster"), "--allowlist", allowlist.path] }
 
-    /// ringctl's options to act as `name` (admin, client, stranger).
-    func ringctl(as name: String) -> [String] { ["--key", secret(name), "--server-key", serverPublic] }
+    /// ringctl's options to act as `name` (admin, client, other-client, stranger).
+    public func ringctl(as name: String) -> [String] { ["--key", secret(name), "--server-key", serverPublic] }
 
     /// The test process's own connections: as admin.
-    var adminSecurity: ClientSecurity { ClientSecurity(keys: admin, serverKey: server.publicKey) }
+    public var adminSecurity: ClientSecurity { ClientSecurity(keys: admin, serverKey: server.publicKey) }
+
+    /// The client library's credentials to act as `name`, read from the key
+    /// files as an application would.
+    public func credentials(as name: String) throws -> Credentials {
+        try Credentials(keyFile: URL(fileURLWithPath: secret(name)), serverKeyFile: URL(fileURLWithPath: serverPublic))
+    }
 }
