@@ -16,7 +16,7 @@ NODES ?= 1 2 3
 # Node durability: full fsyncs every group commit; normal survives process crashes only.
 SYNC ?= full
 APT_PACKAGES := libzmq3-dev libssl-dev pkg-config protobuf-compiler iproute2
-BENCH_PACKAGES := redis-server gcc python3
+BENCH_PACKAGES := redis-server redis-tools gcc python3
 # The nodes' --sync in make bench (Redis runs with persistence off).
 BENCH_SYNC ?= normal
 SWIFT := swift
@@ -28,7 +28,7 @@ export PATH := $(PATH):/opt/swift/usr/bin
 
 bin = $$($(SWIFT) build -c $(CONFIG) --show-bin-path)
 
-.PHONY: help deps bench-deps build keys up down start start-node join stop kill test bench bench-md5 demo proto clean-data status
+.PHONY: help deps bench-deps test-deps build keys up down start start-node join stop kill test bench bench-md5 demo proto clean-data status
 
 help:
 	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/, CURVE on"
@@ -148,7 +148,12 @@ status:
 	$(bin)/ringctl status $(RINGCTL_SECURITY) $${nodes:+--nodes $$nodes}
 
 # Every test, then a smoke run of the benchmark harness (its figures mean nothing).
-test: deps bench-deps
+# What the tests drive besides our own programs: redis-cli and redis-benchmark
+# (redis-tools) and the Python redis client (PyPI), against the RESP front door.
+test-deps: bench-deps
+	@python3 -c "import redis" 2>/dev/null || { echo "deps: installing the Python redis client"; python3 -m pip install -q redis; }
+
+test: deps bench-deps test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --no-parallel
 	@echo "== benchmark harness, smoke run =="

@@ -117,6 +117,13 @@ int ringstore_peer_address(int descriptor, char *buffer, size_t size) {
     return format_address((const struct sockaddr *)&address, buffer, size);
 }
 
+int ringstore_local_address(int descriptor, char *buffer, size_t size) {
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    if (getsockname(descriptor, (struct sockaddr *)&address, &length) != 0) return 0;
+    return format_address((const struct sockaddr *)&address, buffer, size);
+}
+
 unsigned long ringstore_accepts_seen(void) {
     pthread_mutex_lock(&lock);
     unsigned long seen = accepts_seen;

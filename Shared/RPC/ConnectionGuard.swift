@@ -106,21 +106,31 @@ final class ConnectionGuard {
         }
     }
 
-    /// `host:port` of the TCP peer on `descriptor` (`[v6]:port` for IPv6) as
-    /// `getpeername` says now; nil when it is not a connected TCP socket.
-    static func peerAddress(_ descriptor: Int32) -> String? {
-        address { ringstore_peer_address(descriptor, $0, $1) }
-    }
+    /// `host:port` of the TCP peer on `descriptor` as `getpeername` says now.
+    static func peerAddress(_ descriptor: Int32) -> String? { ConnectionAddress.peer(of: descriptor) }
 
     /// The address `descriptor` had when the listener on `port` accepted it
     /// (see CAcceptLog), else what `getpeername` says now.
     static func acceptedAddress(_ descriptor: Int32, port: UInt32) -> String? {
-        address { ringstore_accepted_address(descriptor, port, $0, $1) } ?? peerAddress(descriptor)
+        ConnectionAddress.read { ringstore_accepted_address(descriptor, port, $0, $1) } ?? peerAddress(descriptor)
+    }
+}
+
+/// Addresses of TCP sockets, as `a.b.c.d:port` or `[v6]:port`.
+public enum ConnectionAddress {
+    /// The peer of a connected socket; nil when it is not one.
+    public static func peer(of descriptor: Int32) -> String? {
+        read { ringstore_peer_address(descriptor, $0, $1) }
     }
 
-    private static func address(_ read: (UnsafeMutablePointer<CChar>, Int) -> Int32) -> String? {
+    /// The local address of a socket (a listener's bound port).
+    public static func local(of descriptor: Int32) -> String? {
+        read { ringstore_local_address(descriptor, $0, $1) }
+    }
+
+    static func read(_ fill: (UnsafeMutablePointer<CChar>, Int) -> Int32) -> String? {
         var buffer = [CChar](repeating: 0, count: 64)
-        guard read(&buffer, buffer.count) == 1 else { return nil }
+        guard fill(&buffer, buffer.count) == 1 else { return nil }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -17,6 +17,7 @@ public final class Reactor {
     private var timers: [ReactorTimer] = []
     private var turnEndHandlers: [() -> Void] = []
     private var removals: [ZMQSocket] = []
+    private var removedDescriptors: [Int32] = []
     private var nextTimerID = 0
     private let clock = ContinuousClock()
 
@@ -36,6 +37,20 @@ public final class Reactor {
         readers.append(onReadable)
     }
 
+    /// Calls `onReadable` whenever the plain file descriptor `fd` (an epoll
+    /// set, a listening socket) is readable; the handler should take what is
+    /// waiting without blocking.
+    public func addReader(fileDescriptor fd: Int32, onReadable: @escaping () -> Void) {
+        poller.add(fileDescriptor: fd)
+        readers.append(onReadable)
+    }
+
+    /// Stops calling the reader of `fd` from the end of the current turn; the
+    /// caller closes it after that.
+    public func removeReader(fileDescriptor fd: Int32) {
+        removedDescriptors.append(fd)
+    }
+
     /// Stops calling the reader of `socket`, from the end of the current turn
     /// (so that removing a reader from inside a handler is safe); the caller
     /// closes the socket after that.
@@ -44,13 +59,19 @@ public final class Reactor {
     }
 
     private func applyRemovals() {
-        guard !removals.isEmpty else { return }
+        guard !removals.isEmpty || !removedDescriptors.isEmpty else { return }
         for socket in removals {
             guard let index = poller.index(of: socket) else { continue }
             poller.remove(at: index)
             readers.remove(at: index)
         }
         removals.removeAll()
+        for fd in removedDescriptors {
+            guard let index = poller.index(ofFileDescriptor: fd) else { continue }
+            poller.remove(at: index)
+            readers.remove(at: index)
+        }
+        removedDescriptors.removeAll()
     }
 
     /// Runs `body` at the end of every loop turn, after the turn's messages and

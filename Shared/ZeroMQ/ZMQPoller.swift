@@ -45,6 +45,11 @@ public final class ZMQPoller {
         sockets.remove(at: index)
     }
 
+    /// The index of the plain file descriptor `fd`, if it is watched.
+    public func index(ofFileDescriptor fd: Int32) -> Int? {
+        items.indices.first { items[$0].socket == nil && items[$0].fd == fd }
+    }
+
     /// The index of `socket`, if it is watched.
     public func index(of socket: ZMQSocket) -> Int? {
         sockets.firstIndex { $0 === socket }

@@ -27,6 +27,10 @@ final class LocalCluster: @unchecked Sendable {
     let dataDirectory: URL
     /// Extra arguments for every node (e.g. `--sync normal`).
     var nodeArguments: [String] = []
+    /// With `serveRESP()`: each node's RESP port, and the password AUTH takes
+    /// (on a secured cluster).
+    private(set) var respPorts: [UInt16] = []
+    private(set) var respPassword: String?
     /// Extra arguments for placement (e.g. `--replicas 1`).
     var placementArguments: [String] = []
     /// With keys, every process runs with CURVE and the allowlist of `ClusterKeys`;
@@ -132,6 +136,26 @@ final class LocalCluster: @unchecked Sendable {
 
     /// Starts (or restarts) node `index` and waits for its Health; `extraArguments`
     /// come last (a repeated option's last value wins).
+    /// Every node started from now on also serves RESP on a port of its own,
+    /// with a password file (admin role) when the cluster is secured.
+    func serveRESP() throws {
+        respPorts = nodeEndpoints.indices.map { _ in FreePort.allocate() }
+        guard keys != nil else { return }
+        let password = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 36) }.joined()
+        let file = dataDirectory.appendingPathComponent("resp-passwords")
+        try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: file.path, contents: Data("admin \(password) operator\n".utf8),
+                                       attributes: [.posixPermissions: 0o600])
+        respPassword = password
+    }
+
+    /// Node `index`'s RESP options (none unless `serveRESP()`).
+    private func respArguments(_ index: Int) -> [String] {
+        guard index < respPorts.count else { return [] }
+        return ["--resp-listen", "127.0.0.1:\(respPorts[index])"]
+            + (respPassword == nil ? [] : ["--resp-passwords", dataDirectory.appendingPathComponent("resp-passwords").path])
+    }
+
     func startNode(_ index: Int, extraArguments: [String] = []) async throws {
         while nodes.count <= index { nodes.append(nil) }
         if let keys, index >= keys.nodes.count {
@@ -141,7 +165,7 @@ final class LocalCluster: @unchecked Sendable {
             "--listen", nodeEndpoints[index], "--placement", placementEndpoint, "--placement-events", placementEvents,
             "--heartbeat-interval", "\(heartbeatInterval)",
             "--data-dir", dataDirectory.appendingPathComponent("node-\(index)").path,
-        ] + nodeSecurity(index) + nodeArguments + extraArguments)
+        ] + nodeSecurity(index) + respArguments(index) + nodeArguments + extraArguments)
         try await waitHealthy(nodeEndpoints[index], StorageMethods.health)
     }
 

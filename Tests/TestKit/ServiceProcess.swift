@@ -96,7 +96,8 @@ public struct ToolRun: Sendable {
     /// held open by a node started beside it).
     public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil,
                            timeout: Duration = .seconds(60)) async throws -> ToolRun {
-        let binary = ServiceProcess.binDirectory.appendingPathComponent(executable)
+        // A built executable by name, or any program by absolute path (redis-cli).
+        let binary = executable.hasPrefix("/") ? URL(fileURLWithPath: executable) : ServiceProcess.binDirectory.appendingPathComponent(executable)
         let scratch = FileManager.default.temporaryDirectory
             .appendingPathComponent("ringstore-tool-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)

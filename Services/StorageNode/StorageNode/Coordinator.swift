@@ -116,6 +116,35 @@ final class Coordinator {
         return .parked
     }
 
+    // MARK: Requests from inside the node
+
+    /// A put or delete from a client of this process (the RESP front door),
+    /// coordinated as Put and Delete over RPC are; `done` runs on the reactor
+    /// thread with the version written and the acks.
+    func write(_ write: Replication<ClientReply>.Write, done: @escaping (Result<(version: Version, acks: Int), RPCError>) -> Void) {
+        let reply = ClientReply { outcome in
+            switch outcome {
+            case .written(let version, let acks): done(.success((version, acks)))
+            case .failed(let error): done(.failure(error))
+            case .read: done(.failure(.internalError("a write ended as a read")))
+            }
+        }
+        withCore { $0.write(write, token: reply) }
+    }
+
+    /// A quorum read from a client of this process; `done` gets the newest
+    /// record the quorum held (a tombstone or nil when there is none).
+    func read(key: [UInt8], quorum: WireQuorum = WireQuorum(), done: @escaping (Result<VersionedRecord?, RPCError>) -> Void) {
+        let reply = ClientReply { outcome in
+            switch outcome {
+            case .read(let record, _): done(.success(record))
+            case .failed(let error): done(.failure(error))
+            case .written: done(.failure(.internalError("a read ended as a write")))
+            }
+        }
+        withCore { $0.get(key: key, quorum: quorum, token: reply) }
+    }
+
     // MARK: Carrying out the core's directives
 
     /// Calls the core with the node's current view (the ring and member states move

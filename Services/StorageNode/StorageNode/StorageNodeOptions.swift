@@ -47,6 +47,10 @@ public struct StorageNodeOptions: Sendable {
     /// client may be; one further ahead is refused (and logged), so it can
     /// neither drag the node's clock forward nor pin a key with a future version.
     public var maxClockDrift: Duration = .seconds(5)
+    /// The RESP (Redis protocol) front door: `host:port` to listen on (nil:
+    /// none), and the password file AUTH checks (nil: no AUTH).
+    public var respListen: String?
+    public var respPasswords: URL?
 
     public init(listen: String = "tcp://127.0.0.1:7501", advertise: String? = nil,
                 placement: String = "tcp://127.0.0.1:7400", placementEvents: String = "tcp://127.0.0.1:7401",

@@ -24,6 +24,8 @@ public final class StorageNodeServer {
     private let reactor: Reactor
     private let tombstoneGrace: Duration
     private let security: ServerSecurity?
+    /// The Redis-protocol front door, with `--resp-listen`.
+    private(set) var resp: RESPFrontDoor?
 
     public init(reactor: Reactor, options: StorageNodeOptions) throws {
         self.reactor = reactor
@@ -130,6 +132,23 @@ public final class StorageNodeServer {
                 details["hints_pending"] = "\(hintCounts.total)"
             }
             return details
+        }
+        if let listen = options.respListen {
+            let peers = self.peers, store = self.store, placement = self.placement
+            let facts = RESPFrontDoor.NodeFacts(
+                address: { address },
+                ring: { (current.view?.info.members.map(\.address) ?? [], current.view?.replicas ?? 0, placement.ring?.ringEpoch ?? 0) },
+                defaultW: options.defaultW, defaultR: options.defaultR,
+                localKeys: { (try? store.engine.stats().liveKeys) ?? 0 },
+                peerKeys: { peer, done in
+                    guard let client = peers.client(for: peer) else { return done(nil) }
+                    client.call(StorageMethods.stats, WireStatsRequest(), timeout: .seconds(1)) { result in
+                        done((try? result.get()).map { Int($0.liveKeys) })
+                    }
+                })
+            let passwords = try options.respPasswords.map { try RESPPasswords(file: $0, reactor: reactor, logger: logger) }
+            resp = try RESPFrontDoor(reactor: reactor, listen: listen, coordinator: coordinator, facts: facts, passwords: passwords,
+                                     maxValueBytes: options.maxValueBytes, logger: logger)
         }
         reactor.logger.info("node.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "node.address": "\(address)",
                                                          "placement.endpoint": "\(options.placement)",

@@ -70,9 +70,21 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a timestamp from a peer or a client may be ahead of this node's clock; further ahead is refused and logged.")
     var maxClockDrift = 5.0
 
+    @Option(help: ArgumentHelp("Serve Redis's protocol (RESP2 and RESP3) on HOST:PORT too: any Redis client, redis-cli and redis-benchmark work against the cluster.",
+                               valueName: "host:port"))
+    var respListen: String?
+
+    @Option(help: ArgumentHelp("RESP: the passwords AUTH accepts, ROLE PASSWORD [NAME] per line, mode 0600; re-read on SIGHUP. Required with CURVE on.",
+                               valueName: "file"))
+    var respPasswords: String?
+
     @OptionGroup var server: ServerOptions<NodeDefaults>
 
     func validate() throws {
+        if respPasswords != nil && respListen == nil { throw ValidationError("--resp-passwords needs --resp-listen") }
+        if respListen != nil && respPasswords == nil && !server.insecure {
+            throw ValidationError("--resp-listen with CURVE on needs --resp-passwords: the Redis protocol has no keys, so AUTH is how it is secured")
+        }
         if clientKey != nil && server.serverKey == nil { throw ValidationError("--client-key needs --server-key and --allowlist") }
         if server.serverKey != nil && clientKey == nil { throw ValidationError("--server-key needs --client-key: the node's identity for its own calls") }
         try validateEndpoint(placement, option: "placement")
@@ -109,6 +121,8 @@ struct NodeCommand: AsyncParsableCommand {
         options.antiEntropyInterval = .seconds(antiEntropyInterval)
         options.antiEntropyRateLimit = Int(antiEntropyRateMb * 1_000_000)
         options.maxClockDrift = .seconds(maxClockDrift)
+        options.respListen = respListen
+        options.respPasswords = respPasswords.map { URL(fileURLWithPath: $0) }
         try await ServiceRunner.run([StorageNodeServer.service(options: options, logger: logger)], logger: logger)
     }
 }

@@ -30,6 +30,10 @@ int ringstore_accepted_address(int descriptor, unsigned port, char *buffer, size
 /// `getpeername(2)`; 1 on success, 0 when it is not a connected TCP socket.
 int ringstore_peer_address(int descriptor, char *buffer, size_t size);
 
+/// `buffer` gets the local address of socket `descriptor` (same format) from
+/// `getsockname(2)`; 1 on success, 0 when it is not a TCP socket.
+int ringstore_local_address(int descriptor, char *buffer, size_t size);
+
 /// How many accepts went through this file's `accept4` (0 means libzmq's
 /// calls are not bound to it, and addresses come from `getpeername` only).
 unsigned long ringstore_accepts_seen(void);

@@ -1,0 +1,287 @@
+import CEventLoop
+import Glibc
+import Logging
+import RESP
+import RPC
+
+/// The TCP side of the RESP front door, on the node's reactor thread: a
+/// listening socket and every client connection in one epoll set, which the
+/// reactor polls as a single descriptor next to its ZeroMQ sockets. Commands
+/// run on the same thread as the coordinator they call, with no hand-off.
+///
+/// Level-triggered: a connection is read while it has bytes and room for
+/// more commands in flight; replies are written at the end of each reactor
+/// turn (one write for a turn's pipelined replies), and what the kernel does
+/// not take waits for EPOLLOUT.
+final class RESPListener {
+    struct Limits {
+        /// Connections at once; one more is told so and closed.
+        var maxClients = 10_000
+        /// Commands of one connection waiting for their replies; reading
+        /// stops at this many and resumes at half. It bounds what one
+        /// connection's replies can hold (128 reads of the largest value)
+        /// and is far above what pipelining needs to keep the node busy.
+        var maxInFlight = 128
+        /// Unsent reply bytes at which a connection is no longer read (a
+        /// client that sends and never reads holds this much at most, plus
+        /// the replies of its commands in flight).
+        var pauseReadingAtOutputBytes = 4 << 20
+        /// Unsent reply bytes beyond which a connection is closed.
+        var maxOutputBytes = 256 << 20
+        /// Bytes read from one connection per reactor turn, so that one
+        /// pipelining client does not starve the others.
+        var readPerTurn = 256 << 10
+    }
+
+    /// The address actually bound (`host:port`).
+    let address: String
+    let limits: Limits
+    private let reactor: Reactor
+    private let logger: Logger
+    private let listener: Int32
+    private let epoll: Int32
+    private var connections: [Int32: RESPConnection] = [:]
+    private var dirty: Set<Int32> = []
+    private var nextID: Int64 = 0
+    private let makeParser: () -> RESPParser
+    /// Runs each command a connection read; the reply goes to the connection.
+    var execute: (RESPConnection, [[UInt8]]) -> Void = { connection, _ in connection.reply { $0.error("ERR not ready") } }
+    /// Connections accepted since start, for INFO.
+    private(set) var acceptedTotal = 0
+
+    var clientCount: Int { connections.count }
+
+    init(reactor: Reactor, listen: String, limits: Limits = Limits(), logger: Logger,
+         makeParser: @escaping () -> RESPParser) throws {
+        self.reactor = reactor
+        self.limits = limits
+        self.logger = logger
+        self.makeParser = makeParser
+        (listener, address) = try Self.bind(listen)
+        epoll = ringstore_epoll_create()
+        guard epoll >= 0 else {
+            let error = errno
+            close(listener)
+            throw RESPListenerError("epoll_create1: errno \(error)")
+        }
+        _ = ringstore_epoll_watch(epoll, listener, Int32(RINGSTORE_READABLE), 1)
+        reactor.addReader(fileDescriptor: epoll) { [unowned self] in poll() }
+        reactor.onTurnEnd { [unowned self] in flushDirty() }
+    }
+
+    /// Closes every connection and the listening socket.
+    func shutdown() {
+        for connection in Array(connections.values) { drop(connection, reason: nil) }
+        reactor.removeReader(fileDescriptor: epoll)
+        close(listener)
+        close(epoll)
+    }
+
+    // MARK: Events
+
+    private static let readable = Int32(RINGSTORE_READABLE)
+    private static let writable = Int32(RINGSTORE_WRITABLE)
+    private static let hungUp = Int32(RINGSTORE_CLOSED)
+
+    private func poll() {
+        var fds = [Int32](repeating: 0, count: 64), events = [Int32](repeating: 0, count: 64)
+        while true {
+            let count = Int(ringstore_epoll_ready(epoll, &fds, &events, Int32(fds.count)))
+            guard count > 0 else { return }
+            for index in 0..<count {
+                let fd = fds[index], ready = events[index]
+                if fd == listener {
+                    acceptAll()
+                    continue
+                }
+                guard let connection = connections[fd] else { continue }
+                if ready & Self.hungUp != 0 && ready & Self.readable == 0 {
+                    drop(connection, reason: nil)
+                    continue
+                }
+                if ready & Self.writable != 0 { write(connection) }
+                if ready & Self.readable != 0 && connections[fd] != nil { read(connection) }
+            }
+            if count < fds.count { return }
+        }
+    }
+
+    private func acceptAll() {
+        while true {
+            let fd = ringstore_accept_nonblocking(listener)
+            if fd < 0 {
+                if errno != EAGAIN && errno != EWOULDBLOCK {
+                    logger.warning("resp.accept.failed", metadata: ["resp.errno": "\(errno)"])
+                }
+                return
+            }
+            if connections.count >= limits.maxClients {
+                let refusal = Array("-ERR max number of clients reached\r\n".utf8)
+                _ = refusal.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+                continue
+            }
+            nextID += 1
+            acceptedTotal += 1
+            let connection = RESPConnection(id: nextID, fd: fd, parser: makeParser(), peer: ConnectionAddress.peer(of: fd) ?? "unknown")
+            connection.onReply = { [unowned self] connection in dirty.insert(connection.fd) }
+            connections[fd] = connection
+            _ = ringstore_epoll_watch(epoll, fd, Self.readable, 1)
+            connection.interest = Self.readable
+        }
+    }
+
+    private func read(_ connection: RESPConnection) {
+        var budget = limits.readPerTurn
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while budget > 0 && mayRead(connection) {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(connection.fd, $0.baseAddress, min($0.count, budget)) }
+            if count == 0 {
+                // The client closed its side: answer what it sent, then close.
+                connection.peerClosed = true
+                break
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                if errno != EAGAIN && errno != EWOULDBLOCK { drop(connection, reason: nil); return }
+                break
+            }
+            budget -= count
+            buffer.withUnsafeBytes { connection.parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            runCommands(connection)
+            if connections[connection.fd] == nil { return }
+        }
+        runCommands(connection)
+        updateInterest(connection)
+        if connection.peerClosed && connection.inFlight == 0 && connection.unsent == 0 { drop(connection, reason: nil) }
+    }
+
+    /// Parses and runs what the connection has buffered, while it has room.
+    private func runCommands(_ connection: RESPConnection) {
+        while !connection.closing && hasRoom(connection) {
+            let command: [[UInt8]]
+            do {
+                guard let next = try connection.parser.next() else { return }
+                command = next
+            } catch {
+                // As Redis: say what was wrong, then close once it is sent.
+                connection.reply { $0.error("ERR \(error.message)") }
+                connection.closing = true
+                logger.notice("resp.protocol_error", metadata: ["resp.peer": "\(connection.peer)", "resp.error": "\(error.message)"])
+                return
+            }
+            execute(connection, command)
+        }
+    }
+
+    private func flushDirty() {
+        guard !dirty.isEmpty else { return }
+        let fds = dirty
+        dirty.removeAll(keepingCapacity: true)
+        for fd in fds {
+            guard let connection = connections[fd] else { continue }
+            write(connection)
+        }
+    }
+
+    private func write(_ connection: RESPConnection) {
+        connection.collectReplies()
+        while connection.unsent > 0 {
+            let count = connection.withUnsent { bytes in Glibc.write(connection.fd, bytes.baseAddress, bytes.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { break }
+                drop(connection, reason: nil)
+                return
+            }
+            connection.sent(count)
+        }
+        if connection.unsent > limits.maxOutputBytes {
+            drop(connection, reason: "output buffer over \(limits.maxOutputBytes) bytes (a client that does not read)")
+            return
+        }
+        if connection.unsent == 0 && connection.inFlight == 0 && (connection.closing || connection.peerClosed) {
+            drop(connection, reason: nil)
+            return
+        }
+        updateInterest(connection)
+        // Room again after a full window: read what waited in the kernel.
+        if !connection.closing && connection.inFlight <= limits.maxInFlight / 2 && connection.parser.buffered > 0 {
+            runCommands(connection)
+            updateInterest(connection)
+        }
+    }
+
+    /// Whether the connection is read now: not closing, room for commands,
+    /// and its replies are being taken.
+    private func mayRead(_ connection: RESPConnection) -> Bool {
+        !connection.closing && !connection.peerClosed && hasRoom(connection)
+    }
+
+    /// Room for another command: fewer in flight than the limit, and than
+    /// its typical reply fits in the output allowance (a client reading
+    /// 512 KB values gets 8 at a time, one reading small values 128), and the
+    /// replies so far are being taken.
+    private func hasRoom(_ connection: RESPConnection) -> Bool {
+        let fitting = max(1, limits.pauseReadingAtOutputBytes / max(1, connection.typicalReplyBytes))
+        return connection.inFlight < min(limits.maxInFlight, fitting) && connection.unsent < limits.pauseReadingAtOutputBytes
+    }
+
+    private func updateInterest(_ connection: RESPConnection) {
+        var events: Int32 = 0
+        if mayRead(connection) { events |= Self.readable }
+        if connection.unsent > 0 { events |= Self.writable }
+        guard events != connection.interest else { return }
+        connection.interest = events
+        _ = ringstore_epoll_watch(epoll, connection.fd, events, 0)
+    }
+
+    /// Closes every connection `matches` picks.
+    func drop(where matches: (RESPConnection) -> Bool, reason: String) {
+        for connection in connections.values where matches(connection) { drop(connection, reason: reason) }
+    }
+
+    private func drop(_ connection: RESPConnection, reason: String?) {
+        if let reason { logger.notice("resp.client.closed", metadata: ["resp.peer": "\(connection.peer)", "resp.reason": "\(reason)"]) }
+        connections[connection.fd] = nil
+        dirty.remove(connection.fd)
+        _ = ringstore_epoll_forget(epoll, connection.fd)
+        close(connection.fd)
+        connection.closed = true
+    }
+
+    /// A non-blocking listening socket on `host:port` (IPv4 or `[v6]`).
+    private static func bind(_ listen: String) throws -> (Int32, String) {
+        guard let colon = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: colon)...]) else {
+            throw RESPListenerError("--resp-listen: '\(listen)' is not HOST:PORT")
+        }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty || host == "*" { host = "0.0.0.0" }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var found: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &found)
+        guard status == 0, let info = found else {
+            throw RESPListenerError("--resp-listen: cannot resolve '\(host)': \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(found) }
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw RESPListenerError("socket: errno \(errno)") }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        guard Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, Glibc.listen(fd, 511) == 0 else {
+            let error = errno
+            close(fd)
+            throw RESPListenerError("--resp-listen \(listen): cannot listen (errno \(error)\(error == EADDRINUSE ? ": address in use" : ""))")
+        }
+        return (fd, ConnectionAddress.local(of: fd) ?? listen)
+    }
+}
+
+/// The RESP listener could not start.
+struct RESPListenerError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
