@@ -96,7 +96,8 @@ define stop_service
 endef
 
 # The local cluster's CURVE keys: the services' keypair (cluster), the operator's
-# (admin, which ringctl finds by itself), one per node, and the allowlist.
+# (admin, which ringctl finds by itself), one per node, and the allowlist; and
+# the password of the nodes' RESP ports (export REDISCLI_AUTH=$(cat .run/keys/resp.password)).
 keys: build
 	@if [ -z "$(INSECURE)" ] && [ ! -f $(KEYS)/cluster.secret ]; then \
 	  $(bin)/ringctl keygen cluster --dir $(KEYS) >/dev/null && $(bin)/ringctl keygen admin --dir $(KEYS) >/dev/null && \
@@ -104,6 +105,11 @@ keys: build
 	  for n in $(NODES); do $(bin)/ringctl keygen node-$$n --dir $(KEYS) >/dev/null && \
 	    echo "node $$(cat $(KEYS)/node-$$n.pub) node-$$n" >> $(KEYS)/allowlist; done && \
 	  echo "keys: wrote $(KEYS)/ (cluster, admin, nodes $(NODES), allowlist)"; \
+	fi
+	@if [ -z "$(INSECURE)" ] && [ ! -f $(KEYS)/resp-passwords ]; then \
+	  umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' > $(KEYS)/resp.password && \
+	  printf '# role password name (AUTH on the nodes'"'"' RESP ports; reloaded on SIGHUP)\nadmin %s operator\n' "$$(cat $(KEYS)/resp.password)" > $(KEYS)/resp-passwords && \
+	  echo "keys: wrote $(KEYS)/resp-passwords (the RESP password is in $(KEYS)/resp.password)"; \
 	fi
 
 up: keys
@@ -127,7 +133,7 @@ start-node: keys
 	  for f in $(RUN)/*.pid; do [ -e "$$f" ] && kill -HUP $$(cat $$f) 2>/dev/null; done; \
 	  echo "keys: node-$(N) added to $(KEYS)/allowlist"; \
 	fi
-	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))) --data-dir $(RUN)/node-$(N) --sync $(SYNC) $(SECURITY) $(if $(INSECURE),,--client-key $(KEYS)/node-$(N).secret))
+	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))) --data-dir $(RUN)/node-$(N) --sync $(SYNC) $(SECURITY) $(if $(INSECURE),,--client-key $(KEYS)/node-$(N).secret --resp-passwords $(KEYS)/resp-passwords) --resp-listen 127.0.0.1:$$((6380 + $(N))))
 
 start: build start-node
 

@@ -168,6 +168,30 @@ import TestKit
         try await cluster.stop()
     }
 
+    @Test func aSighupReloadOfThePasswordsClosesTheSessionsOfARemovedPassword() async throws {
+        let cluster = try LocalCluster(nodes: 1)
+        cluster.placementArguments = ["--replicas", "1"]
+        try cluster.serveRESP()
+        try await cluster.startAndSettle()
+        let old = try #require(cluster.respPassword)
+        let session = try RawConnection(port: cluster.respPorts[0])
+        try session.send("AUTH \(old)\r\nPING\r\n")
+        #expect(try session.read(count: 12) == "+OK\r\n+PONG\r\n")
+
+        let file = cluster.dataDirectory.appendingPathComponent("resp-passwords")
+        try "client a-new-password-here app\n".write(to: file, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        kill(cluster.node(0).pid, SIGHUP)
+        // The session authenticated with the removed password is closed.
+        #expect(try session.readUntilClosed(timeout: .seconds(10)) == "")
+        session.close()
+        let refused = try await Self.cli(cluster, 0, ["ping"], password: old)
+        #expect((refused.stdout + refused.stderr).contains("WRONGPASS"), "\(refused.stdout)\(refused.stderr)")
+        #expect(try await Self.cli(cluster, 0, ["ping"], password: "a-new-password-here").stdout == "PONG\n")
+        #expect(cluster.node(0).isRunning)
+        try await cluster.stop()
+    }
+
     static func residentMegabytes(_ pid: Int32) throws -> Int {
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
@@ -224,6 +248,20 @@ final class RawConnection {
             }
         }
         return offset
+    }
+
+    /// Exactly `count` bytes (within 10 seconds).
+    func read(count: Int) throws -> String {
+        var seconds = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: count)
+        while received.count < count {
+            let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, count - received.count, 0) }
+            guard got > 0 else { throw FixtureError("read \(received.count) of \(count) bytes: errno \(errno)") }
+            received += buffer[0..<got]
+        }
+        return String(decoding: received, as: UTF8.self)
     }
 
     /// Everything the peer sends until it closes the connection.

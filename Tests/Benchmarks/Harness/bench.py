@@ -247,6 +247,8 @@ def main():
                 figures[(key, concurrency)] = result["round_trips_per_s"]
 
         # The cluster: placement, lock service, three nodes; with CURVE when secured.
+        resp_port = free_port(taken)
+
         def start_cluster(secured):
             log("== cluster" + (" with CURVE ==" if secured else " =="))
             placement = f"tcp://127.0.0.1:{free_port(taken)}"
@@ -276,13 +278,15 @@ def main():
             services.start("lock" + suffix, [binary("ringstore-lock"), "--listen", locks, "--publish", lock_events,
                                              "--data-dir", os.path.join(scratch, "lock" + suffix)] + quiet + server)
             nodes = []
+            # The plain cluster's node 1 also serves RESP, for redis-benchmark.
+            resp = [] if secured else ["--resp-listen", f"127.0.0.1:{resp_port}"]
             for number in (1, 2, 3):
                 address = f"127.0.0.1:{free_port(taken)}"
                 nodes.append(address)
                 services.start(f"node-{number}{suffix}", [
                     binary("ringstore-node"), "--listen", f"tcp://{address}", "--placement", placement,
                     "--placement-events", placement_events, "--data-dir", os.path.join(scratch, f"node-{number}{suffix}"),
-                    "--sync", args.sync] + quiet + server + node_keys.get(number, []))
+                    "--sync", args.sync] + quiet + server + node_keys.get(number, []) + (resp if number == 1 else []))
             cluster = ["--placement", placement, "--locks", locks, "--placement-events", placement_events,
                        "--lock-events", lock_events] + client
             run([binary("ringctl"), "status", "--wait", "60", "--nodes", ",".join(nodes)] + cluster, 90, "ringctl status --wait")
@@ -320,6 +324,15 @@ def main():
                 for operation in ("put", "get"):
                     figures[(operation, replicas, concurrency)] = result[f"{operation}_ops_per_s"]
                     details[(operation, replicas, concurrency)] = result
+        # (b'') the Redis protocol: redis-benchmark against node 1's RESP port
+        # (N=3, W=2, R=2: the nodes' defaults), as the issue asks: -c 32 -d 100,
+        # plain and -P 16. Redis gets the same commands below.
+        log("== redis-benchmark against Ringstore's RESP port ==")
+        for pipeline in (1, 16):
+            rates = redis_benchmark(resp_port, 32, pipeline, redis_requests)
+            for operation in ("set", "get"):
+                figures[("resp", operation, pipeline)] = rates[operation]
+        services.check_alive()
         # The lock service, for the record (not in the table).
         lock_result = json_line(run([binary("ringctl"), "bench", "lock", "--json", "--count", "50" if smoke else "2000"]
                                     + cluster, 600, "ringctl bench lock"), "ringctl bench lock")
@@ -351,6 +364,10 @@ def main():
             for operation in ("set", "get"):
                 figures[(f"redis_{operation}", concurrency)] = plain[operation]
                 figures[(f"redis_pipelined_{operation}", concurrency)] = pipelined[operation]
+        for pipeline in (1, 16):
+            rates = redis_benchmark(redis_port, 32, pipeline, redis_requests)
+            for operation in ("set", "get"):
+                figures[("redis_c32", operation, pipeline)] = rates[operation]
         services.stop_all()
 
         # (d) microbenchmarks.
@@ -456,6 +473,20 @@ def render(args, figures, details, settings, redis_version_text, ring_output, st
     engine = figures["engine_10k"]
     lines.append(f"| storage engine, batches of 10,000 rows, `--sync normal` | | {engine:,} rows/s | | | | | | >= 150,000 rows/s | "
                  f"{'yes' if engine >= 150000 else 'no'} |")
+    lines.append("")
+    lines.append("## The Redis protocol: `redis-benchmark -t set,get -c 32 -d 100` against Ringstore and Redis (same run)")
+    lines.append("")
+    lines.append("The same redis-benchmark command against node 1's RESP port (`--resp-listen`; N=3, W=2, R=2, "
+                 f"sync {args.sync}: every SET is a quorum write to three replicas, every GET a quorum read of two) and "
+                 "against redis-server (one process, persistence off), plain and with `-P 16`.")
+    lines.append("")
+    lines.append("| command | Ringstore RESP | Redis | Ringstore / Redis |")
+    lines.append("|---|---|---|---|")
+    for pipeline in (1, 16):
+        for operation in ("set", "get"):
+            ours, theirs = figures[("resp", operation, pipeline)], figures[("redis_c32", operation, pipeline)]
+            label = f"{operation.upper()}" + (" -P 16" if pipeline > 1 else "")
+            lines.append(f"| {label} | {rate(ours)} | {rate(theirs)} | {ratio(ours, theirs)} |")
     lines.append("")
     lines.append("## CURVE's cost (same run, 32 in flight, N=1 W=1 R=1)")
     lines.append("")
