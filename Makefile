@@ -28,7 +28,7 @@ export PATH := $(PATH):/opt/swift/usr/bin
 
 bin = $$($(SWIFT) build -c $(CONFIG) --show-bin-path)
 
-.PHONY: help deps bench-deps test-deps build keys up down start start-node join stop kill test bench bench-md5 demo proto clean-data status
+.PHONY: help deps bench-deps test-deps build keys up down start start-node join stop kill test bench bench-md5 bench-resp-loop demo proto clean-data status
 
 help:
 	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/, CURVE on"
@@ -41,6 +41,7 @@ help:
 	@echo "make demo          make up, a workload, the event stream, node 4 joining (migration) and leaving"
 	@echo "make bench         benchmarks side by side with raw libzmq and Redis; writes docs/BENCHMARKS.md"
 	@echo "make bench-md5     the ring's MD5 (OpenSSL) against swift-crypto's Insecure.MD5"
+	@echo "make bench-resp-loop  RESP PING: the node's reactor against a SwiftNIO server (why no NIO)"
 	@echo "make proto         regenerate the protobuf Swift code"
 	@echo "make clean-data    remove $(RUN)/ (after make down)"
 
@@ -177,6 +178,13 @@ bench: bench-deps
 # of its own (Tests/Benchmarks/MD5Compare), so swift-crypto is not in every build.
 bench-md5: deps
 	cd Tests/Benchmarks/MD5Compare && $(SWIFT) run -c release ringstore-bench-md5
+
+# Why the RESP front door runs on the node's reactor: PING through it, and
+# through a SwiftNIO server with and without the hop a NIO front door needs
+# (a package of its own, Tests/Benchmarks/RESPEventLoop, so NIO is not in every build).
+bench-resp-loop: bench-deps
+	$(SWIFT) build -c release
+	Tests/Benchmarks/RESPEventLoop/compare.sh "$(bin)"
 
 # A short tour: a workload, live events, a join and its migration, a leave.
 demo: up
