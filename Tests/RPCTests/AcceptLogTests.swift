@@ -1,5 +1,6 @@
 import CAcceptLog
 import Glibc
+import TestKit
 import Testing
 
 /// CAcceptLog: the process's own `accept4` records each accepted peer's
@@ -23,25 +24,6 @@ struct AcceptLogTests {
         return (descriptor, UInt16(bigEndian: address.sin_port))
     }
 
-    /// Connects to `port` and returns the client's descriptor and local port.
-    private static func connectTo(_ port: UInt16) throws -> (descriptor: Int32, localPort: UInt16) {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(connected == 0)
-        var local = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        return (descriptor, UInt16(bigEndian: local.sin_port))
-    }
-
     private static func claim(_ descriptor: Int32, port: UInt16) -> String? {
         var buffer = [CChar](repeating: 0, count: 64)
         guard ringstore_accepted_address(descriptor, UInt32(port), &buffer, buffer.count) == 1 else { return nil }
@@ -52,8 +34,8 @@ struct AcceptLogTests {
         let server = try Self.listener(), other = try Self.listener()
         defer { close(server.descriptor); close(other.descriptor) }
         let seen = ringstore_accepts_seen()
-        let client = try Self.connectTo(server.port)
-        defer { close(client.descriptor) }
+        let client = try RawConnection(port: server.port)
+        defer { client.close() }
         // The process's `accept4` as libzmq's call finds it (RTLD_DEFAULT).
         typealias Accept4 = @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32
         let symbol = try #require(dlsym(nil, "accept4"))
