@@ -40,15 +40,21 @@ public enum KeyFiles {
         try create(publicPath, contents: "\(keys.publicKey)\n", mode: 0o644)
     }
 
-    /// The pair in a secret file, which only its owner may read or write (as
-    /// ssh insists of a private key: a secret others can read is no secret).
-    public static func readPair(_ path: URL) throws(KeyFileError) -> CurveKeyPair {
+    /// The text of a secret file (a key, the RESP passwords), which only its
+    /// owner may read or write (as ssh insists of a private key: a secret
+    /// others can read is no secret).
+    public static func readSecret(_ path: URL) throws(KeyFileError) -> String {
         var status = stat()
         if stat(path.path, &status) == 0, status.st_mode & 0o077 != 0 {
             throw KeyFileError("\(path.path) is readable or writable by others (mode \(String(status.st_mode & 0o777, radix: 8))): " +
-                               "chmod 600 it, and make a new key if anyone may have read it")
+                               "chmod 600 it, and replace the secret if anyone may have read it")
         }
-        let text = try read(path)
+        return try read(path)
+    }
+
+    /// The pair in a secret file.
+    public static func readPair(_ path: URL) throws(KeyFileError) -> CurveKeyPair {
+        let text = try readSecret(path)
         var fields: [String: CurveKey] = [:]
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 1)

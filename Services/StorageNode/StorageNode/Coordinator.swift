@@ -70,22 +70,18 @@ final class Coordinator {
             }
         }
         rpc.register(StorageMethods.get) { [unowned self] context, request in
-            let reply = ClientReply { [weak self] outcome in
-                switch outcome {
-                case .read(let record, let replies):
-                    self?.rpc?.reply(to: context, .success(WireGetReply.with {
-                        $0.replies = UInt32(replies)
-                        if let record, let value = record.value {
+            read(key: [UInt8](request.key), quorum: request.quorum) { [weak self] result in
+                self?.rpc?.reply(to: context, result.map { read in
+                    WireGetReply.with {
+                        $0.replies = UInt32(read.replies)
+                        if let record = read.record, let value = record.value {
                             $0.found = true
                             $0.value = Data(value)
                             $0.version = record.version.wire
                         }
-                    }))
-                case .failed(let error): self?.rpc?.fail(context, error)
-                case .written: self?.rpc?.fail(context, .internalError("a read ended as a write"))
-                }
+                    }
+                })
             }
-            withCore { $0.get(key: [UInt8](request.key), quorum: request.quorum, token: reply) }
             return HandlerOutcome<WireGetReply>.parked
         }
         rpc.register(StorageMethods.replicaWrite, role: .node) { [unowned self] context, request in replicaWrite(context, request) }
@@ -105,22 +101,16 @@ final class Coordinator {
         if seen > 0, !clock.admit(seen, from: "client \(context.caller)") {
             return .failure(.invalidArgument("seen_timestamp: \(clock.refusal(seen))"))
         }
-        let reply = ClientReply { [weak self] outcome in
-            switch outcome {
-            case .written(let version, let acks): self?.rpc?.reply(to: context, .success(makeReply(version, acks)))
-            case .failed(let error): self?.rpc?.fail(context, error)
-            case .read: self?.rpc?.fail(context, .internalError("a write ended as a read"))
-            }
+        self.write(write) { [weak self] result in
+            self?.rpc?.reply(to: context, result.map { makeReply($0.version, $0.acks) })
         }
-        withCore { $0.write(write, token: reply) }
         return .parked
     }
 
-    // MARK: Requests from inside the node
+    // MARK: Coordinated requests
 
-    /// A put or delete from a client of this process (the RESP front door),
-    /// coordinated as Put and Delete over RPC are; `done` runs on the reactor
-    /// thread with the version written and the acks.
+    /// A client's put or delete (from RPC or the RESP front door); `done`
+    /// runs on the reactor thread with the version written and the acks.
     func write(_ write: Replication<ClientReply>.Write, done: @escaping (Result<(version: Version, acks: Int), RPCError>) -> Void) {
         let reply = ClientReply { outcome in
             switch outcome {
@@ -132,12 +122,13 @@ final class Coordinator {
         withCore { $0.write(write, token: reply) }
     }
 
-    /// A quorum read from a client of this process; `done` gets the newest
-    /// record the quorum held (a tombstone or nil when there is none).
-    func read(key: [UInt8], quorum: WireQuorum = WireQuorum(), done: @escaping (Result<VersionedRecord?, RPCError>) -> Void) {
+    /// A client's quorum read; `done` gets the newest record the quorum held
+    /// (a tombstone or nil when there is none) and how many replicas answered.
+    func read(key: [UInt8], quorum: WireQuorum = WireQuorum(),
+              done: @escaping (Result<(record: VersionedRecord?, replies: Int), RPCError>) -> Void) {
         let reply = ClientReply { outcome in
             switch outcome {
-            case .read(let record, _): done(.success(record))
+            case .read(let record, let replies): done(.success((record, replies)))
             case .failed(let error): done(.failure(error))
             case .written: done(.failure(.internalError("a read ended as a write")))
             }

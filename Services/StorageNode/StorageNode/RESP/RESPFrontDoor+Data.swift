@@ -13,7 +13,7 @@ extension RESPFrontDoor {
 
     func get(_ connection: RESPConnection, _ key: [UInt8]) {
         let slot = connection.reserve()
-        coordinator.read(key: key) { result in
+        read(key) { result in
             connection.complete(slot, connection.encode { writer in
                 switch result {
                 case .success(let record): Self.writeValue(record, into: &writer)
@@ -25,7 +25,7 @@ extension RESPFrontDoor {
 
     func strlen(_ connection: RESPConnection, _ key: [UInt8]) {
         let slot = connection.reserve()
-        coordinator.read(key: key) { result in
+        read(key) { result in
             connection.complete(slot, connection.encode { writer in
                 switch result {
                 case .success(let record): writer.integer(record?.value?.count ?? 0)
@@ -117,7 +117,7 @@ extension RESPFrontDoor {
     func exists(_ connection: RESPConnection, _ keys: [[UInt8]]) {
         let slot = connection.reserve()
         gather(keys, each: { key, done in
-            self.coordinator.read(key: key) { result in done(result.map { $0?.value == nil ? 0 : 1 }) }
+            self.read(key) { result in done(result.map { $0?.value == nil ? 0 : 1 }) }
         }, done: { results in
             connection.complete(slot, connection.encode { writer in
                 if let error = Self.firstFailure(results) { writer.error(Self.message(error)) } else { writer.integer(Self.successes(results).reduce(0, +)) }
@@ -127,7 +127,7 @@ extension RESPFrontDoor {
 
     func multiGet(_ connection: RESPConnection, _ keys: [[UInt8]]) {
         let slot = connection.reserve()
-        gather(keys, each: { key, done in self.coordinator.read(key: key, done: done) }, done: { results in
+        gather(keys, each: { key, done in self.read(key, done: done) }, done: { results in
             connection.complete(slot, connection.encode { writer in
                 if let error = Self.firstFailure(results) {
                     writer.error(Self.message(error))
@@ -159,13 +159,18 @@ extension RESPFrontDoor {
 
     // MARK: Helpers
 
+    /// A quorum read at the node's defaults; the newest record the quorum held.
+    func read(_ key: [UInt8], done: @escaping (Result<VersionedRecord?, RPCError>) -> Void) {
+        coordinator.read(key: key) { result in done(result.map(\.record)) }
+    }
+
     /// Reads `key`, lets `decide` choose what to write (a value, `.some(nil)`
     /// for a delete, nil for nothing) and writes it only if the key is still
     /// at the version read; retried on a concurrent change. `done` gets the
     /// value read and whether it wrote.
     func readThenWrite(_ key: [UInt8], attempts: Int, decide: @escaping ([UInt8]?) -> [UInt8]??,
                        done: @escaping (Result<VersionedRecord?, RPCError>, Bool) -> Void) {
-        coordinator.read(key: key) { [weak self] result in
+        read(key) { [weak self] result in
             guard let self else { return }
             guard case .success(let record) = result else {
                 done(result, false)

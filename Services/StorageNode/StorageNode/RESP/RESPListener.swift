@@ -42,6 +42,8 @@ final class RESPListener {
     private let epoll: Int32
     private var connections: [Int32: RESPConnection] = [:]
     private var dirty: Set<Int32> = []
+    /// Where every connection's bytes are read into (one buffer, reused).
+    private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
     private var nextID: Int64 = 0
     private let makeParser: () -> RESPParser
     /// Runs each command a connection read; the reply goes to the connection.
@@ -133,9 +135,8 @@ final class RESPListener {
 
     private func read(_ connection: RESPConnection) {
         var budget = limits.readPerTurn
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while budget > 0 && mayRead(connection) {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(connection.fd, $0.baseAddress, min($0.count, budget)) }
+            let count = readBuffer.withUnsafeMutableBytes { Glibc.read(connection.fd, $0.baseAddress, min($0.count, budget)) }
             if count == 0 {
                 // The client closed its side: answer what it sent, then close.
                 connection.peerClosed = true
@@ -147,7 +148,7 @@ final class RESPListener {
                 break
             }
             budget -= count
-            buffer.withUnsafeBytes { connection.parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            readBuffer.withUnsafeBytes { connection.parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
             runCommands(connection)
             if connections[connection.fd] == nil { return }
         }

@@ -1,6 +1,5 @@
 import Basics
 import Foundation
-import Glibc
 import Logging
 import RPC
 
@@ -66,17 +65,7 @@ final class RESPPasswords {
 
     /// The entries in `file`; throws naming the file and line that is wrong.
     static func read(_ file: URL) throws -> [Entry] {
-        var status = stat()
-        if stat(file.path, &status) == 0, status.st_mode & 0o077 != 0 {
-            throw PasswordFileError("\(file.path) is readable or writable by others (mode \(String(status.st_mode & 0o777, radix: 8))): chmod 600 it")
-        }
-        let text: String
-        do {
-            text = try String(contentsOf: file, encoding: .utf8)
-        } catch {
-            throw PasswordFileError("cannot read \(file.path): \(error.localizedDescription)")
-        }
-        return try parse(text, source: file.path)
+        try parse(try KeyFiles.readSecret(file), source: file.path)
     }
 
     static func parse(_ text: String, source: String) throws -> [Entry] {
