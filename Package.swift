@@ -237,7 +237,11 @@ let package = Package(
         ),
         .testTarget(
             name: "RPCTests",
-            dependencies: ["Basics", "CAcceptLog", "RPC", "RingProtocol", "ZeroMQ", "TestKit", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: [
+                "Basics", "CAcceptLog", "RPC", "RingProtocol", "ZeroMQ", "TestKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             path: "Tests/RPCTests"
         ),
         .testTarget(

@@ -158,6 +158,39 @@ struct ReactorTimer {
     let body: () -> Void
 }
 
+/// A weak reference to an object that lives on a reactor's thread, which any
+/// thread (a signal watcher's, say) may hold: `post` runs work with the object
+/// on the reactor thread, if the object still exists then. Holding it never
+/// keeps the object alive, and the object is only ever touched on its thread.
+public struct ReactorBound<Object: AnyObject>: @unchecked Sendable {
+    private final class Box {
+        weak var object: Object?
+        init(_ object: Object) { self.object = object }
+    }
+
+    private let box: Box
+    private let handle: ReactorHandle
+
+    /// `object` belongs to `reactor`'s thread.
+    public init(_ object: Object, on reactor: Reactor) {
+        self.init(object, on: reactor.handle)
+    }
+
+    /// `object` belongs to the thread of the reactor `handle` posts to.
+    public init(_ object: Object, on handle: ReactorHandle) {
+        box = Box(object)
+        self.handle = handle
+    }
+
+    /// Runs `work` with the object on the reactor thread at its next turn;
+    /// nothing happens if the object is gone by then or the reactor stopped.
+    public func post(_ work: @escaping @Sendable (Object) -> Void) {
+        handle.post { [self] _ in
+            if let object = box.object { work(object) }
+        }
+    }
+}
+
 /// The thread-safe side of a `Reactor`: post work to its thread, or stop it.
 public final class ReactorHandle: Sendable {
     let waker: Waker

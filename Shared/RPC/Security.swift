@@ -72,17 +72,15 @@ public final class ServerSecurity {
     /// Replaces the allowlist; when keys were removed, the revocation
     /// handlers run on the reactor thread.
     public func replace(_ list: Allowlist) {
-        Self.replace(list, in: allowlist, reactor: reactor, security: UncheckedTransfer(WeakReference(self)))
+        Self.replace(list, in: allowlist, security: ReactorBound(self, on: reactor))
     }
 
     /// `replace` from any thread (the SIGHUP reloader's): it touches only
     /// Sendable parts here, and the server itself only on its reactor thread.
-    private static func replace(_ list: Allowlist, in source: AllowlistSource, reactor: ReactorHandle,
-                                security: UncheckedTransfer<WeakReference<ServerSecurity>>) {
+    private static func replace(_ list: Allowlist, in source: AllowlistSource, security: ReactorBound<ServerSecurity>) {
         let removed = source.replace(list)
         guard !removed.isEmpty else { return }
-        reactor.post { _ in
-            guard let security = security.value.object else { return }
+        security.post { security in
             for handler in security.revocationHandlers { handler(removed) }
         }
     }
@@ -140,26 +138,20 @@ extension ServerSecurity {
     /// allowlist file (a broken file is logged and the old list kept).
     public convenience init(reactor: Reactor, settings: SecuritySettings) throws {
         try self.init(reactor: reactor, keys: settings.serverKeys, allowlist: AllowlistSource(settings.allowlist))
-        let security = UncheckedTransfer(WeakReference(self))
-        let source = allowlist, handle = reactor.handle
+        let security = ReactorBound(self, on: reactor)
+        let source = allowlist
         let logger = reactor.logger
         let file = settings.allowlistFile
         reloadSignal = try AllowlistReloader(file: file) { result in
             switch result {
             case .success(let list):
-                Self.replace(list, in: source, reactor: handle, security: security)
+                Self.replace(list, in: source, security: security)
                 logger.notice("security.allowlist.reloaded", metadata: ["security.allowlist": "\(file.path)", "security.keys": "\(list.entries.count)"])
             case .failure(let error):
                 logger.error("security.allowlist.reload_failed", metadata: ["security.error": "\(error)"])
             }
         }
     }
-}
-
-/// A reference that does not keep its object alive.
-final class WeakReference<Object: AnyObject> {
-    weak var object: Object?
-    init(_ object: Object) { self.object = object }
 }
 
 /// Re-reads an allowlist file on SIGHUP, on the signal thread.

@@ -59,11 +59,12 @@ final class RESPFrontDoor {
         commandsProcessed += 1
         let name = String(decoding: arguments[0], as: UTF8.self).uppercased()
         let rest = Array(arguments.dropFirst())
-        if passwords != nil, connection.authenticated == nil, !["AUTH", "HELLO", "QUIT"].contains(name) {
+        let command = Self.commands[name]
+        if passwords != nil, connection.authenticated == nil, !(command?.flags.contains("noauth") ?? false) {
             connection.reply { $0.error("NOAUTH Authentication required.") }
             return
         }
-        guard let command = Self.commands[name] else {
+        guard let command else {
             let shown = rest.prefix(3).map { "'\(Self.text($0).prefix(64))' " }.joined()
             connection.reply { $0.error("ERR unknown command '\(Self.text(arguments[0]).prefix(128))', with args beginning with: \(shown)") }
             return
@@ -72,39 +73,27 @@ final class RESPFrontDoor {
             connection.reply { $0.error("ERR wrong number of arguments for '\(name.lowercased())' command") }
             return
         }
-        switch name {
-        case "PING":
-            connection.reply { writer in
-                if let message = rest.first { writer.bulk(message) } else { writer.simple("PONG") }
-            }
-        case "ECHO": connection.reply { $0.bulk(rest[0]) }
-        case "QUIT":
-            connection.reply { $0.simple("OK") }
-            connection.closing = true
-        case "SELECT":
-            connection.reply { Self.text(rest[0]) == "0" ? $0.simple("OK") : $0.error("ERR DB index is out of range") }
-        case "AUTH": auth(connection, rest)
-        case "HELLO": hello(connection, rest)
-        case "CLIENT": client(connection, rest)
-        case "COMMAND": commandInfo(connection, rest)
-        case "INFO": info(connection, rest)
-        case "GET": get(connection, rest[0])
-        case "SET": set(connection, rest)
-        case "DEL": delete(connection, rest)
-        case "EXISTS": exists(connection, rest)
-        case "MGET": multiGet(connection, rest)
-        case "MSET": multiSet(connection, rest)
-        case "GETDEL": getDelete(connection, rest[0])
-        case "STRLEN": strlen(connection, rest[0])
-        case "DBSIZE": dbsize(connection)
-        case "CONFIG": config(connection, rest)
-        default: connection.reply { $0.error("ERR unknown command '\(name.lowercased())'") }
+        command.run(self, connection, rest)
+    }
+
+    func ping(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
+        connection.reply { writer in
+            if let message = arguments.first { writer.bulk(message) } else { writer.simple("PONG") }
         }
+    }
+
+    func quit(_ connection: RESPConnection) {
+        connection.reply { $0.simple("OK") }
+        connection.closing = true
+    }
+
+    func select(_ connection: RESPConnection, _ index: [UInt8]) {
+        connection.reply { Self.text(index) == "0" ? $0.simple("OK") : $0.error("ERR DB index is out of range") }
     }
 
     // MARK: Session
 
-    private func auth(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
+    func auth(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
         guard arguments.count <= 2 else {
             connection.reply { $0.error("ERR syntax error") }
             return
@@ -124,7 +113,7 @@ final class RESPFrontDoor {
     }
 
     /// HELLO [protover [AUTH username password] [SETNAME clientname]]
-    private func hello(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
+    func hello(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
         var index = 0
         var version = connection.protocolVersion
         if let first = arguments.first {
@@ -179,7 +168,7 @@ final class RESPFrontDoor {
     /// CONFIG GET: the few parameters tools read (redis-benchmark asks for
     /// `save` and `appendonly`); Ringstore is configured by its flags, so
     /// CONFIG SET is refused.
-    private func config(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
+    func config(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
         guard Self.text(arguments[0]).uppercased() == "GET", arguments.count >= 2 else {
             connection.reply { $0.error("ERR CONFIG \(Self.text(arguments[0]).uppercased()) is not supported: Ringstore is configured by its command-line options") }
             return
@@ -194,7 +183,7 @@ final class RESPFrontDoor {
         }
     }
 
-    private func client(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
+    func client(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
         let sub = Self.text(arguments[0]).uppercased()
         switch (sub, arguments.count) {
         case ("SETNAME", 2):
@@ -223,7 +212,7 @@ final class RESPFrontDoor {
     /// Redis 7.0's (clients pick features by it).
     static let redisVersion = "7.0.0"
 
-    private func info(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
+    func info(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
         let asked = Set(arguments.map { Self.text($0).lowercased() })
         let all = asked.isEmpty || asked.contains("all") || asked.contains("everything") || asked.contains("default")
         let ring = facts.ring()
@@ -269,7 +258,7 @@ final class RESPFrontDoor {
     /// DBSIZE: live keys over the ring's members (each node's own count)
     /// divided by N, as the nodes count them now: approximate while writes,
     /// hints or migrations are in flight, and while a member is unreachable.
-    private func dbsize(_ connection: RESPConnection) {
+    func dbsize(_ connection: RESPConnection) {
         let slot = connection.reserve()
         estimateKeys { keys in connection.complete(slot, connection.encode { $0.integer(keys) }) }
     }
@@ -293,132 +282,6 @@ final class RESPFrontDoor {
             }
         }
     }
-
-    /// COMMAND, COMMAND COUNT, COMMAND INFO name..., COMMAND DOCS [name...]:
-    /// enough for redis-cli's start-up and its hints.
-    private func commandInfo(_ connection: RESPConnection, _ arguments: [[UInt8]]) {
-        let sub = arguments.first.map { Self.text($0).uppercased() }
-        let names = arguments.dropFirst().map { Self.text($0).uppercased() }
-        switch sub {
-        case nil:
-            connection.reply { writer in
-                writer.arrayHeader(Self.commands.count)
-                for (name, command) in Self.commands.sorted(by: { $0.key < $1.key }) { Self.writeInfo(name, command, into: &writer) }
-            }
-        case "COUNT"?:
-            connection.reply { $0.integer(Self.commands.count) }
-        case "INFO"?:
-            connection.reply { writer in
-                let chosen = names.isEmpty ? Self.commands.keys.sorted() : names
-                writer.arrayHeader(chosen.count)
-                for name in chosen {
-                    if let command = Self.commands[name] { Self.writeInfo(name, command, into: &writer) } else { writer.null() }
-                }
-            }
-        case "DOCS"?:
-            connection.reply { writer in
-                let chosen = (names.isEmpty ? Self.commands.keys.sorted() : names).filter { Self.commands[$0] != nil }
-                writer.mapHeader(chosen.count)
-                for name in chosen {
-                    let command = Self.commands[name]!
-                    writer.bulk(name.lowercased())
-                    writer.mapHeader(4)
-                    writer.bulk("summary"); writer.bulk(command.summary)
-                    writer.bulk("since"); writer.bulk(command.since)
-                    writer.bulk("group"); writer.bulk(command.group)
-                    writer.bulk("arguments")
-                    writer.arrayHeader(command.arguments.count)
-                    for argument in command.arguments {
-                        let optional = argument.hasPrefix("[")
-                        let plain = argument.trimmingCharacters(in: CharacterSet(charactersIn: "[]."))
-                        let multiple = argument.hasSuffix("...") || argument.hasSuffix("...]")
-                        let flags = (optional ? ["optional"] : []) + (multiple ? ["multiple"] : [])
-                        writer.mapHeader(flags.isEmpty ? 2 : 3)
-                        writer.bulk("name"); writer.bulk(plain.lowercased())
-                        writer.bulk("type"); writer.bulk(plain == "key" ? "key" : "string")
-                        if !flags.isEmpty {
-                            writer.bulk("flags")
-                            writer.arrayHeader(flags.count)
-                            for flag in flags { writer.simple(flag) }
-                        }
-                    }
-                }
-            }
-        default:
-            connection.reply { $0.error("ERR unknown subcommand '\(sub?.lowercased() ?? "")'. Try COMMAND HELP.") }
-        }
-    }
-
-    private static func writeInfo(_ name: String, _ command: Command, into writer: inout RESPWriter) {
-        writer.arrayHeader(10)
-        writer.bulk(name.lowercased())
-        writer.integer(command.arity)
-        writer.setHeader(command.flags.count)
-        for flag in command.flags { writer.simple(flag) }
-        writer.integer(command.keys.first)
-        writer.integer(command.keys.last)
-        writer.integer(command.keys.step)
-        writer.setHeader(0)  // ACL categories
-        writer.arrayHeader(0)  // tips
-        writer.arrayHeader(0)  // key specs
-        writer.arrayHeader(0)  // subcommands
-    }
-
-    // MARK: The command table
-
-    struct Command {
-        /// Redis's arity: the exact argument count with the name, or minus the least.
-        let arity: Int
-        let flags: [String]
-        let keys: (first: Int, last: Int, step: Int)
-        let group: String
-        let since: String
-        let summary: String
-        let arguments: [String]
-    }
-
-    static let commands: [String: Command] = [
-        "PING": Command(arity: -1, flags: ["fast"], keys: (0, 0, 0), group: "connection", since: "1.0.0",
-                        summary: "Returns the server's liveliness response.", arguments: ["[message]"]),
-        "ECHO": Command(arity: 2, flags: ["fast"], keys: (0, 0, 0), group: "connection", since: "1.0.0",
-                        summary: "Returns the given string.", arguments: ["message"]),
-        "HELLO": Command(arity: -1, flags: ["noauth", "fast"], keys: (0, 0, 0), group: "connection", since: "6.0.0",
-                         summary: "Handshakes with the server: protocol version, AUTH, SETNAME.", arguments: ["[protover]"]),
-        "QUIT": Command(arity: -1, flags: ["noauth", "fast"], keys: (0, 0, 0), group: "connection", since: "1.0.0",
-                        summary: "Closes the connection.", arguments: []),
-        "SELECT": Command(arity: 2, flags: ["fast"], keys: (0, 0, 0), group: "connection", since: "1.0.0",
-                          summary: "Selects database 0, the only one.", arguments: ["index"]),
-        "AUTH": Command(arity: -2, flags: ["noauth", "fast"], keys: (0, 0, 0), group: "connection", since: "1.0.0",
-                        summary: "Authenticates the connection with a password from the node's password file.",
-                        arguments: ["[username]", "password"]),
-        "CLIENT": Command(arity: -2, flags: [], keys: (0, 0, 0), group: "connection", since: "2.4.0",
-                          summary: "SETNAME, GETNAME, ID.", arguments: ["subcommand", "[argument...]"]),
-        "COMMAND": Command(arity: -1, flags: [], keys: (0, 0, 0), group: "server", since: "2.8.13",
-                           summary: "Details about the commands served.", arguments: ["[subcommand]", "[name...]"]),
-        "INFO": Command(arity: -1, flags: [], keys: (0, 0, 0), group: "server", since: "1.0.0",
-                        summary: "Server, clients, replication (the ring, N, W, R) and keyspace.", arguments: ["[section...]"]),
-        "CONFIG": Command(arity: -2, flags: [], keys: (0, 0, 0), group: "server", since: "2.0.0",
-                          summary: "CONFIG GET of save, appendonly, appendfsync, databases.", arguments: ["subcommand", "[parameter...]"]),
-        "DBSIZE": Command(arity: 1, flags: ["readonly"], keys: (0, 0, 0), group: "server", since: "1.0.0",
-                          summary: "Approximate number of keys: the members' live keys over N.", arguments: []),
-        "GET": Command(arity: 2, flags: ["readonly", "fast"], keys: (1, 1, 1), group: "string", since: "1.0.0",
-                       summary: "Quorum read of a key's value.", arguments: ["key"]),
-        "SET": Command(arity: -3, flags: ["write"], keys: (1, 1, 1), group: "string", since: "1.0.0",
-                       summary: "Quorum write; NX and XX are conditional puts, GET returns the old value.",
-                       arguments: ["key", "value", "[NX|XX]", "[GET]"]),
-        "DEL": Command(arity: -2, flags: ["write"], keys: (1, -1, 1), group: "generic", since: "1.0.0",
-                       summary: "Deletes keys; the count of those that existed.", arguments: ["key...", "[key...]"]),
-        "EXISTS": Command(arity: -2, flags: ["readonly", "fast"], keys: (1, -1, 1), group: "generic", since: "1.0.0",
-                          summary: "How many of the keys exist.", arguments: ["key", "[key...]"]),
-        "MGET": Command(arity: -2, flags: ["readonly", "fast"], keys: (1, -1, 1), group: "string", since: "1.0.0",
-                        summary: "The values of several keys.", arguments: ["key", "[key...]"]),
-        "MSET": Command(arity: -3, flags: ["write"], keys: (1, -1, 2), group: "string", since: "1.0.1",
-                        summary: "Writes several keys (each with its own quorum; not atomic).", arguments: ["key", "value", "[key value...]"]),
-        "GETDEL": Command(arity: 2, flags: ["write", "fast"], keys: (1, 1, 1), group: "string", since: "6.2.0",
-                          summary: "Returns a key's value and deletes it (if no one changed it between).", arguments: ["key"]),
-        "STRLEN": Command(arity: 2, flags: ["readonly", "fast"], keys: (1, 1, 1), group: "string", since: "2.2.0",
-                          summary: "The length of a key's value.", arguments: ["key"]),
-    ]
 
     static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 }

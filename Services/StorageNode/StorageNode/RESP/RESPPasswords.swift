@@ -29,12 +29,11 @@ final class RESPPasswords {
     /// Reads `file` and re-reads it on SIGHUP (applied on `reactor`'s thread).
     convenience init(file: URL, reactor: Reactor, logger: Logger) throws {
         self.init(entries: try Self.read(file))
-        let target = WeakTarget(self)
-        let handle = reactor.handle
+        let target = ReactorBound(self, on: reactor)
         reload = try SignalWatch([SIGHUP]) { _ in
             do {
                 let entries = try Self.read(file)
-                handle.post { _ in target.object?.replace(entries) }
+                target.post { $0.replace(entries) }
                 logger.notice("resp.passwords.reloaded", metadata: ["resp.passwords": "\(file.path)", "resp.entries": "\(entries.count)"])
             } catch {
                 logger.error("resp.passwords.reload_failed", metadata: ["resp.error": "\(error)"])
@@ -100,11 +99,4 @@ final class RESPPasswords {
 struct PasswordFileError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// A reference the signal thread may hold without keeping the object alive;
-/// it is read only on the reactor thread.
-private final class WeakTarget: @unchecked Sendable {
-    weak var object: RESPPasswords?
-    init(_ object: RESPPasswords) { self.object = object }
 }
