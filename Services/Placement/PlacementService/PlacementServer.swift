@@ -92,43 +92,47 @@ public final class PlacementServer {
     // MARK: Handlers
 
     private func registerMembership() {
-        rpc.register(PlacementMethods.join, role: .node) { [unowned self] _, request in
-            let result = apply { (membership: inout Membership, now) throws(MembershipError) in
-                try membership.join(address: request.address, weight: Int(request.weight), now: now)
-            }
-            return outcome(result) { WireJoinReply.with { $0.epoch = membership.epoch; $0.ring = membership.ringInfo } }
+        registerChange(PlacementMethods.join, role: .node) { (membership: inout Membership, request, now) throws(MembershipError) in
+            try membership.join(address: request.address, weight: Int(request.weight), now: now)
+        } reply: { membership, _ in
+            WireJoinReply.with { $0.epoch = membership.epoch; $0.ring = membership.ringInfo }
         }
-        rpc.register(PlacementMethods.leave, role: .admin) { [unowned self] _, request in
-            let result = apply { (membership: inout Membership, now) throws(MembershipError) in
-                try membership.leave(address: request.address, now: now)
-            }
-            return outcome(result) { WireMembershipChangeReply.with { $0.epoch = membership.epoch } }
-        }
-        rpc.register(PlacementMethods.remove, role: .admin) { [unowned self] _, request in
-            let result = apply { (membership: inout Membership, now) throws(MembershipError) in
-                try membership.remove(address: request.address, force: request.force, now: now)
-            }
-            return outcome(result) { WireMembershipChangeReply.with { $0.epoch = membership.epoch } }
-        }
-        rpc.register(PlacementMethods.handoffComplete, role: .node) { [unowned self] _, request in
-            let result = apply { (membership: inout Membership, now) throws(MembershipError) in
-                try membership.handoffComplete(address: request.address, now: now)
-            }
-            return outcome(result) { WireMembershipChangeReply.with { $0.epoch = membership.epoch } }
-        }
-        rpc.register(PlacementMethods.heartbeat, role: .node) { [unowned self] _, request in
-            let result = apply { (membership: inout Membership, now) throws(MembershipError) in
-                try membership.heartbeat(address: request.address, caughtUp: request.caughtUp, now: now)
-            }
-            return outcome(result) {
-                WireHeartbeatReply.with {
-                    $0.epoch = membership.epoch
-                    $0.ringEpoch = membership.ringEpoch
-                    $0.planVersion = membership.plan.version
-                    $0.state = membership.member(request.address)?.state.wire ?? .unknown
-                }
+        registerChange(PlacementMethods.leave, role: .admin) { (membership: inout Membership, request, now) throws(MembershipError) in
+            try membership.leave(address: request.address, now: now)
+        } reply: { membership, _ in Self.epochReply(membership) }
+        registerChange(PlacementMethods.remove, role: .admin) { (membership: inout Membership, request, now) throws(MembershipError) in
+            try membership.remove(address: request.address, force: request.force, now: now)
+        } reply: { membership, _ in Self.epochReply(membership) }
+        registerChange(PlacementMethods.handoffComplete, role: .node) { (membership: inout Membership, request, now) throws(MembershipError) in
+            try membership.handoffComplete(address: request.address, now: now)
+        } reply: { membership, _ in Self.epochReply(membership) }
+        registerChange(PlacementMethods.heartbeat, role: .node) { (membership: inout Membership, request, now) throws(MembershipError) in
+            try membership.heartbeat(address: request.address, caughtUp: request.caughtUp, now: now)
+        } reply: { membership, request in
+            WireHeartbeatReply.with {
+                $0.epoch = membership.epoch
+                $0.ringEpoch = membership.ringEpoch
+                $0.planVersion = membership.plan.version
+                $0.state = membership.member(request.address)?.state.wire ?? .unknown
             }
         }
+    }
+
+    /// Registers a request that changes the membership: `change` runs
+    /// through `apply`, and `reply` answers from the membership adopted.
+    private func registerChange<Request, Response>(
+        _ method: RPCMethod<Request, Response>, role: Allowlist.Role,
+        _ change: @escaping (inout Membership, Request, ServiceTime) throws(MembershipError) -> [MembershipEvent],
+        reply: @escaping (Membership, Request) -> Response
+    ) {
+        rpc.register(method, role: role) { [unowned self] _, request in
+            let result = apply { (membership: inout Membership, now) throws(MembershipError) in try change(&membership, request, now) }
+            return outcome(result) { reply(membership, request) }
+        }
+    }
+
+    private static func epochReply(_ membership: Membership) -> WireMembershipChangeReply {
+        WireMembershipChangeReply.with { $0.epoch = membership.epoch }
     }
 
     private func registerQueries() {
