@@ -274,6 +274,15 @@ let package = Package(
             path: "Tests/RingctlTests"
         ),
         .testTarget(
+            name: "ServiceHostTests",
+            dependencies: [
+                "ServiceHost",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ServiceHostTests"
+        ),
+        .testTarget(
             name: "RESPTests",
             dependencies: ["RESP"],
             path: "Tests/RESPTests"

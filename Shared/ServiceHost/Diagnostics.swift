@@ -6,7 +6,7 @@ import RingProtocol
 /// The Health and Echo methods that every Ringstore service answers.
 public enum Diagnostics {
     /// The version every process reports.
-    public static let version = "0.1.0"
+    public static let version = RingstoreVersion.current
 
     /// The Health details every listed key may see.
     static let publicDetails: Set<String> = ["member_state"]

@@ -84,15 +84,13 @@ public enum ServiceRunner {
     }
 
     /// First thing in a service's `run()`, once per process: swift-log writes
-    /// lines to stderr at `level`, and SIGHUP never ends the process from
+    /// one line per event to stderr at `level`, in `format`, and SIGHUP never ends the process from
     /// here on (it re-reads the allowlist once CURVE is set up; an operator's
     /// `kill -HUP` of every service must not stop one that has no allowlist
     /// or has not got to it yet).
-    public static func prepare(logLevel level: Logger.Level) throws {
+    public static func prepare(logLevel level: Logger.Level, format: LogFormat = .text) throws {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            LineLogHandler(label: label, level: level, format: format)
         }
         _ = try hangup.get()
     }

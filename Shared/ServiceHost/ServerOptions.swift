@@ -15,7 +15,8 @@ public protocol ServiceDefaults {
 }
 
 /// Options every server executable shares: its request endpoint, its data
-/// directory and its log level. Checked before the service starts.
+/// directory, its logs, its keys and its config file. Checked before the
+/// service starts.
 public struct ServerOptions<Defaults: ServiceDefaults>: ParsableArguments {
     @Option(help: "ROUTER endpoint for requests.")
     public var listen: String = Defaults.listen
@@ -25,6 +26,13 @@ public struct ServerOptions<Defaults: ServiceDefaults>: ParsableArguments {
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error or critical.")
     public var logLevel: Logger.Level = .info
+
+    @Option(help: "Log lines as text (key=value) or json (one object per line).")
+    public var logFormat: LogFormat = .text
+
+    @Option(help: ArgumentHelp("Read options from this file: flat TOML, one option-name = value per line. Flags and RINGSTORE_* environment variables win over it (env: RINGSTORE_CONFIG).",
+                               valueName: "file"))
+    public var config: String?
 
     @Option(help: ArgumentHelp("CURVE: the cluster's server keypair (a .secret file from `ringctl keygen`); with --allowlist, every socket is encrypted and only listed keys connect.",
                                valueName: "file"))
@@ -70,6 +78,11 @@ public struct ServerOptions<Defaults: ServiceDefaults>: ParsableArguments {
         } catch {
             throw ValidationError("\(error)")
         }
+    }
+
+    /// Sets up the process's logging (and its SIGHUP handling): first thing in `run()`.
+    public func prepareProcess() throws {
+        try ServiceRunner.prepare(logLevel: logLevel, format: logFormat)
     }
 
     /// The data directory as a file URL.

@@ -18,8 +18,14 @@ struct LockCommand: AsyncParsableCommand {
             no waiters is forgotten (its row deleted) --forget-after seconds after it became free; \
             tokens come from one durable counter for all locks, so a forgotten name's next token is \
             still higher than every token it had.
-            """
+            """,
+        version: Diagnostics.version
     )
+
+    /// Options from flags, then RINGSTORE_* environment variables, then --config.
+    static func main() async {
+        await main(Configuration.processArguments(for: Self.self))
+    }
 
     @Option(help: "PUB endpoint for lock events.")
     var publish = "tcp://127.0.0.1:7411"
@@ -42,7 +48,7 @@ struct LockCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try ServiceRunner.prepare(logLevel: server.logLevel)
+        try server.prepareProcess()
         let logger = Logger(label: "ringstore.lock")
         let maximum = Duration.milliseconds(Int64(maxTtl * 1000))
         var options = LockOptions(listen: server.listen, publish: publish, dataDirectory: server.dataDirectory,

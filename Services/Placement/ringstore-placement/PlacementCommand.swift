@@ -8,8 +8,14 @@ import ServiceHost
 struct PlacementCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ringstore-placement",
-        abstract: "Ringstore placement service: membership, failure detection, the ring and the cluster event stream."
+        abstract: "Ringstore placement service: membership, failure detection, the ring and the cluster event stream.",
+        version: Diagnostics.version
     )
+
+    /// Options from flags, then RINGSTORE_* environment variables, then --config.
+    static func main() async {
+        await main(Configuration.processArguments(for: Self.self))
+    }
 
     @Option(help: "PUB endpoint for events.")
     var publish = "tcp://127.0.0.1:7401"
@@ -41,7 +47,7 @@ struct PlacementCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try ServiceRunner.prepare(logLevel: server.logLevel)
+        try server.prepareProcess()
         let logger = Logger(label: "ringstore.placement")
         let settings = MembershipSettings(
             suspectAfter: .seconds(suspectAfter), downAfter: .seconds(downAfter),

@@ -12,8 +12,14 @@ extension SyncMode: ExpressibleByArgument {}
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ringstore-node",
-        abstract: "Ringstore storage node."
+        abstract: "Ringstore storage node.",
+        version: Diagnostics.version
     )
+
+    /// Options from flags, then RINGSTORE_* environment variables, then --config.
+    static func main() async {
+        await main(Configuration.processArguments(for: Self.self))
+    }
 
     @Option(help: "The node's identity on the ring, host:port (default: the listen address).")
     var advertise: String?
@@ -107,7 +113,7 @@ struct NodeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try ServiceRunner.prepare(logLevel: server.logLevel)
+        try server.prepareProcess()
         let logger = Logger(label: "ringstore.node")
         var options = StorageNodeOptions(listen: server.listen, advertise: advertise, placement: placement, placementEvents: placementEvents,
                                          weight: weight, heartbeatInterval: .seconds(heartbeatInterval),
