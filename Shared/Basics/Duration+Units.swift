@@ -1,6 +1,12 @@
 /// Conversions of `Duration` to the units the wire, the logs and the
 /// figures use: the one place they are written out.
 extension Duration {
+    /// Whole nanoseconds, rounded toward zero.
+    public var wholeNanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
+    }
+
     /// Whole microseconds, rounded toward zero.
     public var wholeMicroseconds: Int64 {
         let (seconds, attoseconds) = components

@@ -15,6 +15,7 @@ public final class EventPublisher {
     public let incarnation: UInt64
     private let socket: ZMQSocket
     private var sequences: [String: UInt64] = [:]
+    private var observers: [(WireEvent) -> Void] = []
     private let logger: Logger
     /// With CURVE: the socket's connections (refused handshakes logged,
     /// subscribers cut off when a reload revokes keys).
@@ -61,6 +62,13 @@ public final class EventPublisher {
     /// snapshot reports so subscribers can skip older events.
     public var lastSequences: [String: UInt64] { sequences }
 
+    /// Calls `handler` on the reactor thread with every event published from
+    /// now on, right after it went out on the socket (placement's status
+    /// page streams them).
+    public func observe(_ handler: @escaping (WireEvent) -> Void) {
+        observers.append(handler)
+    }
+
     /// Publishes an event and returns it as sent. PUB never blocks: a slow
     /// subscriber past its high-water mark loses events, which is why
     /// subscribers follow the clone pattern.
@@ -83,6 +91,7 @@ public final class EventPublisher {
         } catch {
             logger.error("events.publish.failed", metadata: ["event.topic": "\(topic)", "event.error": "\(error)"])
         }
+        for observer in observers { observer(event) }
         return event
     }
 }

@@ -22,9 +22,12 @@ public struct RequestContext: Sendable {
     /// The connection the request came in on, when the server watches its
     /// peers (`watchPeers`); `onPeerGone` reports it once it closed.
     public let peer: PeerConnection?
+    /// When the server read the request (its answer's latency counts from here).
+    public let received: ContinuousClock.Instant
 
     public init(routingID: [UInt8], requestID: UInt64, method: String, caller: String, deadline: ContinuousClock.Instant?,
-                peer: PeerConnection? = nil, authenticated: Allowlist.Entry? = nil) {
+                peer: PeerConnection? = nil, authenticated: Allowlist.Entry? = nil, received: ContinuousClock.Instant = .now) {
+        self.received = received
         self.routingID = routingID
         self.requestID = requestID
         self.method = method
@@ -90,6 +93,7 @@ public final class RPCServer {
     public private(set) var malformedRequests: UInt64 = 0
     /// Requests refused with PERMISSION_DENIED (a role too low, a key no longer listed).
     public private(set) var deniedRequests: UInt64 = 0
+    private let metrics: RPCMetrics
 
     /// Binds a ROUTER on `endpoint` and serves it from `reactor`. Frames larger
     /// than `maxMessageBytes` make libzmq drop the offending connection. With
@@ -102,6 +106,7 @@ public final class RPCServer {
         self.reactor = reactor
         self.logger = reactor.logger
         self.security = security
+        metrics = RPCMetrics(service: reactor.service)
         socket = try ZMQSocket(context: reactor.context, type: .router)
         try security?.apply(to: socket)
         try socket.setMaximumMessageSize(maxMessageBytes)
@@ -139,6 +144,7 @@ public final class RPCServer {
         role: Allowlist.Role = .client,
         _ handler: @escaping (RequestContext, Request) -> HandlerOutcome<Response>
     ) {
+        metrics.register(method.path)
         handlers[method.path] = (role, { [unowned self] context, body in
             let request: Request
             do {
@@ -165,6 +171,7 @@ public final class RPCServer {
         case .success(let response):
             do {
                 let body: [UInt8] = try response.serializedBytes()
+                metrics.answered(method: context.method, code: .ok, elapsed: reactor.now - context.received)
                 return send(Envelope.reply(to: context.routingID, requestID: context.requestID, status: .ok, message: "", body: body))
             } catch {
                 fail(context, .internalError("cannot encode \(Response.protoMessageName): \(error)"))
@@ -178,7 +185,8 @@ public final class RPCServer {
     /// Answers a request with an error status.
     @discardableResult
     public func fail(_ context: RequestContext, _ error: RPCError) -> ReplyDelivery {
-        send(Envelope.reply(to: context.routingID, requestID: context.requestID, status: error.code, message: error.message, body: []))
+        metrics.answered(method: context.method, code: error.code, elapsed: reactor.now - context.received)
+        return send(Envelope.reply(to: context.routingID, requestID: context.requestID, status: error.code, message: error.message, body: []))
     }
 
     @discardableResult
@@ -265,6 +273,7 @@ public final class RPCServer {
 
     private func notifyGone(_ gone: [PeerConnection]) {
         guard !gone.isEmpty else { return }
+        metrics.disconnected(count: Set(gone).count)
         var seen: Set<PeerConnection> = []
         for peer in gone where seen.insert(peer).inserted {
             logger.debug("rpc.peer.gone", metadata: ["rpc.peer": "\(peer)"])
@@ -292,7 +301,7 @@ public final class RPCServer {
         let entry = key.flatMap { security?.allowlist.allowlist.entry(for: $0) }
         let context = RequestContext(routingID: request.routingID, requestID: header.requestID,
                                      method: header.method, caller: entry?.name ?? header.caller, deadline: deadline, peer: peer,
-                                     authenticated: entry)
+                                     authenticated: entry, received: now)
         guard let handler = handlers[header.method] else {
             malformedRequests += 1
             logger.notice("rpc.method.unknown", metadata: ["rpc.method": "\(header.method)", "rpc.caller": "\(header.caller)"])

@@ -21,10 +21,15 @@ public final class Reactor {
     private var nextTimerID = 0
     private let clock = ContinuousClock()
 
+    /// The service this reactor runs (`placement`, `lock`, `node`): the
+    /// `service` label of its metrics.
+    public let service: String
+
     /// Creates a reactor; call it on the thread that will run it.
-    public init(context: ZMQContext, logger: Logger) throws(ZMQError) {
+    public init(context: ZMQContext, logger: Logger, service: String = "ringstore") throws(ZMQError) {
         self.context = context
         self.logger = logger
+        self.service = service
         self.handle = try ReactorHandle()
         readers.append({})
         poller.add(fileDescriptor: handle.waker.fileDescriptor)

@@ -58,7 +58,7 @@ public final class ReactorService: Service, Sendable {
 
     private func runLoop() throws {
         let context = try ZMQContext()
-        let reactor = try Reactor(context: context, logger: logger)
+        let reactor = try Reactor(context: context, logger: logger, service: name)
         let stopNow = control.withLock { state -> Bool in
             state.handle = reactor.handle
             return state.stopRequested

@@ -45,6 +45,14 @@ public struct ServerOptions<Defaults: ServiceDefaults>: ParsableArguments {
     @Flag(help: "Run without CURVE, for a throwaway cluster: anyone who reaches a port can use it.")
     public var insecure = false
 
+    @Option(help: ArgumentHelp("Serve the operations port on HOST:PORT: /healthz, /readyz, /metrics (Prometheus) and, on placement, the status page. Off when absent.",
+                               valueName: "host:port"))
+    public var httpListen: String?
+
+    @Option(help: ArgumentHelp("The operations port's token, a secret file (mode 0600): every path but /healthz and /readyz then needs it, as a bearer token or the password of HTTP Basic. Without one the port must be on a loopback address (or pass --insecure).",
+                               valueName: "file"))
+    public var httpToken: String?
+
     public init() {}
 
     public func validate() throws {
@@ -55,6 +63,17 @@ public struct ServerOptions<Defaults: ServiceDefaults>: ParsableArguments {
         }
         if (serverKey == nil) != (allowlist == nil) {
             throw ValidationError("--server-key and --allowlist go together")
+        }
+        if let httpListen {
+            guard httpListen.contains(":"), UInt16(httpListen.split(separator: ":").last ?? "") != nil else {
+                throw ValidationError("--http-listen: '\(httpListen)' is not HOST:PORT")
+            }
+            if httpToken == nil && !insecure && !ListeningSocket.isLoopback(httpListen) {
+                throw ValidationError("--http-listen \(httpListen) is not a loopback address: give the port a token with --http-token FILE " +
+                                      "(or pass --insecure), since the metrics and the status page describe the cluster")
+            }
+        } else if httpToken != nil {
+            throw ValidationError("--http-token needs --http-listen")
         }
         // Nothing runs open by accident: no keys is an error unless asked for.
         if !insecure && serverKey == nil {
@@ -80,9 +99,28 @@ public struct ServerOptions<Defaults: ServiceDefaults>: ParsableArguments {
         }
     }
 
-    /// Sets up the process's logging (and its SIGHUP handling): first thing in `run()`.
+    /// Sets up the process's logging (and its SIGHUP handling) and its
+    /// metrics: first thing in `run()`.
     public func prepareProcess() throws {
         try ServiceRunner.prepare(logLevel: logLevel, format: logFormat)
+        ServiceMetrics.bootstrap()
+    }
+
+    /// The operations port's settings, its token read from its file; nil without --http-listen.
+    public func operations() throws -> OperationsSettings? {
+        guard let httpListen else { return nil }
+        var token: String?
+        if let httpToken {
+            do {
+                token = try KeyFiles.readSecret(URL(fileURLWithPath: httpToken)).trimmingCharacters(in: .whitespacesAndNewlines)
+            } catch {
+                throw ValidationError("--http-token: \(error)")
+            }
+            guard let read = token, read.utf8.count >= 16 else {
+                throw ValidationError("--http-token \(httpToken): the token needs at least 16 characters")
+            }
+        }
+        return OperationsSettings(listen: httpListen, token: token)
     }
 
     /// The data directory as a file URL.

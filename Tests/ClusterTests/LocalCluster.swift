@@ -111,7 +111,7 @@ final class LocalCluster: @unchecked Sendable {
     func startLock() async throws {
         lock = try ServiceProcess("ringstore-lock", ["--listen", lockEndpoint, "--publish", lockEvents,
                                                      "--data-dir", dataDirectory.appendingPathComponent("lock").path]
-                                                    + serverSecurity)
+                                                    + serverSecurity + httpArguments(lockHTTP))
         try await waitHealthy(lockEndpoint, LockMethods.health)
     }
 
@@ -121,7 +121,7 @@ final class LocalCluster: @unchecked Sendable {
             "--listen", placementEndpoint, "--publish", placementEvents,
             "--data-dir", dataDirectory.appendingPathComponent("placement").path,
             "--suspect-after", "\(suspectAfter)", "--down-after", "\(downAfter)",
-        ] + serverSecurity + placementArguments)
+        ] + serverSecurity + httpArguments(placementHTTP) + placementArguments)
         try await waitHealthy(placementEndpoint, PlacementMethods.health)
     }
 
@@ -149,6 +149,30 @@ final class LocalCluster: @unchecked Sendable {
         respPassword = password
     }
 
+    /// With `serveHTTP()`: the operations ports of placement, the lock
+    /// service and each node (by index; a node added later gets one too).
+    private(set) var placementHTTP: UInt16?
+    private(set) var lockHTTP: UInt16?
+    private(set) var nodeHTTP: [Int: UInt16] = [:]
+
+    /// Every process started from now on serves its operations port
+    /// (/healthz, /readyz, /metrics; placement's status page) on loopback.
+    func serveHTTP() {
+        placementHTTP = FreePort.allocate()
+        lockHTTP = FreePort.allocate()
+        for index in nodeEndpoints.indices { nodeHTTP[index] = FreePort.allocate() }
+    }
+
+    private func httpArguments(_ port: UInt16?) -> [String] {
+        port.map { ["--http-listen", "127.0.0.1:\($0)"] } ?? []
+    }
+
+    private func nodeHTTPArguments(_ index: Int) -> [String] {
+        guard placementHTTP != nil else { return [] }
+        if nodeHTTP[index] == nil { nodeHTTP[index] = FreePort.allocate() }
+        return httpArguments(nodeHTTP[index])
+    }
+
     /// Node `index`'s RESP options (none unless `serveRESP()`).
     private func respArguments(_ index: Int) -> [String] {
         guard index < respPorts.count else { return [] }
@@ -165,7 +189,7 @@ final class LocalCluster: @unchecked Sendable {
             "--listen", nodeEndpoints[index], "--placement", placementEndpoint, "--placement-events", placementEvents,
             "--heartbeat-interval", "\(heartbeatInterval)",
             "--data-dir", dataDirectory.appendingPathComponent("node-\(index)").path,
-        ] + nodeSecurity(index) + respArguments(index) + nodeArguments + extraArguments)
+        ] + nodeSecurity(index) + respArguments(index) + nodeHTTPArguments(index) + nodeArguments + extraArguments)
         try await waitHealthy(nodeEndpoints[index], StorageMethods.health)
     }
 

@@ -95,7 +95,7 @@ public struct ToolRun: Sendable {
     /// or the test for the end of its output (seen: a `ringctl get --stdin`
     /// held open by a node started beside it).
     public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil,
-                           timeout: Duration = .seconds(60)) async throws -> ToolRun {
+                           environment: [String: String] = [:], timeout: Duration = .seconds(60)) async throws -> ToolRun {
         // A built executable by name, or any program by absolute path (redis-cli).
         let binary = executable.hasPrefix("/") ? URL(fileURLWithPath: executable) : ServiceProcess.binDirectory.appendingPathComponent(executable)
         let scratch = FileManager.default.temporaryDirectory
@@ -120,6 +120,7 @@ public struct ToolRun: Sendable {
         // otherwise use a local cluster's `.run/keys` against the test's cluster.
         process.currentDirectoryURL = scratch
         process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "RINGSTORE_KEY" && $0.key != "RINGSTORE_SERVER_KEY" }
+            .merging(environment) { _, given in given }
         process.standardOutput = out
         process.standardError = err
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input

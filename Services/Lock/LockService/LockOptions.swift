@@ -1,5 +1,6 @@
 import Foundation
 import RPC
+import ServiceHost
 
 /// How the lock service runs.
 public struct LockOptions: Sendable {
@@ -16,6 +17,8 @@ public struct LockOptions: Sendable {
     /// How long a free lock with no waiters is remembered (its name, last
     /// token and row in the store) before it is forgotten.
     public var forgetAfter: Duration
+    /// The operations port (probes, metrics); nil: none.
+    public var operations: OperationsSettings?
 
     public init(listen: String = "tcp://127.0.0.1:7410", publish: String = "tcp://127.0.0.1:7411",
                 dataDirectory: URL = URL(fileURLWithPath: "lock-data"), limits: LockLimits = LockLimits(),

@@ -42,6 +42,9 @@ public final class LockServer {
     private var timer: (id: Int, deadline: Duration)?
     /// Set when the table may have a new next deadline.
     private var scheduleStale = true
+    /// The operations port, with `--http-listen`.
+    public private(set) var operations: OperationsEndpoint?
+    private let metrics = LockMetrics()
 
     public init(reactor: Reactor, options: LockOptions) throws {
         self.reactor = reactor
@@ -69,6 +72,11 @@ public final class LockServer {
         }
         registerLeases()
         registerQueries()
+        operations = try options.operations.map { settings in try OperationsEndpoint(reactor: reactor, settings: settings) { nil } }
+        operations?.onScrape { [unowned self] in
+            let counts = table.counts
+            metrics.record(held: counts.held, waiters: counts.waiters)
+        }
         rpc.onPeerGone { [unowned self] peer in dropWaiters(of: peer) }
         reactor.onTurnEnd { [unowned self] in endTurn() }
         logger.info("lock.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "events.endpoint": "\(events.endpoint)",
@@ -82,10 +90,18 @@ public final class LockServer {
         }
     }
 
+    /// Starts the operations port's timer; the lease deadlines arm themselves
+    /// at the end of each turn. `service` calls it.
+    public func start() {
+        operations?.start()
+    }
+
     /// The lock service as a lifecycle `Service`, for the executable and tests.
     public static func service(options: LockOptions, logger: Logger) -> ReactorService {
         ReactorService(name: "lock", logger: logger) { reactor in
-            try LockServer(reactor: reactor, options: options)
+            let server = try LockServer(reactor: reactor, options: options)
+            server.start()
+            return server
         }
     }
 
@@ -324,6 +340,7 @@ public final class LockServer {
 
     private func publish(_ event: LockEvent) {
         events.publish(topic: "lock", type: event.kind.rawValue, details: .lock(event.details))
+        metrics.published(event)
         let metadata: Logger.Metadata = ["lock.name": "\(event.name)", "lock.owner": "\(event.owner)", "lock.token": "\(event.token)"]
         switch event.kind {
         case .acquired, .released:
@@ -359,27 +376,5 @@ public final class LockServer {
 
     private var now: ServiceTime {
         ServiceTime(monotonic: reactor.now - origin, wallMicros: WallClock.micros)
-    }
-
-    /// Milliseconds from the wire, clamped far beyond any limit so the table refuses them.
-    static func duration(millis: UInt64) -> Duration {
-        .milliseconds(Int64(min(millis, 1 << 40)))
-    }
-
-    /// The session a request comes from: the caller's CURVE key (nil without CURVE).
-    static func session(_ context: RequestContext) -> String? { context.authenticated?.key.z85 }
-
-    /// Whether the caller is an admin, who may renew or release any session's lease.
-    static func isAdmin(_ context: RequestContext) -> Bool { context.authenticated?.role == .admin }
-
-    static func rpcError(_ error: LockError) -> RPCError {
-        let code: WireStatusCode = switch error.kind {
-        case .invalidArgument: .invalidArgument
-        case .failedPrecondition: .failedPrecondition
-        case .deadlineExceeded: .deadlineExceeded
-        case .resourceExhausted: .resourceExhausted
-        case .permissionDenied: .permissionDenied
-        }
-        return RPCError(code, error.message)
     }
 }

@@ -55,6 +55,7 @@ struct LockCommand: AsyncParsableCommand {
                                   limits: LockLimits(maxTTL: maximum, maxWait: maximum),
                                   forgetAfter: .milliseconds(Int64((forgetAfter * 1000).rounded())))
         options.security = try server.security(logger: logger)
+        options.operations = try server.operations()
         try await ServiceRunner.run([LockServer.service(options: options, logger: logger)], logger: logger)
     }
 }

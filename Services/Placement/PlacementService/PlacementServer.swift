@@ -19,6 +19,8 @@ public struct PlacementOptions: Sendable {
     public var settings: MembershipSettings
     /// How often failure detection runs.
     public var tickInterval: Duration
+    /// The operations port (probes, metrics, the status page); nil: none.
+    public var operations: OperationsSettings?
 
     public init(listen: String = "tcp://127.0.0.1:7400", publish: String = "tcp://127.0.0.1:7401",
                 dataDirectory: URL = URL(fileURLWithPath: "placement-data"),
@@ -45,6 +47,8 @@ public final class PlacementServer {
     private let tickInterval: Duration
     private let security: ServerSecurity?
     private var logger: Logger
+    /// The operations port, with the status page; nil without one.
+    public private(set) var operations: PlacementOperations?
 
     public init(reactor: Reactor, options: PlacementOptions) throws {
         self.reactor = reactor
@@ -68,6 +72,9 @@ public final class PlacementServer {
         }
         registerMembership()
         registerQueries()
+        operations = try options.operations.map { settings in
+            try PlacementOperations(reactor: reactor, settings: settings, events: events) { [unowned self] in snapshot() }
+        }
         logger.info("placement.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "events.endpoint": "\(events.endpoint)",
                                                       "placement.data": "\(options.dataDirectory.path)"])
     }
@@ -75,6 +82,7 @@ public final class PlacementServer {
     /// Starts the failure detector's tick (suspect, down, automatic removal).
     /// Nothing runs on a timer until then; `service` calls it.
     public func start() {
+        operations?.start()
         reactor.every(tickInterval) { [unowned self] in
             _ = apply { (membership: inout Membership, now) throws(MembershipError) in membership.tick(now: now) }
         }
@@ -149,13 +157,7 @@ public final class PlacementServer {
             })
         }
         rpc.register(PlacementMethods.snapshot) { [unowned self] _, _ in
-            .reply(WireSnapshotReply.with {
-                $0.epoch = membership.epoch
-                $0.members = membership.members.map(\.wire)
-                $0.ring = membership.ringInfo
-                $0.incarnation = events.incarnation
-                $0.lastSeq = events.lastSequences
-            })
+            .reply(snapshot())
         }
         rpc.register(PlacementMethods.reportMigration, role: .node) { [unowned self] _, request in reportMigration(request) }
         rpc.register(PlacementMethods.reportRepair, role: .node) { [unowned self] _, request in reportRepair(request) }
@@ -318,6 +320,18 @@ public final class PlacementServer {
             $0.reason = "no live replica holds this arc"
             $0.willRetry = false
         }))
+    }
+
+    /// Members, the ring with its plan, and the event stream's position: what
+    /// a subscriber starts from (the clone pattern), and what the status page shows.
+    func snapshot() -> WireSnapshotReply {
+        WireSnapshotReply.with {
+            $0.epoch = membership.epoch
+            $0.members = membership.members.map(\.wire)
+            $0.ring = membership.ringInfo
+            $0.incarnation = events.incarnation
+            $0.lastSeq = events.lastSequences
+        }
     }
 
     private var now: ServiceTime {

@@ -57,6 +57,7 @@ struct PlacementCommand: AsyncParsableCommand {
         var options = PlacementOptions(listen: server.listen, publish: publish, dataDirectory: server.dataDirectory,
                                        settings: settings, tickInterval: tick)
         options.security = try server.security(logger: logger)
+        options.operations = try server.operations()
         try await ServiceRunner.run([PlacementServer.service(options: options, logger: logger)], logger: logger)
     }
 }

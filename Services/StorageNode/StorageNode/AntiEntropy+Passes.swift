@@ -95,6 +95,8 @@ extension AntiEntropy {
                 guard let self, let pass, running === pass, pass.walk.compared(peer, tally, failed: failure != nil) else { return }
                 totalPushed += tally.pushed
                 totalPulled += tally.pulled
+                NodeMetrics.shared.antiEntropyRowsPushed.increment(by: tally.pushed)
+                NodeMetrics.shared.antiEntropyRowsPulled.increment(by: tally.pulled)
                 if let failure {
                     totalFailures += 1
                     lastFailure = "\(peer): \(failure)"

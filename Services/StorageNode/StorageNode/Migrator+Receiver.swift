@@ -35,6 +35,7 @@ extension Migrator {
             switch result {
             case .success(let applied):
                 receivedKeys += records.count
+                NodeMetrics.shared.migrated(received: records)
                 rpc.reply(to: context, .success(WireMigrateBatchReply.with {
                     $0.credit = UInt32(max(1, settings.maxCredit - receiving))
                     $0.applied = UInt32(applied.count(where: \.wasApplied))

@@ -139,6 +139,7 @@ extension Migrator {
 
     private func send(_ records: [VersionedRecord], _ transfer: Outgoing) {
         let batch = transfer.window.send(bytes: records.byteSize, at: reactor.now)
+        NodeMetrics.shared.migrated(sent: records)
         guard let client = peers.client(for: transfer.to) else {
             failed(transfer, "no client for \(transfer.to)")
             return

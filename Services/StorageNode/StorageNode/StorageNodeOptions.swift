@@ -1,5 +1,6 @@
 import Foundation
 import RPC
+import ServiceHost
 import StorageEngine
 
 /// How a storage node runs and how it is known on the ring.
@@ -51,6 +52,8 @@ public struct StorageNodeOptions: Sendable {
     /// none), and the password file AUTH checks (nil: no AUTH).
     public var respListen: String?
     public var respPasswords: URL?
+    /// The operations port (probes, metrics); nil: none.
+    public var operations: OperationsSettings?
 
     public init(listen: String = "tcp://127.0.0.1:7501", advertise: String? = nil,
                 placement: String = "tcp://127.0.0.1:7400", placementEvents: String = "tcp://127.0.0.1:7401",

@@ -26,6 +26,8 @@ public final class StorageNodeServer {
     private let security: ServerSecurity?
     /// The Redis-protocol front door, with `--resp-listen`.
     private(set) var resp: RESPFrontDoor?
+    /// The operations port, with `--http-listen`.
+    private(set) var operations: OperationsEndpoint?
 
     public init(reactor: Reactor, options: StorageNodeOptions) throws {
         self.reactor = reactor
@@ -67,6 +69,10 @@ public final class StorageNodeServer {
                                   report: { details in link.reportRepair(details) })
         antiEntropy.register(on: rpc)
         registerStats()
+        operations = try options.operations.map { settings in
+            try OperationsEndpoint(reactor: reactor, settings: settings) { [unowned self] in readiness() }
+        }
+        operations?.onScrape { [unowned self] in recordGauges() }
 
         placement.onRingChange = { [unowned self] info in
             var view = RingView(info: info)
@@ -159,6 +165,7 @@ public final class StorageNodeServer {
     /// heartbeats, migration progress, anti-entropy, hint replay and the tombstone
     /// purge. Nothing runs on a timer until then; `service` calls it.
     public func start() {
+        operations?.start()
         let every = reactor.repeatingTimers
         placement.start(every: every)
         migrator.start(every: every)
@@ -196,6 +203,27 @@ public final class StorageNodeServer {
     private func statistics() -> (StorageStats, HintCounts)? {
         guard let stats = try? store.engine.stats(), let counts = try? store.engine.hints.pendingHintCount() else { return nil }
         return (stats, counts)
+    }
+
+    /// Ready to serve: joined the ring, up, and caught up (hints delivered
+    /// and the first anti-entropy pass done); otherwise why not.
+    private func readiness() -> String? {
+        guard placement.joined else { return "not joined to the ring yet" }
+        guard !placement.removed else { return "removed from the ring" }
+        guard placement.memberState == .up else { return "member state \(placement.memberState.name)" }
+        guard antiEntropy.caughtUp else { return "catching up (hints and the first anti-entropy pass)" }
+        return nil
+    }
+
+    private func recordGauges() {
+        let metrics = NodeMetrics.shared
+        if let (stats, counts) = statistics() {
+            metrics.keys.record(stats.liveKeys)
+            metrics.tombstones.record(stats.tombstones)
+            metrics.bytes.record(stats.valueBytes)
+            metrics.hintsPending.record(counts.total)
+        }
+        metrics.migrationsInFlight.record(migrator.activeTransfers)
     }
 
     private func registerStats() {

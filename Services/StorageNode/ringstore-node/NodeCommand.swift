@@ -122,6 +122,7 @@ struct NodeCommand: AsyncParsableCommand {
                                          defaultW: defaultW, defaultR: defaultR, replicaTimeout: .seconds(replicaTimeout),
                                          tombstoneGrace: .seconds(tombstoneGrace))
         options.security = try server.security(clientKey: clientKey, logger: logger)
+        options.operations = try server.operations()
         options.migrationBatchKeys = migrationBatchKeys
         options.migrationRateLimit = Int(migrationRateMb * 1_000_000)
         options.antiEntropyInterval = .seconds(antiEntropyInterval)

@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import RESP
 import RPC
+import ServiceHost
 
 /// The TCP side of the RESP front door, on the node's reactor thread: a
 /// listening socket and every client connection in one epoll set, which the
@@ -59,7 +60,7 @@ final class RESPListener {
         self.limits = limits
         self.logger = logger
         self.makeParser = makeParser
-        (listener, address) = try Self.bind(listen)
+        (listener, address) = try ListeningSocket.open(listen, option: "--resp-listen")
         epoll = ringstore_epoll_create()
         guard epoll >= 0 else {
             let error = errno
@@ -249,35 +250,6 @@ final class RESPListener {
         _ = ringstore_epoll_forget(epoll, connection.fd)
         close(connection.fd)
         connection.closed = true
-    }
-
-    /// A non-blocking listening socket on `host:port` (IPv4 or `[v6]`).
-    private static func bind(_ listen: String) throws -> (Int32, String) {
-        guard let colon = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: colon)...]) else {
-            throw RESPListenerError("--resp-listen: '\(listen)' is not HOST:PORT")
-        }
-        var host = String(listen[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host.isEmpty || host == "*" { host = "0.0.0.0" }
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
-        var found: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, String(port), &hints, &found)
-        guard status == 0, let info = found else {
-            throw RESPListenerError("--resp-listen: cannot resolve '\(host)': \(String(cString: gai_strerror(status)))")
-        }
-        defer { freeaddrinfo(found) }
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw RESPListenerError("socket: errno \(errno)") }
-        var on: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-        guard Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, Glibc.listen(fd, 511) == 0 else {
-            let error = errno
-            close(fd)
-            throw RESPListenerError("--resp-listen \(listen): cannot listen (errno \(error)\(error == EADDRINUSE ? ": address in use" : ""))")
-        }
-        return (fd, ConnectionAddress.local(of: fd) ?? listen)
     }
 }
 
