@@ -66,6 +66,17 @@ public final class RawConnection {
         return String(decoding: received, as: UTF8.self)
     }
 
+    /// What has arrived, waiting up to `within` for something (empty if nothing came).
+    public func readSome(within: Duration = .milliseconds(100)) throws -> String {
+        var wait = timeval(tv_sec: Int(within.components.seconds), tv_usec: Int(within.components.attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return "" }
+        guard got >= 0 else { throw FixtureError("read: errno \(errno)") }
+        return String(decoding: buffer[0..<got], as: UTF8.self)
+    }
+
     /// Everything the peer sends until it closes the connection.
     public func readUntilClosed(timeout: Duration) throws -> String {
         var seconds = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
