@@ -309,7 +309,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Tests/ClusterTests",
-            exclude: ["resp_clients.py"]
+            exclude: ["resp_clients.py", "status_page.py"]
         ),
     ]
 )

@@ -16,6 +16,10 @@ public final class PlacementOperations {
     private let reactor: Reactor
     private let snapshot: () -> WireSnapshotReply
     private var streams: [ObjectIdentifier: HTTPStream] = [:]
+    /// The last events, replayed to a page that connects, so that it opens on
+    /// recent history rather than an empty log.
+    private var recent: [(id: String, json: String)] = []
+    static let recentKept = 100
     private var keepAlive: Int?
     private let membersByState: [(state: WireMemberState, gauge: Gauge)]
     private let ringEpoch = Gauge(label: "ringstore_ring_epoch")
@@ -77,15 +81,17 @@ public final class PlacementOperations {
         // of placement's stream this is, so the page knows to start over.
         stream.send(Array("retry: 2000\n\n".utf8))
         stream.sendEvent("{\"incarnation\":\"\(current.incarnation)\"}", event: "hello")
+        for event in recent { stream.sendEvent(event.json, event: "ringstore", id: event.id) }
     }
 
     private func published(_ event: WireEvent) {
         if event.type == "member_suspect" { missedToSuspect.increment() }
         if event.type == "member_down" { missedToDown.increment() }
-        guard !streams.isEmpty, let json = try? event.jsonString() else { return }
-        for stream in streams.values {
-            stream.sendEvent(json, event: "ringstore", id: "\(event.topic):\(event.seq)")
-        }
+        guard let json = try? event.jsonString() else { return }
+        let id = "\(event.topic):\(event.seq)"
+        recent.append((id, json))
+        if recent.count > Self.recentKept { recent.removeFirst(recent.count - Self.recentKept) }
+        for stream in streams.values { stream.sendEvent(json, event: "ringstore", id: id) }
     }
 
     private func recordGauges() {

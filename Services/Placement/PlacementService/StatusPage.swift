@@ -178,7 +178,11 @@ function addEvent(event) {
 function connect() {
   const source = new EventSource("events");
   const live = document.getElementById("live");
-  source.addEventListener("hello", () => { live.className = "on"; live.textContent = "live"; refresh(); });
+  // Each (re)connection starts with the recent history: the log starts over.
+  source.addEventListener("hello", () => {
+    document.getElementById("events").replaceChildren();
+    live.className = "on"; live.textContent = "live"; refresh();
+  });
   source.addEventListener("ringstore", message => {
     const event = JSON.parse(message.data);
     addEvent(event);
