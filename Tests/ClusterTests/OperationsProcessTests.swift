@@ -166,4 +166,26 @@ import TestKit
         let version = try await ToolRun.run("ringstore-lock", ["--version"])
         #expect(version.status == 0 && version.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
     }
+
+    @Test func theQuorumDefaultsAreSetOnPlacementAndFollowedByEveryNode() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        cluster.placementArguments = ["--default-w", "3", "--default-r", "1"]
+        try await cluster.start()
+        defer { Task { _ = try? await cluster.stop() } }
+        try await waitUntil("every node to route by a ring of three", timeout: .seconds(20)) {
+            let status = try await ToolRun.run("ringctl", ["status", "--json"] + cluster.ringctlOptions)
+            return status.stdout.components(separatedBy: "\"default_w\":\"3\"").count - 1 == 3
+                && status.stdout.components(separatedBy: "\"ring_members\":\"3\"").count - 1 == 3
+        }
+        let put = try await ToolRun.run("ringctl", ["put", "quorum-key", "v"] + cluster.ringctlTarget())
+        #expect(put.status == 0, "\(put.stderr)")
+        _ = try await cluster.node(2).stop(signal: SIGKILL)
+        // W=3 from the ring cannot be met with a replica dead; R=1 can.
+        let refused = try await ToolRun.run("ringctl", ["put", "other-key", "w"] + cluster.ringctlTarget())
+        #expect(refused.status != 0 && refused.stderr.contains("3"), "\(refused.status) \(refused.stderr)")
+        let read = try await ToolRun.run("ringctl", ["get", "quorum-key"] + cluster.ringctlTarget())
+        #expect(read.status == 0 && read.stdout.hasPrefix("v"), "\(read.stdout) \(read.stderr)")
+        let bad = try await ToolRun.run("ringstore-placement", ["--replicas", "3", "--default-w", "4", "--insecure"])
+        #expect(bad.status == 64 && bad.stderr.contains("--default-w"), "\(bad.stderr)")
+    }
 }

@@ -19,11 +19,13 @@ struct ReplicationTests {
 
     /// A ring of `count` members (`node-1:7000` ...) with N replicas, member states and pending arcs.
     static func view(members count: Int, replicas: Int = 3, states: [String: WireMemberState] = [:],
-                     pending: [WirePendingArc] = [], plan: UInt64 = 1) -> RingView {
+                     pending: [WirePendingArc] = [], plan: UInt64 = 1, w: Int = 0, r: Int = 0) -> RingView {
         RingView(info: WireRingInfo.with { info in
             info.ringEpoch = 1
             info.density = 160
             info.replicas = UInt32(replicas)
+            info.writeQuorum = UInt32(w)
+            info.readQuorum = UInt32(r)
             info.members = (1...count).map { index in
                 let address = "node-\(index):7000"
                 return WireMember.with { $0.address = address; $0.weight = 1; $0.state = states[address] ?? .up }
@@ -37,10 +39,11 @@ struct ReplicationTests {
         view.preferenceList(forKey: key, replicas: n)
     }
 
-    /// A core on `address` (the key's first replica unless given) routing by `view`.
-    static func core(_ view: RingView, address: String? = nil, w: Int = 2, r: Int = 2) -> Core {
-        Core(settings: .init(address: address ?? replicas(view)[0], writer: writer, defaultW: w, defaultR: r,
-                             maxKeyBytes: 64, maxValueBytes: 1_000),
+    /// A core on `address` (the key's first replica unless given) routing by
+    /// `view`, whose ring sets the default W and R (a majority of N unless
+    /// `view` was made with others).
+    static func core(_ view: RingView, address: String? = nil) -> Core {
+        Core(settings: .init(address: address ?? replicas(view)[0], writer: writer, maxKeyBytes: 64, maxValueBytes: 1_000),
              view: view)
     }
 
@@ -243,7 +246,7 @@ struct ReplicationTests {
 
     @Test("without a ring every request is UNAVAILABLE")
     func noRing() {
-        var core = Core(settings: .init(address: "a:1", writer: 1, defaultW: 2, defaultR: 2, maxKeyBytes: 64, maxValueBytes: 64))
+        var core = Core(settings: .init(address: "a:1", writer: 1, maxKeyBytes: 64, maxValueBytes: 64))
         #expect(Self.failureCode(Self.replies(core.get(key: [1], quorum: WireQuorum(), token: 1))) == .unavailable)
         #expect(Self.failureCode(Self.replies(core.write(.init(key: [1], value: [1]), token: 1))) == .unavailable)
     }
@@ -296,7 +299,7 @@ struct ReplicationTests {
             #expect(error.message.contains("\(replicas[2]): deadline"))
         }
         let tombstone = try Self.record(nil, timestamp: 30)
-        var other = Self.core(Self.view(members: 4), r: 1)
+        var other = Self.core(Self.view(members: 4, r: 1))
         let sent = Self.reads(other.get(key: Self.key, quorum: WireQuorum(), token: 2))
         #expect(other.answered(sent[0].id, by: sent[0].replica, tombstone) == [.reply(2, .read(tombstone, replies: 1))])
     }
@@ -361,5 +364,27 @@ struct ReplicationTests {
         _ = core.answered(reads[0].id, by: replicas[0], record)
         _ = core.answered(reads[0].id, by: replicas[1], record)
         #expect(core.answered(reads[0].id, by: replicas[2], nil) == [.repair(record, to: replicas[2], plan: 7)])
+    }
+}
+
+/// The default W and R come with the ring: placement sets them for the cluster.
+@Suite struct RingQuorumDefaultTests {
+    @Test("a request without W or R waits for the ring's, or a majority of N when the ring sets none")
+    func defaultsFromTheRing() {
+        typealias T = ReplicationTests
+        // W=3 from the ring: the put goes to three replicas and needs all three.
+        var strict = T.core(T.view(members: 4, w: 3, r: 1))
+        let writes = T.writes(T.write(&strict, .init(key: T.key, value: [1])))
+        #expect(writes.count == 3)
+        #expect(strict.written(writes[0].id, by: writes[0].replica, .acknowledged).isEmpty)
+        #expect(strict.written(writes[1].id, by: writes[1].replica, .acknowledged).isEmpty, "two of W=3 is not enough")
+        #expect(!strict.written(writes[2].id, by: writes[2].replica, .acknowledged).isEmpty)
+        // R=1 from the ring: one answer is enough.
+        let reads = T.reads(strict.get(key: T.key, quorum: WireQuorum(), token: 9))
+        #expect(strict.answered(reads[0].id, by: reads[0].replica, nil) == [.reply(9, .read(nil, replies: 1))])
+
+        #expect(WireRingInfo.with { $0.replicas = 5 }.defaultWriteQuorum(replicas: 5) == 3, "a majority of N=5")
+        #expect(WireRingInfo.with { $0.replicas = 3; $0.readQuorum = 3 }.defaultReadQuorum(replicas: 2) == 2, "never more than N")
+        #expect(WireRingInfo().defaultReadQuorum(replicas: 3) == 2, "nothing set: N=3, a majority")
     }
 }

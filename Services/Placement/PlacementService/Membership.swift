@@ -219,6 +219,8 @@ public struct Membership: Sendable {
             $0.members = ringMembers.map(\.wire)
             $0.density = UInt32(settings.density)
             $0.replicas = UInt32(settings.replicas)
+            $0.writeQuorum = UInt32(settings.writeQuorum)
+            $0.readQuorum = UInt32(settings.readQuorum)
             $0.plan = plan
         }
     }

@@ -11,6 +11,10 @@ public struct MembershipSettings: Sendable, Equatable {
     public var replicas: Int
     /// Ring density: digests per unit of weight (40 is Ketama's 160 points).
     public var density: Int
+    /// The cluster's W and R for requests that set none (0: a majority of N).
+    /// Set here once and carried in the ring to every node and client.
+    public var writeQuorum: Int = 0
+    public var readQuorum: Int = 0
 
     /// Defaults: heartbeats every second from nodes, suspect after 3 s
     /// without one, down after 10 s, never removed automatically, N=3, density 40.

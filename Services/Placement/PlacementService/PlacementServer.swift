@@ -304,6 +304,8 @@ public final class PlacementServer {
             $0.weights = ring.members.map(\.weight)
             $0.density = ring.density
             $0.replicas = ring.replicas
+            $0.writeQuorum = ring.writeQuorum
+            $0.readQuorum = ring.readQuorum
             $0.plan = ring.plan
         }))
     }

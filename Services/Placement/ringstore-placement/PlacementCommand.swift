@@ -26,6 +26,12 @@ struct PlacementCommand: AsyncParsableCommand {
     @Option(help: "Ring density: MD5 digests per unit of weight (40 = Ketama's 160 points).")
     var density = 40
 
+    @Option(help: "The cluster's write quorum W for requests that set none (0: a majority of N). Nodes and clients take it from the ring.")
+    var defaultW = 0
+
+    @Option(help: "The cluster's read quorum R for requests that set none (0: a majority of N). Nodes and clients take it from the ring.")
+    var defaultR = 0
+
     @Option(help: "Seconds without a heartbeat before a member is suspect.")
     var suspectAfter = 3.0
 
@@ -41,6 +47,9 @@ struct PlacementCommand: AsyncParsableCommand {
         try validateEndpoint(publish, option: "publish")
         guard (1...16).contains(replicas) else { throw ValidationError("--replicas must be 1...16") }
         guard (1...4096).contains(density) else { throw ValidationError("--density must be 1...4096") }
+        guard (0...replicas).contains(defaultW), (0...replicas).contains(defaultR) else {
+            throw ValidationError("--default-w and --default-r must be 0 (a majority of N) or 1...N (N=\(replicas))")
+        }
         guard suspectAfter > 0 else { throw ValidationError("--suspect-after must be positive") }
         guard downAfter > suspectAfter else { throw ValidationError("--down-after must be longer than --suspect-after") }
         guard removeAfter >= 0 else { throw ValidationError("--remove-after must be 0 (never) or positive") }
@@ -49,10 +58,19 @@ struct PlacementCommand: AsyncParsableCommand {
     func run() async throws {
         try server.prepareProcess()
         let logger = Logger(label: "ringstore.placement")
-        let settings = MembershipSettings(
+        var settings = MembershipSettings(
             suspectAfter: .seconds(suspectAfter), downAfter: .seconds(downAfter),
             removeAfter: removeAfter > 0 ? .seconds(removeAfter) : nil,
             replicas: replicas, density: density)
+        settings.writeQuorum = defaultW
+        settings.readQuorum = defaultR
+        let n = replicas, w = defaultW == 0 ? replicas / 2 + 1 : defaultW, r = defaultR == 0 ? replicas / 2 + 1 : defaultR
+        if w + r <= n {
+            logger.warning("placement.quorums.overlap_none", metadata: [
+                "cluster.n": "\(n)", "cluster.w": "\(w)", "cluster.r": "\(r)",
+                "cluster.note": "W + R <= N: a read need not see the latest acknowledged write",
+            ])
+        }
         let tick = min(Duration.milliseconds(100), .seconds(suspectAfter / 10))
         var options = PlacementOptions(listen: server.listen, publish: publish, dataDirectory: server.dataDirectory,
                                        settings: settings, tickInterval: tick)

@@ -45,7 +45,7 @@ final class Coordinator {
         // whose wall clock went backwards from ever reusing a version.
         let writer = Self.fnv1a(Array(address.utf8)) ^ UInt64(WallClock.micros)
         core = Replication(settings: Replication.Settings(
-            address: address, writer: writer, defaultW: options.defaultW, defaultR: options.defaultR,
+            address: address, writer: writer,
             maxKeyBytes: options.maxKeyBytes, maxValueBytes: options.maxValueBytes))
         outbox = ReplicaOutbox(peers: peers, timeout: options.replicaTimeout, maxValueBytes: options.maxValueBytes) {
             [unowned self] records, replica, plan, then in send(records, to: replica, plan: plan, then: then)

@@ -155,6 +155,8 @@ final class PlacementLink {
             }
             $0.density = details.density
             $0.replicas = details.replicas
+            $0.writeQuorum = details.writeQuorum
+            $0.readQuorum = details.readQuorum
             $0.plan = details.plan
         })
     }

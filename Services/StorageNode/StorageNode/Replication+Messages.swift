@@ -12,8 +12,6 @@ extension Replication {
         var address: String
         /// The writer half of the versions this node stamps.
         var writer: UInt64
-        var defaultW: Int
-        var defaultR: Int
         var maxKeyBytes: Int
         var maxValueBytes: Int
 

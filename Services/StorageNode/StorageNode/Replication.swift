@@ -63,7 +63,8 @@ struct Replication<Token> {
         guard request.ifVersion != nil || request.ifAbsent else { return stamp(intent, after: nil) }
         // Conditional put: a quorum read decides. Best effort, not linearizable:
         // two writers can both pass; fenced writes give mutual exclusion.
-        let readQuorum = QuorumGroups(replicas: quorum.replicas, groups: quorum.groups, needed: max(quorum.needed, settings.defaultR))
+        let defaultR = view?.info.defaultReadQuorum(replicas: quorum.groups.first?.count ?? 1) ?? 1
+        let readQuorum = QuorumGroups(replicas: quorum.replicas, groups: quorum.groups, needed: max(quorum.needed, defaultR))
         let condition = Condition(intent: intent, ifVersion: request.ifVersion, ifAbsent: request.ifAbsent)
         return startRead(key: request.key, quorum: readQuorum, purpose: .condition(condition))
     }
@@ -237,7 +238,8 @@ struct Replication<Token> {
         let n = quorum.n == 0 ? view.replicas : Int(quorum.n)
         guard (1...16).contains(n) else { throw .invalidArgument("N=\(n) must be 1...16") }
         let asked = Int(write ? quorum.w : quorum.r)
-        let needed = asked == 0 ? min(write ? settings.defaultW : settings.defaultR, n) : asked
+        // Defaults come with the ring: placement sets them once for the cluster.
+        let needed = asked == 0 ? (write ? view.info.defaultWriteQuorum(replicas: n) : view.info.defaultReadQuorum(replicas: n)) : asked
         guard (1...n).contains(needed) else {
             throw .invalidArgument("\(write ? "W" : "R")=\(needed) must be between 1 and N=\(n)")
         }

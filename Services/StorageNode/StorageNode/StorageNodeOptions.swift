@@ -27,9 +27,6 @@ public struct StorageNodeOptions: Sendable {
     /// Largest key and value accepted (INVALID_ARGUMENT beyond).
     public var maxKeyBytes: Int
     public var maxValueBytes: Int
-    /// Cluster defaults for W and R when a request does not set them.
-    public var defaultW: Int
-    public var defaultR: Int
     /// How long a coordinator waits for one replica.
     public var replicaTimeout: Duration
     /// Tombstones older than this are purged. It must outlast any replica's
@@ -59,7 +56,7 @@ public struct StorageNodeOptions: Sendable {
                 placement: String = "tcp://127.0.0.1:7400", placementEvents: String = "tcp://127.0.0.1:7401",
                 weight: Int = 1, heartbeatInterval: Duration = .seconds(1),
                 dataDirectory: URL = URL(fileURLWithPath: "node-data"), sync: SyncMode = .full,
-                maxKeyBytes: Int = 1024, maxValueBytes: Int = 1 << 20, defaultW: Int = 2, defaultR: Int = 2,
+                maxKeyBytes: Int = 1024, maxValueBytes: Int = 1 << 20,
                 replicaTimeout: Duration = .seconds(1), tombstoneGrace: Duration = .seconds(10 * 24 * 3600)) {
         self.listen = listen
         self.advertise = advertise
@@ -71,8 +68,6 @@ public struct StorageNodeOptions: Sendable {
         self.sync = sync
         self.maxKeyBytes = maxKeyBytes
         self.maxValueBytes = maxValueBytes
-        self.defaultW = defaultW
-        self.defaultR = defaultR
         self.replicaTimeout = replicaTimeout
         self.tombstoneGrace = tombstoneGrace
     }

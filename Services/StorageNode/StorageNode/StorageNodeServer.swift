@@ -108,10 +108,10 @@ public final class StorageNodeServer {
                 "ring_members": "\(placement.ring?.members.count ?? 0)",
                 "member_state": placement.removed ? "removed" : placement.joined ? placement.memberState.name : "joining",
                 "sync": options.sync.rawValue,
-                // The quorum a request that sets none gets: N from the ring, W and R from this node's options.
+                // The quorum a request that sets none gets: N, W and R from the ring (placement sets them).
                 "replicas": "\(current.view?.replicas ?? 0)",
-                "default_w": "\(options.defaultW)",
-                "default_r": "\(options.defaultR)",
+                "default_w": "\(current.view.map { $0.info.defaultWriteQuorum(replicas: $0.replicas) } ?? 0)",
+                "default_r": "\(current.view.map { $0.info.defaultReadQuorum(replicas: $0.replicas) } ?? 0)",
                 "commits": "\(store.commits)",
                 "hints_delivered": "\(hints.delivered)",
                 "plan_version": "\(placement.ring?.plan.version ?? 0)",
@@ -143,8 +143,12 @@ public final class StorageNodeServer {
             let peers = self.peers, store = self.store, placement = self.placement
             let facts = RESPFrontDoor.NodeFacts(
                 address: { address },
-                ring: { (current.view?.info.members.map(\.address) ?? [], current.view?.replicas ?? 0, placement.ring?.ringEpoch ?? 0) },
-                defaultW: options.defaultW, defaultR: options.defaultR,
+                ring: {
+                    let view = current.view
+                    return (view?.info.members.map(\.address) ?? [], view?.replicas ?? 0, placement.ring?.ringEpoch ?? 0,
+                            view.map { $0.info.defaultWriteQuorum(replicas: $0.replicas) } ?? 0,
+                            view.map { $0.info.defaultReadQuorum(replicas: $0.replicas) } ?? 0)
+                },
                 localKeys: { (try? store.engine.stats().liveKeys) ?? 0 },
                 peerKeys: { peer, done in
                     guard let client = peers.client(for: peer) else { return done(nil) }

@@ -49,12 +49,6 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Largest value accepted, in bytes.")
     var maxValueBytes = 1 << 20
 
-    @Option(help: "Default write quorum W when a request does not set one.")
-    var defaultW = 2
-
-    @Option(help: "Default read quorum R when a request does not set one.")
-    var defaultR = 2
-
     @Option(help: "Seconds a coordinator waits for one replica.")
     var replicaTimeout = 1.0
 
@@ -102,7 +96,6 @@ struct NodeCommand: AsyncParsableCommand {
         guard heartbeatInterval > 0, heartbeatInterval <= 60 else { throw ValidationError("--heartbeat-interval must be in (0, 60] seconds") }
         guard (1...65_536).contains(maxKeyBytes) else { throw ValidationError("--max-key-bytes must be 1...65536") }
         guard (0...(64 << 20)).contains(maxValueBytes) else { throw ValidationError("--max-value-bytes must be 0...67108864") }
-        guard (1...16).contains(defaultW), (1...16).contains(defaultR) else { throw ValidationError("--default-w and --default-r must be 1...16") }
         guard replicaTimeout > 0, replicaTimeout <= 60 else { throw ValidationError("--replica-timeout must be in (0, 60] seconds") }
         guard tombstoneGrace >= 1 else { throw ValidationError("--tombstone-grace must be at least 1 second") }
         guard (1...100_000).contains(migrationBatchKeys) else { throw ValidationError("--migration-batch-keys must be 1...100000") }
@@ -119,7 +112,7 @@ struct NodeCommand: AsyncParsableCommand {
                                          weight: weight, heartbeatInterval: .seconds(heartbeatInterval),
                                          dataDirectory: server.dataDirectory, sync: sync,
                                          maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes,
-                                         defaultW: defaultW, defaultR: defaultR, replicaTimeout: .seconds(replicaTimeout),
+                                         replicaTimeout: .seconds(replicaTimeout),
                                          tombstoneGrace: .seconds(tombstoneGrace))
         options.security = try server.security(clientKey: clientKey, logger: logger)
         options.operations = try server.operations()

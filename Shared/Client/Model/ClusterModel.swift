@@ -102,6 +102,9 @@ public struct ClusterRing: Sendable {
     public let members: [Member]
     /// The cluster's replication factor N.
     public let replicas: Int
+    /// The W and R a request that sets none waits for (placement's settings).
+    public let writeQuorum: Int
+    public let readQuorum: Int
     public let density: Int
     public let plan: MigrationPlan
     /// The ring that routes keys; nil while there are no members.
@@ -112,6 +115,8 @@ public struct ClusterRing: Sendable {
         ringEpoch = wire.ringEpoch
         members = wire.members.map(Member.init)
         replicas = wire.replicationFactor
+        writeQuorum = wire.defaultWriteQuorum(replicas: wire.replicationFactor)
+        readQuorum = wire.defaultReadQuorum(replicas: wire.replicationFactor)
         density = wire.density == 0 ? HashRing.ketamaDensity : Int(wire.density)
         plan = MigrationPlan(wire.plan)
         ring = try? HashRing(ringInfo: wire)

@@ -179,6 +179,11 @@ public nonisolated struct WireRingDetails: Sendable {
   /// Clears the value of `plan`. Subsequent reads from it will return its default value.
   public mutating func clearPlan() {self._plan = nil}
 
+  /// The cluster's default W and R, as in RingInfo.
+  public var writeQuorum: UInt32 = 0
+
+  public var readQuorum: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -532,7 +537,7 @@ nonisolated extension WireMemberDetails: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RingDetails"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}density\0\u{1}replicas\0\u{1}weights\0\u{1}plan\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}density\0\u{1}replicas\0\u{1}weights\0\u{1}plan\0\u{3}write_quorum\0\u{3}read_quorum\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -545,6 +550,8 @@ nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.replicas) }()
       case 4: try { try decoder.decodeRepeatedUInt32Field(value: &self.weights) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._plan) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.writeQuorum) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.readQuorum) }()
       default: break
       }
     }
@@ -570,6 +577,12 @@ nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try { if let v = self._plan {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if self.writeQuorum != 0 {
+      try visitor.visitSingularUInt32Field(value: self.writeQuorum, fieldNumber: 6)
+    }
+    if self.readQuorum != 0 {
+      try visitor.visitSingularUInt32Field(value: self.readQuorum, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -579,6 +592,8 @@ nonisolated extension WireRingDetails: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.replicas != rhs.replicas {return false}
     if lhs.weights != rhs.weights {return false}
     if lhs._plan != rhs._plan {return false}
+    if lhs.writeQuorum != rhs.writeQuorum {return false}
+    if lhs.readQuorum != rhs.readQuorum {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

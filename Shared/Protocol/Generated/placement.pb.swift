@@ -130,6 +130,12 @@ public nonisolated struct WireRingInfo: Sendable {
   /// Clears the value of `plan`. Subsequent reads from it will return its default value.
   public mutating func clearPlan() {self._plan = nil}
 
+  /// The cluster's quorums for requests that set no W or R (set once, on
+  /// placement); 0 (not set) means a majority of N.
+  public var writeQuorum: UInt32 = 0
+
+  public var readQuorum: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -536,7 +542,7 @@ nonisolated extension WireMember: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension WireRingInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RingInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ring_epoch\0\u{1}members\0\u{1}density\0\u{1}replicas\0\u{1}plan\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ring_epoch\0\u{1}members\0\u{1}density\0\u{1}replicas\0\u{1}plan\0\u{3}write_quorum\0\u{3}read_quorum\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -549,6 +555,8 @@ nonisolated extension WireRingInfo: SwiftProtobuf.Message, SwiftProtobuf._Messag
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.density) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.replicas) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._plan) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.writeQuorum) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.readQuorum) }()
       default: break
       }
     }
@@ -574,6 +582,12 @@ nonisolated extension WireRingInfo: SwiftProtobuf.Message, SwiftProtobuf._Messag
     try { if let v = self._plan {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if self.writeQuorum != 0 {
+      try visitor.visitSingularUInt32Field(value: self.writeQuorum, fieldNumber: 6)
+    }
+    if self.readQuorum != 0 {
+      try visitor.visitSingularUInt32Field(value: self.readQuorum, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -583,6 +597,8 @@ nonisolated extension WireRingInfo: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if lhs.density != rhs.density {return false}
     if lhs.replicas != rhs.replicas {return false}
     if lhs._plan != rhs._plan {return false}
+    if lhs.writeQuorum != rhs.writeQuorum {return false}
+    if lhs.readQuorum != rhs.readQuorum {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -17,10 +17,9 @@ final class RESPFrontDoor {
     /// What the front door reports about the node (INFO, HELLO, DBSIZE).
     struct NodeFacts {
         var address: () -> String
-        /// Members of the ring this node routes by, N, W and R, the ring epoch.
-        var ring: () -> (members: [String], replicas: Int, epoch: UInt64)
-        var defaultW: Int
-        var defaultR: Int
+        /// Members of the ring this node routes by, N, the ring epoch, and
+        /// the W and R of requests that set none (the ring's).
+        var ring: () -> (members: [String], replicas: Int, epoch: UInt64, defaultW: Int, defaultR: Int)
         /// Live keys on this node, and how to ask a peer for its count.
         var localKeys: () -> Int
         var peerKeys: (_ address: String, _ done: @escaping (Int?) -> Void) -> Void
@@ -235,7 +234,7 @@ final class RESPFrontDoor {
             sections.append(("Replication", [
                 ("role", "master"), ("connected_slaves", "0"),
                 ("ringstore_ring_members", ring.members.joined(separator: ",")), ("ringstore_ring_epoch", "\(ring.epoch)"),
-                ("ringstore_n", "\(ring.replicas)"), ("ringstore_w", "\(facts.defaultW)"), ("ringstore_r", "\(facts.defaultR)"),
+                ("ringstore_n", "\(ring.replicas)"), ("ringstore_w", "\(ring.defaultW)"), ("ringstore_r", "\(ring.defaultR)"),
             ]))
         }
         if all || asked.contains("stats") {
