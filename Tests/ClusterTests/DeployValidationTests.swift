@@ -1,0 +1,534 @@
+import Foundation
+import Testing
+import TestKit
+
+/// deploy/ checked offline by real validators, the ones `make test-deps`
+/// installs: yamllint, kubernetes-validate, hadolint, shellcheck,
+/// systemd-analyze, check-jsonschema (the compose-spec schema) and
+/// promql-parser; then what no schema sees: RINGSTORE_* names and config keys
+/// against the operations contract, volumes, selectors, ports and keys that
+/// must match across files, and the dashboard's metrics against metrics.txt.
+/// No Docker engine, Kubernetes cluster or systemd as PID 1 is needed.
+@Suite struct DeployValidationTests {
+    @Test func everyYAMLFilePassesYamllint() async throws {
+        let files = Deploy.files(endingWith: [".yaml", ".yml"])
+        #expect(files.count >= 7, "the compose file and the Kubernetes manifests: \(files)")
+        let run = try await Validator.run("yamllint", ["-s", "-f", "parsable", "-c", Deploy.path(".yamllint")] + files)
+        #expect(run?.status == 0, "yamllint -s:\n\(run?.output ?? "")")
+    }
+
+    @Test(arguments: ["1.29.0", "1.37.0"])
+    func kubernetesManifestsValidateStrictly(version: String) async throws {
+        let run = try await Validator.run("kubernetes-validate", ["--strict", "--quiet", "-k", version] + Deploy.kubernetesManifests)
+        #expect(run?.status == 0, "kubernetes-validate --strict -k \(version):\n\(run?.output ?? "")")
+    }
+
+    @Test func kustomizationListsEveryManifestButTheJob() async throws {
+        let kustomization = try await YAML.documents(Deploy.path("kubernetes/kustomization.yaml")).first ?? [:]
+        let listed = Set(kustomization.strings("resources"))
+        let manifests = Set(Deploy.kubernetesManifests.map { ($0 as NSString).lastPathComponent })
+        #expect(listed == manifests.subtracting(["ringctl-job.yaml"]))
+    }
+
+    @Test func kubernetesReferencesResolve() async throws {
+        var documents: [Object] = []
+        for file in Deploy.kubernetesManifests { documents += try await YAML.documents(file) }
+        let services = documents.filter { $0.string("kind") == "Service" }
+        let workloads = documents.filter { ["StatefulSet", "Job"].contains($0.string("kind")) }
+        #expect(workloads.count == 4, "placement, lock, nodes, ringctl")
+        for document in documents {
+            #expect(document.object("metadata")["namespace"] == nil, "\(document.name) names a namespace")
+        }
+        for config in documents where config.string("kind") == "ConfigMap" {
+            for key in config.object("data").keys {
+                #expect(Contract.sharedVariables.contains(key), "ConfigMap \(config.name): \(key) is not an option of every service")
+            }
+        }
+        for workload in workloads { checkWorkload(workload, services: services) }
+        for service in services {
+            let selector = service.object("spec").labels("selector")
+            let pods = workloads.map(\.podTemplate).filter { selects(selector, $0.object("metadata").labels("labels")) }
+            #expect(!pods.isEmpty, "Service \(service.name) selects no pods")
+            for port in service.object("spec").array("ports") {
+                guard let target = port["targetPort"] as? String else { continue }
+                #expect(pods.contains { $0.object("spec").containers.contains { $0.portNames.contains(target) } },
+                        "Service \(service.name): no selected container has a port named \(target)")
+            }
+        }
+        let nodes = try #require(workloads.first { $0.name == "ringstore-node" })
+        let headless = try #require(services.first { $0.name == nodes.object("spec").string("serviceName") })
+        #expect(headless.object("spec").string("clusterIP") == "None")
+        #expect(headless.object("spec")["publishNotReadyAddresses"] as? Bool == true)
+        let environment = try #require(nodes.podTemplate.object("spec").array("containers").first).array("env")
+        let names = environment.compactMap { $0.string("name") }
+        let advertise = environment.first { $0.string("name") == "RINGSTORE_ADVERTISE" }?.string("value") ?? ""
+        #expect(advertise == "$(POD_NAME).\(headless.name).$(POD_NAMESPACE).svc.cluster.local:7500")
+        // $(VAR) expands only variables defined earlier in the list.
+        #expect((names.firstIndex(of: "POD_NAME") ?? .max) < (names.firstIndex(of: "RINGSTORE_ADVERTISE") ?? -1))
+        #expect((names.firstIndex(of: "POD_NAMESPACE") ?? .max) < (names.firstIndex(of: "RINGSTORE_ADVERTISE") ?? -1))
+        let budget = try #require(documents.first { $0.string("kind") == "PodDisruptionBudget" })
+        #expect(budget.object("spec")["maxUnavailable"] as? Int == 1)
+        #expect(budget.object("spec").object("selector").labels("matchLabels") == nodes.object("spec").object("selector").labels("matchLabels"))
+    }
+
+    /// A StatefulSet's or Job's pods: selector, mounts, security, resources,
+    /// probes, and RINGSTORE_* variables of the program the container runs.
+    private func checkWorkload(_ workload: Object, services: [Object]) {
+        let spec = workload.object("spec"), pod = workload.podTemplate.object("spec")
+        let labels = workload.podTemplate.object("metadata").labels("labels")
+        if workload.string("kind") == "StatefulSet" {
+            #expect(selects(spec.object("selector").labels("matchLabels"), labels), "\(workload.name): selector")
+            #expect(services.contains { $0.name == spec.string("serviceName") }, "\(workload.name): no Service \(spec.string("serviceName") ?? "")")
+        }
+        #expect(pod.object("securityContext")["runAsNonRoot"] as? Bool == true, "\(workload.name): runAsNonRoot")
+        let volumes = Set(pod.array("volumes").compactMap { $0.string("name") }
+                          + spec.array("volumeClaimTemplates").compactMap { $0.object("metadata").string("name") })
+        for container in pod.array("initContainers") + pod.containers {
+            let name = "\(workload.name)/\(container.string("name") ?? "?")"
+            for mount in container.array("volumeMounts") {
+                #expect(volumes.contains(mount.string("name") ?? ""), "\(name) mounts an undeclared volume \(mount.string("name") ?? "")")
+            }
+            let security = container.object("securityContext")
+            #expect(security["readOnlyRootFilesystem"] as? Bool == true, "\(name): readOnlyRootFilesystem")
+            #expect(security["allowPrivilegeEscalation"] as? Bool == false, "\(name): allowPrivilegeEscalation")
+            #expect(security.object("capabilities").strings("drop") == ["ALL"], "\(name): capabilities")
+            #expect(!container.object("resources").object("limits").isEmpty, "\(name): resource limits")
+        }
+        for container in pod.containers {
+            let program = container.strings("args").first ?? ""
+            let allowed = program == "ringctl" ? Contract.ringctlVariables : Contract.variables(of: program)
+            for variable in container.array("env").compactMap({ $0.string("name") }) where variable.hasPrefix("RINGSTORE_") {
+                #expect(allowed.contains(variable), "\(workload.name): \(variable) is not a variable of \(program)")
+            }
+            guard program != "ringctl" else { continue }
+            for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+                let get = container.object(probe).object("httpGet")
+                #expect(get.string("path") == path, "\(workload.name): \(probe) path")
+                #expect(container.portNames.contains(get["port"] as? String ?? ""), "\(workload.name): \(probe) port")
+            }
+        }
+    }
+
+    @Test func dockerfilePassesHadolintAndCopiesWhatTheContextHolds() async throws {
+        let dockerfile = Deploy.path("docker/Dockerfile")
+        let run = try await Validator.run("hadolint", ["--no-color", "--failure-threshold", "style", dockerfile])
+        #expect(run?.status == 0, "hadolint:\n\(run?.output ?? "")")
+        let text = try String(contentsOfFile: dockerfile, encoding: .utf8)
+        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let user = lines.last { $0.hasPrefix("USER ") }.map { String($0.dropFirst(5)) } ?? ""
+        #expect(user.split(separator: ":").allSatisfy { Int($0).map { $0 > 0 } ?? false }, "the last USER is numeric and not root: \(user)")
+        // A file COPY'd from the context must exist and not be cut by the ignore file.
+        let ignore = try String(contentsOfFile: Deploy.path("docker/Dockerfile.dockerignore"), encoding: .utf8)
+        for line in lines where line.hasPrefix("COPY ") && !line.contains("--from=") {
+            let source = line.split(separator: " ").dropFirst().filter { !$0.hasPrefix("--") }.dropLast().joined()
+            guard source.hasPrefix("deploy/") else { continue }
+            #expect(FileManager.default.isExecutableFile(atPath: Deploy.root.appendingPathComponent(source).path), "\(source) is missing")
+            #expect(ignore.contains("\n!\(source)\n"), "Dockerfile.dockerignore ignores \(source)")
+        }
+    }
+
+    @Test func shellScriptsPassShellcheck() async throws {
+        let scripts = Deploy.files(endingWith: [".sh"])
+        #expect(scripts.count >= 4)
+        let run = try await Validator.run("shellcheck", scripts)
+        #expect(run?.status == 0, "shellcheck:\n\(run?.output ?? "")")
+    }
+
+    /// `systemd-analyze verify --root` checks each unit as systemd would load it
+    /// and that every Exec path is executable inside that root. The root holds
+    /// Debian's own units (the targets ours order against), ours, /bin/kill
+    /// copied from this host (ExecReload) and stubs for the binaries an install
+    /// puts in /usr/local/bin: verify only checks that they exist and may run,
+    /// and the real binaries are what the other process tests run.
+    @Test func systemdUnitsVerifyAndAreHardened() async throws {
+        let units = Deploy.files(endingWith: [".service"], under: "systemd")
+        #expect(units.count == 3)
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-units-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let files = FileManager.default
+        for directory in ["usr/lib/systemd", "usr/bin", "usr/local/bin", "etc/systemd/system"] {
+            try files.createDirectory(at: root.appendingPathComponent(directory), withIntermediateDirectories: true)
+        }
+        try files.createSymbolicLink(atPath: root.appendingPathComponent("bin").path, withDestinationPath: "usr/bin")
+        let copy = try await ToolRun.run("/bin/cp", ["-a", "/usr/lib/systemd/system", root.appendingPathComponent("usr/lib/systemd").path])
+        #expect(copy.status == 0, "\(copy.stderr)")
+        try files.copyItem(atPath: "/usr/bin/kill", toPath: root.appendingPathComponent("usr/bin/kill").path)
+        for binary in ["ringstore-placement", "ringstore-lock", "ringstore-node", "ringctl"] {
+            let stub = root.appendingPathComponent("usr/local/bin/\(binary)").path
+            #expect(files.createFile(atPath: stub, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755]))
+        }
+        var names: [String] = []
+        for unit in units {
+            let file = (unit as NSString).lastPathComponent
+            try files.copyItem(atPath: unit, toPath: root.appendingPathComponent("etc/systemd/system/\(file)").path)
+            names.append(file.replacingOccurrences(of: "@.service", with: "@1.service"))
+            let text = try String(contentsOfFile: unit, encoding: .utf8)
+            for line in ["ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "RestartSec=", "After=network-online.target",
+                         "Wants=network-online.target", "StateDirectory=ringstore/", "LimitNOFILE=", "NoNewPrivileges=yes",
+                         "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes", "ProtectKernelTunables=yes",
+                         "ProtectKernelModules=yes", "ProtectKernelLogs=yes", "CapabilityBoundingSet=\n",
+                         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "SystemCallFilter=@system-service"] {
+                #expect(text.contains("\n" + line), "\(file) has no \(line)")
+            }
+            #expect(text.contains("ExecStart=/usr/local/bin/ringstore-") && text.contains(" --config /etc/ringstore/"), "\(file): --config")
+            let settings = text.split(separator: "\n").filter { !$0.hasPrefix("#") }
+            #expect(!settings.contains { $0.hasPrefix("Requires=") || $0.hasPrefix("BindsTo=") }, "\(file): a node host need not run placement")
+        }
+        #expect(names.contains("ringstore-node@1.service"))
+        guard let analyze = await Validator.locate("systemd-analyze") else { return }
+        // verify exits 0 on an unknown key (it only warns): any output fails.
+        let verify = try await ToolRun.run(analyze, ["verify", "--man=no", "--root=\(root.path)"] + names)
+        #expect(verify.status == 0 && verify.output.isEmpty, "systemd-analyze verify:\n\(verify.output)")
+        for name in names {
+            // Exposure 0.0 (locked down) to 10.0 (unsafe), here times ten: ours is 1.5 with systemd 252, and
+            // dropping one of NoNewPrivileges, PrivateTmp or RestrictNamespaces takes it over 1.6.
+            let security = try await ToolRun.run(analyze, ["security", "--offline=yes", "--threshold=16", "--root=\(root.path)", name])
+            #expect(security.status == 0, "systemd-analyze security \(name):\n\(security.stdout.split(separator: "\n").suffix(3).joined(separator: "\n"))")
+        }
+    }
+
+    @Test func exampleConfigFilesNameOnlyTheServicesOptions() throws {
+        for (file, service) in [("placement.toml.example", "placement"), ("lock.toml.example", "lock"), ("node.toml.example", "node")] {
+            let settings = try FlatTOML.read(Deploy.path("systemd/\(file)"))
+            for (line, name, _) in settings {
+                #expect(Contract.options[service, default: []].contains(name), "\(file):\(line): \(name) is not an option of \(service)")
+            }
+            // The data directory must be the unit's StateDirectory, the one path ProtectSystem=strict leaves writable.
+            let unit = try String(contentsOfFile: Deploy.path("systemd/ringstore-\(service == "node" ? "node@" : service).service"), encoding: .utf8)
+            let state = unit.split(separator: "\n").first { $0.hasPrefix("StateDirectory=") }.map { "/var/lib/" + $0.dropFirst(15) } ?? "?"
+            let dataDir = settings.first { $0.name == "data-dir" }?.value ?? ""
+            #expect(dataDir == state.replacingOccurrences(of: "%i", with: "1"), "\(file): data-dir \(dataDir), StateDirectory \(state)")
+        }
+    }
+
+    @Test func everyRingstoreVariableIsAnOption() throws {
+        let pattern = /RINGSTORE_[A-Z0-9_]+/
+        var seen = 0
+        for file in Deploy.files(endingWith: [".yaml", ".example", ".sh", ".service", "Dockerfile", ".md"]) {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            for match in text.matches(of: pattern) {
+                seen += 1
+                let name = String(text[match.range])
+                #expect(Contract.allVariables.contains(name), "\(file): \(name) is not a RINGSTORE_ variable of the contract")
+            }
+        }
+        #expect(seen > 20)
+    }
+
+    @Test func composeFileFollowsTheSchemaAndItsReferencesResolve() async throws {
+        let file = Deploy.path("compose/compose.yaml")
+        let schema = try await Validator.run("check-jsonschema", ["--builtin-schema", "vendor.compose-spec", file])
+        #expect(schema?.status == 0, "check-jsonschema (compose-spec):\n\(schema?.output ?? "")")
+        let compose = try #require(try await YAML.documents(file).first)
+        let services = compose.object("services"), volumes = Set(compose.object("volumes").keys)
+        let keys = services.object("keys").strings("command")
+        #expect(keys.first == "ringstore-make-keys")
+        var nodes = 0
+        for (name, value) in services {
+            let service = value as? Object ?? [:]
+            for dependency in service.object("depends_on").keys {
+                #expect(services[dependency] != nil, "\(name) depends on an unknown service \(dependency)")
+            }
+            for volume in service.strings("volumes") {
+                let source = String(volume.split(separator: ":")[0])
+                #expect(source.hasPrefix("/") || source.hasPrefix(".") || volumes.contains(source), "\(name): undeclared volume \(source)")
+            }
+            let program = service.strings("entrypoint").first == "ringctl" ? "ringctl" : service.strings("command").first ?? ""
+            let environment = service.object("environment")
+            let allowed = program == "ringctl" ? Contract.ringctlVariables : Contract.variables(of: program)
+            for variable in environment.keys where variable.hasPrefix("RINGSTORE_") {
+                #expect(allowed.contains(variable), "\(name): \(variable) is not a variable of \(program)")
+            }
+            guard ["placement", "lock", "node"].contains(program) else { continue }
+            #expect(service.object("depends_on").object("keys").string("condition") == "service_completed_successfully", "\(name) waits for keys")
+            #expect(service.object("healthcheck").strings("test").contains("ringstore-healthcheck"), "\(name): healthcheck")
+            #expect(service["read_only"] as? Bool == true, "\(name): read_only")
+            guard program == "node" else { continue }
+            nodes += 1
+            #expect(environment.string("RINGSTORE_ADVERTISE") == "\(name):7500", "\(name) is on the ring by its service name")
+            #expect(environment.string("RINGSTORE_CLIENT_KEY") == "/etc/ringstore/keys/\(name).secret")
+            #expect(keys.contains(name), "the keys service makes no key for \(name)")
+            #expect(service.object("depends_on").object("placement").string("condition") == "service_healthy")
+        }
+        #expect(nodes == 3)
+    }
+
+    @Test func dashboardQueriesParseAndUseOnlyTheContractsMetrics() async throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Deploy.path("grafana/ringstore.json")))
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: data) as? Object)
+        #expect((dashboard["schemaVersion"] as? Int ?? 0) >= 36)
+        let variables = dashboard.object("templating").array("list")
+        #expect(variables.contains { $0.string("name") == "datasource" && $0.string("type") == "datasource" && $0.string("query") == "prometheus" })
+        for variable in variables where variable.string("type") == "query" {
+            #expect(variable.object("datasource").string("uid") == "${datasource}", "variable \(variable.string("name") ?? ""): datasource")
+        }
+        var panels: [Object] = [], pending = dashboard.array("panels")
+        while let panel = pending.popLast() {
+            panels.append(panel)
+            pending += panel.array("panels")
+        }
+        let ids = panels.compactMap { $0["id"] as? Int }
+        #expect(Set(ids).count == panels.count, "every panel has an id of its own")
+        var expressions: [String] = []
+        for panel in panels where panel.string("type") != "row" {
+            #expect(panel.object("datasource").string("uid") == "${datasource}", "\(panel.string("title") ?? ""): datasource")
+            for target in panel.array("targets") {
+                #expect(target.object("datasource").string("uid") == "${datasource}")
+                expressions.append(target.string("expr") ?? "")
+            }
+        }
+        #expect(expressions.count >= 18)
+        let metrics = try MetricList.read(Deploy.path("grafana/metrics.txt"))
+        var used: Set<String> = []
+        for (expression, names) in try await PromQL.selectors(in: expressions) {
+            #expect(!names.isEmpty, "\(expression) selects no metric")
+            for name in names {
+                let metric = metrics.metric(for: name)
+                #expect(metric != nil, "\(expression): \(name) is not in metrics.txt")
+                if let metric { used.insert(metric) }
+            }
+        }
+        for variable in variables {
+            guard let query = variable.string("definition"), let match = query.firstMatch(of: /label_values\((\w+),/) else { continue }
+            #expect(metrics.metric(for: String(match.1)) != nil, "variable \(variable.string("name") ?? ""): \(match.1)")
+        }
+        #expect(used == Set(metrics.types.keys), "metrics.txt names no panel shows: \(Set(metrics.types.keys).subtracting(used).sorted())")
+    }
+
+    @Test func makeKeysWritesPrivateKeysAndOnlyAddsWhatIsMissing() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-make-keys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let keys = directory.appendingPathComponent("keys")
+        let script = Deploy.path("docker/make-keys.sh")
+        let ringctl = "RINGCTL=" + ServiceProcess.binDirectory.appendingPathComponent("ringctl").path
+        let first = try await ToolRun.run("/usr/bin/env", [ringctl, script, keys.path, "node-1", "node-2"])
+        #expect(first.status == 0, "\(first.output)")
+        let allowlist = try String(contentsOf: keys.appendingPathComponent("allowlist"), encoding: .utf8)
+        let entries = allowlist.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { $0.split(separator: " ").map(String.init) }
+        #expect(entries.map { [$0[0], $0[2]] } == [["admin", "admin"], ["node", "node-1"], ["node", "node-2"]])
+        for entry in entries {
+            let published = try String(contentsOf: keys.appendingPathComponent("\(entry[2]).pub"), encoding: .utf8)
+            #expect(published == entry[1] + "\n", "the allowlist lists \(entry[2])'s public key")
+        }
+        for secret in ["cluster.secret", "admin.secret", "node-1.secret", "node-2.secret", "http-token", "resp-passwords", "allowlist"] {
+            let mode = try FileManager.default.attributesOfItem(atPath: keys.appendingPathComponent(secret).path)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(secret) mode \(String(mode ?? 0, radix: 8))")
+        }
+        let token = try String(contentsOf: keys.appendingPathComponent("http-token"), encoding: .utf8)
+        #expect(token.count == 64 && token.allSatisfy(\.isHexDigit))
+        let second = try await ToolRun.run("/usr/bin/env", [ringctl, script, keys.path, "node-1", "node-2", "node-3"])
+        #expect(second.status == 0 && second.output.contains("made key node-3") && !second.output.contains("made key node-1"), "\(second.output)")
+        let after = try String(contentsOf: keys.appendingPathComponent("allowlist"), encoding: .utf8)
+        #expect(after.hasPrefix(allowlist) && after.split(separator: "\n").count == allowlist.split(separator: "\n").count + 1)
+        #expect(try String(contentsOf: keys.appendingPathComponent("http-token"), encoding: .utf8) == token)
+    }
+
+    @Test func healthcheckSucceedsOnlyOn200() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ringstore-healthz-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try Data("ok\n".utf8).write(to: directory.appendingPathComponent("healthz"))
+        guard let python = await Validator.locate("python3") else { return }
+        let port = FreePort.allocate()
+        // A stand-in HTTP server (the services' own is tested with them): /healthz 200, /readyz 404.
+        let server = try ServiceProcess(python, ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", directory.path])
+        let script = Deploy.path("docker/healthcheck.sh")
+        func check(_ listen: String, _ path: String) async throws -> ToolRun {
+            try await ToolRun.run("/usr/bin/env", ["RINGSTORE_HTTP_LISTEN=\(listen)", script, path], timeout: .seconds(15))
+        }
+        try await waitUntil("the stand-in server to answer") { try await check("0.0.0.0:\(port)", "/healthz").status == 0 }
+        #expect(try await check("127.0.0.1:\(port)", "/healthz").status == 0)
+        let unready = try await check("0.0.0.0:\(port)", "/readyz")
+        #expect(unready.status == 1 && unready.stderr.contains("404"), "\(unready.output)")
+        // SIGKILL: a child of the test runner may inherit SIGTERM blocked.
+        try await server.stop(signal: SIGKILL)
+        #expect(try await check("0.0.0.0:\(port)", "/healthz").status == 1)
+        #expect(try await check("", "/healthz").status == 1)
+    }
+}
+
+// MARK: - deploy/ and its validators
+
+/// Files under the checkout's deploy/.
+private enum Deploy {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let directory = root.appendingPathComponent("deploy")
+
+    static func path(_ relative: String) -> String { directory.appendingPathComponent(relative).path }
+
+    /// Files under `subdirectory` whose names end with one of `suffixes`, sorted.
+    static func files(endingWith suffixes: [String], under subdirectory: String = "") -> [String] {
+        let base = subdirectory.isEmpty ? directory : directory.appendingPathComponent(subdirectory)
+        let found = FileManager.default.enumerator(atPath: base.path)?.compactMap { $0 as? String } ?? []
+        return found.filter { name in suffixes.contains { name.hasSuffix($0) } }.map { base.appendingPathComponent($0).path }.sorted()
+    }
+
+    /// The Kubernetes resources (kustomization.yaml is kustomize's, not one).
+    static var kubernetesManifests: [String] {
+        files(endingWith: [".yaml"], under: "kubernetes").filter { !$0.hasSuffix("/kustomization.yaml") }
+    }
+}
+
+/// A validator program, found on PATH or in Python's scripts directory (where pip puts them).
+private enum Validator {
+    /// The path of `name`, or nil after recording that `make test-deps` installs it.
+    static func locate(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) async -> String? {
+        var directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        if name != "python3", let python = find("python3", in: directories),
+           let run = try? await ToolRun.run(python, ["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"]), run.status == 0 {
+            directories.insert(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines), at: 0)
+        }
+        if let path = find(name, in: directories) { return path }
+        Issue.record("\(name) is not installed: `make test-deps` installs it", sourceLocation: sourceLocation)
+        return nil
+    }
+
+    /// Runs validator `name` to its end; nil (an issue recorded) when it is not installed.
+    static func run(_ name: String, _ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws -> ToolRun? {
+        guard let path = await locate(name, sourceLocation: sourceLocation) else { return nil }
+        return try await ToolRun.run(path, arguments, timeout: .seconds(120))
+    }
+
+    private static func find(_ name: String, in directories: [String]) -> String? {
+        directories.map { ($0 as NSString).appendingPathComponent(name) }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
+
+extension ToolRun {
+    fileprivate var output: String { stdout + stderr }
+}
+
+/// YAML read by PyYAML (yamllint's parser; merge keys and anchors resolved), as JSON objects.
+private enum YAML {
+    static func documents(_ path: String) async throws -> [Object] {
+        guard let python = await Validator.locate("python3") else { return [] }
+        let program = "import json, sys, yaml; json.dump([d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None], sys.stdout)"
+        let run = try await ToolRun.run(python, ["-c", program, path])
+        guard run.status == 0 else {
+            let missing = run.stderr.contains("No module named 'yaml'") ? " (PyYAML, yamllint's: `make test-deps` installs it)" : ""
+            Issue.record("\(path) does not load\(missing): \(run.stderr)")
+            return []
+        }
+        return try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [Object] ?? []
+    }
+}
+
+/// The metric names of PromQL expressions, from promql-parser's syntax tree
+/// (so the expressions must parse and type-check, Grafana's variables set).
+private enum PromQL {
+    static func selectors(in expressions: [String]) async throws -> [(String, [String])] {
+        guard let python = await Validator.locate("python3") else { return [] }
+        let program = """
+            import json, sys, promql_parser as p
+            out = []
+            for e in json.loads(sys.argv[1]):
+                names = []
+                q = e.replace("$__rate_interval", "5m").replace("$instance", ".*")
+                try:
+                    p.walk(p.parse(q), lambda n: names.append(n.name) if isinstance(n, p.VectorSelector) else None)
+                except ValueError as error:
+                    sys.exit("%s: %s" % (e, error))
+                out.append([e, names])
+            json.dump(out, sys.stdout)
+            """
+        let input = String(decoding: try JSONSerialization.data(withJSONObject: expressions), as: UTF8.self)
+        let run = try await ToolRun.run(python, ["-c", program, input])
+        if run.stderr.contains("No module named 'promql_parser'") {
+            Issue.record("promql-parser is not installed: `make test-deps` installs it")
+            return []
+        }
+        guard run.status == 0 else {
+            Issue.record("a dashboard query does not parse: \(run.stderr)")
+            return []
+        }
+        let pairs = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [[Any]] ?? []
+        return pairs.map { ($0[0] as? String ?? "", $0[1] as? [String] ?? []) }
+    }
+}
+
+// MARK: - What the files are checked against
+
+/// The long options of each service: the operations contract's (issue 17) and
+/// those of today's `--help` it keeps; RINGSTORE_ + the name upper-cased, `-` as `_`.
+private enum Contract {
+    static let common: Set<String> = ["config", "log-format", "log-level", "http-listen", "http-token", "insecure",
+                                      "listen", "data-dir", "server-key", "allowlist"]
+    static let options: [String: Set<String>] = [
+        "placement": common.union(["publish", "replicas", "density", "suspect-after", "down-after", "remove-after"]),
+        "lock": common.union(["publish", "max-ttl", "forget-after"]),
+        "node": common.union(["advertise", "placement", "placement-events", "client-key", "resp-listen", "resp-passwords",
+                              "weight", "sync", "heartbeat-interval", "max-key-bytes", "max-value-bytes", "default-w", "default-r",
+                              "replica-timeout", "tombstone-grace", "migration-batch-keys", "migration-rate-mb",
+                              "anti-entropy-interval", "anti-entropy-rate-mb", "max-clock-drift"]),
+    ]
+    /// What ringctl reads (its --placement, --locks, --key and --server-key).
+    static let ringctlVariables: Set<String> = ["RINGSTORE_PLACEMENT", "RINGSTORE_LOCKS", "RINGSTORE_KEY", "RINGSTORE_SERVER_KEY"]
+
+    static func variable(_ option: String) -> String { "RINGSTORE_" + option.uppercased().replacingOccurrences(of: "-", with: "_") }
+    static func variables(of service: String) -> Set<String> { Set(options[service, default: []].map(variable)) }
+    /// Variables every service takes, for configuration they all share.
+    static var sharedVariables: Set<String> { Set(common.map(variable)) }
+    static var allVariables: Set<String> { options.keys.reduce(ringctlVariables) { $0.union(variables(of: $1)) } }
+}
+
+/// deploy/grafana/metrics.txt: `NAME TYPE` lines.
+private struct MetricList {
+    let types: [String: String]
+
+    static func read(_ path: String) throws -> MetricList {
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
+        return MetricList(types: Dictionary(uniqueKeysWithValues: lines.map { line in
+            let fields = line.split(separator: " ")
+            return (String(fields[0]), String(fields.count > 1 ? fields[1] : ""))
+        }))
+    }
+
+    /// The listed metric a series name belongs to (a histogram's `_bucket`, `_sum`, `_count`).
+    func metric(for series: String) -> String? {
+        if types[series] != nil && types[series] != "histogram" { return series }
+        for suffix in ["_bucket", "_sum", "_count"] where series.hasSuffix(suffix) {
+            let base = String(series.dropLast(suffix.count))
+            if types[base] == "histogram" { return base }
+        }
+        return nil
+    }
+}
+
+/// The contract's config file: `name = value` lines, `#` comments, strings in
+/// double quotes, numbers bare, `true`/`false`.
+private enum FlatTOML {
+    static func read(_ path: String) throws -> [(line: Int, name: String, value: String)] {
+        var settings: [(line: Int, name: String, value: String)] = []
+        for (index, raw) in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
+            guard let match = line.firstMatch(of: /^([a-z][a-z0-9-]*) = ("[^"\\]*"|-?[0-9]+(\.[0-9]+)?|true|false)$/) else {
+                Issue.record("\(path):\(index + 1): not `option-name = value`: \(line)")
+                continue
+            }
+            settings.append((index + 1, String(match.1), String(match.2).trimmingCharacters(in: CharacterSet(charactersIn: "\""))))
+        }
+        return settings
+    }
+}
+
+// MARK: - JSON access
+
+/// Whether a label selector matches `labels` (an empty selector matches nothing here).
+private func selects(_ selector: [String: String], _ labels: [String: String]) -> Bool {
+    !selector.isEmpty && selector.allSatisfy { labels[$0.key] == $0.value }
+}
+
+private typealias Object = [String: Any]
+
+extension Dictionary where Key == String, Value == Any {
+    fileprivate func object(_ key: String) -> Object { self[key] as? Object ?? [:] }
+    fileprivate func array(_ key: String) -> [Object] { self[key] as? [Object] ?? [] }
+    fileprivate func string(_ key: String) -> String? { self[key] as? String }
+    fileprivate func strings(_ key: String) -> [String] { self[key] as? [String] ?? [] }
+    fileprivate func labels(_ key: String) -> [String: String] { self[key] as? [String: String] ?? [:] }
+    fileprivate var name: String { object("metadata").string("name") ?? "?" }
+    fileprivate var podTemplate: Object { object("spec").object("template") }
+    fileprivate var containers: [Object] { array("containers") }
+    fileprivate var portNames: [String] { array("ports").compactMap { $0.string("name") } }
+}
