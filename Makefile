@@ -168,6 +168,10 @@ test-deps: bench-deps
 	  python3 -m pip show -q "$${spec%%==*}" >/dev/null 2>&1 || missing="$$missing $$spec"; \
 	done; \
 	if [ -n "$$missing" ]; then echo "deps: installing the deploy/ validators$$missing"; python3 -m pip install -q $$missing; fi
+	@# StatusPageBrowserTests: placement's status page in Debian's chromium, driven by playwright
+	@# (PyPI; its own browser download is not used: the test passes /usr/bin/chromium).
+	$(call install_missing,chromium)
+	@python3 -c "import playwright" 2>/dev/null || { echo "deps: installing playwright"; python3 -m pip install -q playwright==1.65.2; }
 
 test: deps bench-deps test-deps
 	$(SWIFT) build --build-tests
