@@ -26,9 +26,12 @@ GEN_DIR := Shared/Protocol/Generated
 # Swift may live outside PATH on a fresh machine (the toolchain image puts it in /opt/swift).
 export PATH := $(PATH):/opt/swift/usr/bin
 
-bin = $$($(SWIFT) build -c $(CONFIG) --show-bin-path)
+# The build's products (SwiftPM keeps .build/<config> pointing at them); reading
+# it costs nothing, where `swift build --show-bin-path` takes seconds.
+bin := .build/$(CONFIG)
+EXECUTABLES := ringstore-placement ringstore-lock ringstore-node ringctl
 
-.PHONY: help deps bench-deps test-deps build keys up down start start-node join stop kill test bench bench-md5 bench-resp-loop demo proto clean-data status
+.PHONY: help deps bench-deps test-deps build binaries keys up down start start-node join stop kill test bench bench-md5 bench-resp-loop demo proto clean-data status
 
 help:
 	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/, CURVE on"
@@ -36,7 +39,7 @@ help:
 	@echo "make down          stop everything gracefully; data stays"
 	@echo "make join N=4      start node 4 (port 7504); it joins the cluster"
 	@echo "make start N=2     (re)start node 2              make stop N=2 / make kill N=2: SIGTERM / SIGKILL"
-	@echo "make status        ringctl status against the local cluster"
+	@echo "make status        ringctl status against the local cluster (status page: http://127.0.0.1:9400/)"
 	@echo "make test          every test"
 	@echo "make demo          make up, a workload, the event stream, node 4 joining (migration) and leaving"
 	@echo "make bench         benchmarks side by side with raw libzmq and Redis; writes docs/BENCHMARKS.md"
@@ -72,15 +75,31 @@ bench-deps: deps
 build: deps
 	$(SWIFT) build -c $(CONFIG)
 
-# start_service NAME EXECUTABLE ARGS: start in the background unless it already runs.
+# The executables, built only when one is missing: start, join, stop and kill do
+# not pay for a no-op `swift build` (about 10 s); `make up` and `make build` do build.
+binaries:
+	@for b in $(EXECUTABLES); do [ -x $(bin)/$$b ] || { $(MAKE) --no-print-directory build; break; }; done
+
+# start_service NAME EXECUTABLE ARGS: start in the background unless it already
+# runs, and wait (10 s at most) until it says it is listening; a service that
+# exits first (a port taken, a bad option) is reported at once with its log's end.
 define start_service
 	@mkdir -p $(RUN); \
-	pidfile=$(RUN)/$(1).pid; \
+	pidfile=$(RUN)/$(1).pid; log=$(RUN)/$(1).log; \
 	if [ -f $$pidfile ] && ps -p $$(cat $$pidfile) -o args= 2>/dev/null | grep -q "$(2)"; then \
 	  echo "$(1): already running (pid $$(cat $$pidfile))"; \
 	else \
-	  nohup $(bin)/$(2) $(3) >> $(RUN)/$(1).log 2>&1 < /dev/null & echo $$! > $$pidfile; \
-	  echo "$(1): started (pid $$!), log $(RUN)/$(1).log"; \
+	  from=$$(( $$(stat -c %s $$log 2>/dev/null || echo 0) + 1 )); \
+	  nohup $(bin)/$(2) $(3) >> $$log 2>&1 < /dev/null & pid=$$!; echo $$pid > $$pidfile; \
+	  for i in $$(seq 100); do \
+	    if ! kill -0 $$pid 2>/dev/null; then \
+	      echo "$(1): FAILED to start (exit $$(wait $$pid; echo $$?)); the end of $$log:"; tail -c +$$from $$log | tail -n 8; \
+	      rm -f $$pidfile; exit 1; \
+	    fi; \
+	    tail -c +$$from $$log | grep -q -E '(placement|lock|node)\.listening' && break; \
+	    sleep 0.1; \
+	  done; \
+	  echo "$(1): started (pid $$pid), log $$log"; \
 	fi
 endef
 
@@ -99,7 +118,7 @@ endef
 # The local cluster's CURVE keys: the services' keypair (cluster), the operator's
 # (admin, which ringctl finds by itself), one per node, and the allowlist; and
 # the password of the nodes' RESP ports (export REDISCLI_AUTH=$(cat .run/keys/resp.password)).
-keys: build
+keys: binaries
 	@if [ -z "$(INSECURE)" ] && [ ! -f $(KEYS)/cluster.secret ]; then \
 	  $(bin)/ringctl keygen cluster --dir $(KEYS) >/dev/null && $(bin)/ringctl keygen admin --dir $(KEYS) >/dev/null && \
 	  printf '# role public-key name (reloaded on SIGHUP)\nadmin %s admin\n' "$$(cat $(KEYS)/admin.pub)" > $(KEYS)/allowlist && \
@@ -113,11 +132,12 @@ keys: build
 	  echo "keys: wrote $(KEYS)/resp-passwords (the RESP password is in $(KEYS)/resp.password)"; \
 	fi
 
-up: keys
-	$(call start_service,placement,ringstore-placement,--listen tcp://127.0.0.1:7400 --publish tcp://127.0.0.1:7401 --data-dir $(RUN)/placement $(SECURITY))
-	$(call start_service,lock,ringstore-lock,--listen tcp://127.0.0.1:7410 --publish tcp://127.0.0.1:7411 --data-dir $(RUN)/lock $(SECURITY))
+up: build keys
+	$(call start_service,placement,ringstore-placement,--listen tcp://127.0.0.1:7400 --publish tcp://127.0.0.1:7401 --http-listen 127.0.0.1:9400 --data-dir $(RUN)/placement $(SECURITY))
+	$(call start_service,lock,ringstore-lock,--listen tcp://127.0.0.1:7410 --publish tcp://127.0.0.1:7411 --http-listen 127.0.0.1:9410 --data-dir $(RUN)/lock $(SECURITY))
 	@for n in $(NODES); do $(MAKE) --no-print-directory start-node N=$$n; done
 	@$(bin)/ringctl status $(RINGCTL_SECURITY) --wait 20 --nodes $$(for n in $(NODES); do printf "127.0.0.1:%d," $$((7500 + n)); done | sed 's/,$$//')
+	@echo "status page: http://127.0.0.1:9400/   metrics: http://127.0.0.1:{9400,9410,950N}/metrics   probes: /healthz /readyz"
 
 down:
 	@for f in $(RUN)/node-*.pid; do [ -e "$$f" ] || continue; n=$$(basename $$f .pid); n=$${n#node-}; $(MAKE) --no-print-directory stop N=$$n; done
@@ -134,12 +154,12 @@ start-node: keys
 	  for f in $(RUN)/*.pid; do [ -e "$$f" ] && kill -HUP $$(cat $$f) 2>/dev/null; done; \
 	  echo "keys: node-$(N) added to $(KEYS)/allowlist"; \
 	fi
-	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))) --data-dir $(RUN)/node-$(N) --sync $(SYNC) $(SECURITY) $(if $(INSECURE),,--client-key $(KEYS)/node-$(N).secret --resp-passwords $(KEYS)/resp-passwords) --resp-listen 127.0.0.1:$$((6380 + $(N))))
+	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))) --data-dir $(RUN)/node-$(N) --sync $(SYNC) $(SECURITY) $(if $(INSECURE),,--client-key $(KEYS)/node-$(N).secret --resp-passwords $(KEYS)/resp-passwords) --resp-listen 127.0.0.1:$$((6380 + $(N))) --http-listen 127.0.0.1:$$((9500 + $(N))))
 
-start: build start-node
+start: binaries start-node
 
 # A new node joins by itself when it starts: placement adds it to the ring.
-join: build start-node
+join: binaries start-node
 
 stop:
 	@test -n "$(N)" || { echo "usage: make stop N=<node number>"; exit 2; }
