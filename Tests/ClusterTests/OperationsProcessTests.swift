@@ -188,4 +188,33 @@ import TestKit
         let bad = try await ToolRun.run("ringstore-placement", ["--replicas", "3", "--default-w", "4", "--insecure"])
         #expect(bad.status == 64 && bad.stderr.contains("--default-w"), "\(bad.stderr)")
     }
+
+    @Test func longWorkShowsItsProgressOnATerminalAndOnlyThere() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        try await cluster.start()
+        defer { Task { _ = try? await cluster.stop() } }
+        let directory = cluster.dataDirectory
+        let input = directory.appendingPathComponent("lines.tsv"), output = directory.appendingPathComponent("answers")
+        try ((0..<500).map { "progress-\($0)\tv" }.joined(separator: "\n") + "\n").write(to: input, atomically: true, encoding: .utf8)
+        let ringctl = ServiceProcess.binDirectory.appendingPathComponent("ringctl").path
+        let target = cluster.ringctlTarget().map { "'\($0)'" }.joined(separator: " ")
+
+        // stderr on a terminal (script(1) gives the command one), answers to a file: a progress line.
+        let shown = try await ToolRun.run("/usr/bin/script", ["-qec", "\(ringctl) put --stdin \(target) < \(input.path) > \(output.path)", "/dev/null"])
+        #expect(shown.status == 0, "\(shown.stdout)")
+        #expect(shown.stdout.contains("put: 500 lines") && shown.stdout.contains("0 failed"), "\(shown.stdout)")
+        #expect(try String(contentsOf: output, encoding: .utf8).split(separator: "\n").count == 500)
+        // Piped: no progress at all.
+        let piped = try await ToolRun.run("ringctl", ["get", "--stdin"] + cluster.ringctlTarget(),
+                                          stdin: (0..<500).map { "progress-\($0)" }.joined(separator: "\n"))
+        #expect(piped.status == 0 && piped.stderr.isEmpty, "\(piped.stderr)")
+
+        // status --watch: piped, one report after another; on a terminal, each over the last.
+        let watching = try ServiceProcess("ringctl", ["status", "--watch", "--interval", "0.2"] + cluster.ringctlOptions)
+        try await waitUntil("three reports", timeout: .seconds(20)) { watching.log.components(separatedBy: "Ctrl-C to stop").count > 3 }
+        #expect(try await watching.stop(signal: SIGINT) != 0 || !watching.isRunning)
+        #expect(!watching.log.contains("\u{1B}["), "no terminal codes when piped")
+        let inPlace = try await ToolRun.run("/usr/bin/script", ["-qec", "timeout -s INT 1.5 \(ringctl) status --watch --interval 0.3 \(cluster.ringctlOptions.map { "'\($0)'" }.joined(separator: " "))", "/dev/null"])
+        #expect(inPlace.stdout.contains("A\u{1B}[J") && inPlace.stdout.contains("SERVING"), "\(inPlace.stdout.prefix(300))")
+    }
 }

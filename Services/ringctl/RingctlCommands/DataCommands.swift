@@ -58,7 +58,8 @@ struct PutCommand: AsyncParsableCommand {
         let fence = fence.flatMap(Self.parseFence)
         if bulk.stdin {
             // Lines of one key are written in input order: a later one is sent after the earlier was answered.
-            try await BulkRunner.run(concurrency: bulk.concurrency, orderedBy: { try? BulkLine.parsePut($0).get().key }) { line in
+            try await BulkRunner.run(concurrency: bulk.concurrency, orderedBy: { try? BulkLine.parsePut($0).get().key },
+                                     progress: "put") { line in
                 let key: [UInt8], value: [UInt8]
                 switch BulkLine.parsePut(line) {
                 case .failure(let error): return (error.key, .error(error.reason))
@@ -122,7 +123,7 @@ struct GetCommand: AsyncParsableCommand {
         let client = session.client
         let quorum = Quorum(n: n, r: r)
         if bulk.stdin {
-            try await BulkRunner.run(concurrency: bulk.concurrency) { line in
+            try await BulkRunner.run(concurrency: bulk.concurrency, progress: "get") { line in
                 let key: [UInt8]
                 switch BulkLine.parseGet(line) {
                 case .failure(let error): return (error.key, .error(error.reason))

@@ -18,6 +18,12 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Keep asking until every service is healthy, every node an up member and no migration in flight, or this many seconds passed.", valueName: "seconds"))
     var wait: Double = 0
 
+    @Flag(help: "Refresh until interrupted (Ctrl-C): in place on a terminal, one report after another otherwise; migrations show their progress.")
+    var watch = false
+
+    @Option(help: ArgumentHelp("With --watch: seconds between refreshes.", valueName: "seconds"))
+    var interval: Double = 1
+
     func validate() throws {
         if let nodes {
             for node in nodeList(nodes) {
@@ -27,6 +33,8 @@ struct StatusCommand: AsyncParsableCommand {
             }
         }
         guard wait >= 0, wait <= 3600 else { throw ValidationError("--wait must be between 0 and 3600 seconds") }
+        guard interval >= 0.1, interval <= 3600 else { throw ValidationError("--interval must be between 0.1 and 3600 seconds") }
+        if watch && wait > 0 { throw ValidationError("--watch and --wait do not go together") }
     }
 
     /// One round of health calls: placement, lock, and the nodes given with
@@ -61,21 +69,52 @@ struct StatusCommand: AsyncParsableCommand {
             results = await sweep(context: context, placement: placement)
             ring = try? await placement.ring()
         }
-        let arcs = ring?.arcsPerMember ?? [:]
-        if cluster.json {
-            for result in results { print(StatusFormatter.json(result, arcs: arcs)) }
-            for transfer in ring?.plan.transfers ?? [] { print(StatusFormatter.json(transfer)) }
-        } else {
-            print(StatusFormatter.table(results, arcs: arcs), terminator: "")
-            if let plan = ring?.plan, !plan.transfers.isEmpty {
-                print("")
-                print(StatusFormatter.migrations(plan), terminator: "")
-            }
+        if watch {
+            try await watchLoop(context: context, placement: placement)
         }
+        print(report(results, ring: ring), terminator: "")
         let failed = results.filter { !$0.isHealthy }
         if !failed.isEmpty {
             printError("ringctl: \(failed.count) of \(results.count) services unreachable or not serving")
             throw ExitCode(1)
+        }
+    }
+
+    /// One report: the table (or JSON lines) and the migrations in flight.
+    private func report(_ results: [HealthResult], ring: ClusterRing?) -> String {
+        let arcs = ring?.arcsPerMember ?? [:]
+        if cluster.json {
+            let lines = results.map { StatusFormatter.json($0, arcs: arcs) } + (ring?.plan.transfers ?? []).map(StatusFormatter.json)
+            return lines.map { $0 + "\n" }.joined()
+        }
+        var text = StatusFormatter.table(results, arcs: arcs)
+        if let plan = ring?.plan, !plan.transfers.isEmpty {
+            text += "\n" + StatusFormatter.migrations(plan)
+        }
+        return text
+    }
+
+    /// `--watch`: a report every interval until interrupted. On a terminal
+    /// each one replaces the last (the cursor goes back up over it); piped,
+    /// or with --json, they follow one another.
+    private func watchLoop(context: ClientContext, placement: PlacementClient) async throws -> Never {
+        let inPlace = !cluster.json && StdIO.isTerminal(1)
+        var shownLines = 0
+        while true {
+            let results = await sweep(context: context, placement: placement)
+            let ring = try? await placement.ring()
+            var text = report(results, ring: ring)
+            if !cluster.json {
+                text = "\(Timestamp.iso8601(micros: Int64(Date().timeIntervalSince1970 * 1_000_000)))  (every \(interval)s, Ctrl-C to stop)\n" + text
+            }
+            if inPlace {
+                let erase = shownLines > 0 ? "\u{1B}[\(shownLines)A\u{1B}[J" : ""
+                StdIO.write(1, text: erase + text)
+                shownLines = text.filter { $0 == "\n" }.count
+            } else {
+                StdIO.write(1, text: text + (cluster.json ? "" : "\n"))
+            }
+            try await Task.sleep(for: .milliseconds(Int64(interval * 1000)))
         }
     }
 }

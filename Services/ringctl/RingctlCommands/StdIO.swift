@@ -7,6 +7,9 @@ import Glibc
 /// goes through here (results on stdout, errors and diagnostics on stderr).
 enum StdIO {
     /// Reads up to `buffer.count` bytes from `fileDescriptor` (retrying EINTR); 0 at the end of input.
+    /// Whether the descriptor is a terminal (progress lines, in-place refreshes).
+    static func isTerminal(_ fileDescriptor: Int32) -> Bool { isatty(fileDescriptor) == 1 }
+
     static func read(_ fileDescriptor: Int32 = 0, into buffer: UnsafeMutableRawBufferPointer) throws(StreamError) -> Int {
         while true {
             let count = Glibc.read(fileDescriptor, buffer.baseAddress, buffer.count)
