@@ -128,13 +128,19 @@ let package = Package(
         ),
         .target(
             name: "PlacementService",
-            dependencies: ["Basics", "RPC", "RingProtocol", "ServiceHost", "Ring", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Basics", "RPC", "RingProtocol", "ServiceHost", "Ring",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             path: "Services/Placement/PlacementService"
         ),
         .target(
             name: "LockService",
             dependencies: [
                 "Basics", "RPC", "RingProtocol", "ServiceHost",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -154,6 +160,7 @@ let package = Package(
             name: "StorageNode",
             dependencies: [
                 "Basics", "CEventLoop", "RESP", "RPC", "RingProtocol", "ServiceHost", "Ring", "StorageEngine", "ZeroMQ",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/StorageNode/StorageNode"
