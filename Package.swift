@@ -159,7 +159,7 @@ let package = Package(
         .target(
             name: "StorageNode",
             dependencies: [
-                "Basics", "CEventLoop", "RESP", "RPC", "RingProtocol", "ServiceHost", "Ring", "StorageEngine", "ZeroMQ",
+                "Basics", "RESP", "RPC", "RingProtocol", "ServiceHost", "Ring", "StorageEngine", "ZeroMQ",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -108,24 +108,34 @@ public struct LineLogHandler: LogHandler {
         let needs = value.isEmpty || value.unicodeScalars.contains { scalar in
             scalar == " " || scalar == "\"" || scalar == "=" || scalar == "\\" || scalar.value < 0x20 || scalar.value == 0x7f
         }
-        guard needs else { return value }
-        var quoted = "\""
+        return needs ? quoted(value, control: { "\\x" + hex($0, digits: 2) }) : value
+    }
+
+    /// `value` in double quotes with `\"`, `\\`, `\n`, `\r`, `\t`, and other
+    /// control characters (and DEL) as `control` writes them.
+    static func quoted(_ value: String, control: (UInt32) -> String) -> String {
+        var out = "\""
         for scalar in value.unicodeScalars {
             switch scalar {
-            case "\"": quoted += "\\\""
-            case "\\": quoted += "\\\\"
-            case "\n": quoted += "\\n"
-            case "\r": quoted += "\\r"
-            case "\t": quoted += "\\t"
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
             default:
                 if scalar.value < 0x20 || scalar.value == 0x7f {
-                    quoted += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+                    out += control(scalar.value)
                 } else {
-                    quoted.unicodeScalars.append(scalar)
+                    out.unicodeScalars.append(scalar)
                 }
             }
         }
-        return quoted + "\""
+        return out + "\""
+    }
+
+    static func hex(_ value: UInt32, digits: Int) -> String {
+        let text = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, digits - text.count)) + text
     }
 
     static func json(_ value: Logger.MetadataValue) -> String {
@@ -139,23 +149,6 @@ public struct LineLogHandler: LogHandler {
     }
 
     static func jsonString(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        quoted(value, control: { "\\u" + hex($0, digits: 4) })
     }
 }

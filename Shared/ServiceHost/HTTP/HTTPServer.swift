@@ -1,4 +1,3 @@
-import CEventLoop
 import Glibc
 import Logging
 import RPC
@@ -36,8 +35,7 @@ public final class HTTPServer {
 
     private let reactor: Reactor
     private let logger: Logger
-    private let listener: Int32
-    private let epoll: Int32
+    private let sockets: SocketSet
     private var routes: [String: (HTTPRequest) -> HTTPReply] = [:]
     private var connections: [Int32: Connection] = [:]
     private var sweepTimer: Int?
@@ -53,8 +51,7 @@ public final class HTTPServer {
         /// Set once the request was answered.
         var answered = false
         var stream: HTTPStream?
-        var interest: Int32 = 0
-        var registered = false
+        var interest: (readable: Bool, writable: Bool)?
 
         init(fd: Int32, opened: ContinuousClock.Instant, peer: String) {
             self.fd = fd
@@ -68,15 +65,19 @@ public final class HTTPServer {
         self.reactor = reactor
         self.limits = limits
         self.logger = logger
-        (listener, address) = try ListeningSocket.open(listen, option: option)
-        epoll = ringstore_epoll_create()
-        guard epoll >= 0 else {
-            let error = errno
-            close(listener)
-            throw ListenError("\(option): epoll_create1: errno \(error)")
+        sockets = try SocketSet(reactor: reactor, listen: listen, option: option, logger: logger)
+        address = sockets.address
+        sockets.onAccept = { [unowned self] fd in accepted(fd) }
+        sockets.onReady = { [unowned self] fd, ready in
+            guard let connection = connections[fd] else { return }
+            if ready.readable { read(connection) }
+            guard connections[fd] != nil else { return }
+            if ready.closed && !ready.readable {
+                drop(connection)
+                return
+            }
+            if ready.writable { write(connection) }
         }
-        _ = ringstore_epoll_watch(epoll, listener, Int32(RINGSTORE_READABLE), 1)
-        reactor.addReader(fileDescriptor: epoll) { [unowned self] in poll() }
     }
 
     /// Answers GET and HEAD of `path` with `handler`.
@@ -93,55 +94,21 @@ public final class HTTPServer {
     public func shutdown() {
         if let sweepTimer { reactor.cancelTimer(sweepTimer) }
         for connection in Array(connections.values) { drop(connection) }
-        reactor.removeReader(fileDescriptor: epoll)
-        close(listener)
-        close(epoll)
+        sockets.close()
     }
 
     public var connectionCount: Int { connections.count }
 
     // MARK: Events
 
-    private static let readable = Int32(RINGSTORE_READABLE)
-    private static let writable = Int32(RINGSTORE_WRITABLE)
-    private static let hungUp = Int32(RINGSTORE_CLOSED)
-
-    private func poll() {
-        var fds = [Int32](repeating: 0, count: 64), events = [Int32](repeating: 0, count: 64)
-        while true {
-            let count = Int(ringstore_epoll_ready(epoll, &fds, &events, Int32(fds.count)))
-            guard count > 0 else { return }
-            for index in 0..<count {
-                let fd = fds[index], ready = events[index]
-                if fd == listener {
-                    acceptAll()
-                    continue
-                }
-                guard let connection = connections[fd] else { continue }
-                if ready & Self.readable != 0 { read(connection) }
-                guard connections[fd] != nil else { continue }
-                if ready & Self.hungUp != 0 && ready & Self.readable == 0 {
-                    drop(connection)
-                    continue
-                }
-                if ready & Self.writable != 0 { write(connection) }
-            }
-            if count < fds.count { return }
+    private func accepted(_ fd: Int32) {
+        guard connections.count < limits.maxConnections else {
+            close(fd)
+            return
         }
-    }
-
-    private func acceptAll() {
-        while true {
-            let fd = ringstore_accept_nonblocking(listener)
-            if fd < 0 { return }
-            guard connections.count < limits.maxConnections else {
-                close(fd)
-                continue
-            }
-            let connection = Connection(fd: fd, opened: reactor.now, peer: ConnectionAddress.peer(of: fd) ?? "unknown")
-            connections[fd] = connection
-            watch(connection, Self.readable)
-        }
+        let connection = Connection(fd: fd, opened: reactor.now, peer: ConnectionAddress.peer(of: fd) ?? "unknown")
+        connections[fd] = connection
+        watch(connection, readable: true, writable: false)
     }
 
     private func read(_ connection: Connection) {
@@ -259,15 +226,13 @@ public final class HTTPServer {
             return
         }
         // A stream keeps reading (to see its client close).
-        let wantsWrite = connection.written < connection.output.count || !connection.output.isEmpty
-        watch(connection, (connection.stream != nil || !connection.answered ? Self.readable : 0) | (wantsWrite ? Self.writable : 0))
+        watch(connection, readable: connection.stream != nil || !connection.answered, writable: !connection.output.isEmpty)
     }
 
-    private func watch(_ connection: Connection, _ events: Int32) {
-        guard events != connection.interest || !connection.registered else { return }
-        _ = ringstore_epoll_watch(epoll, connection.fd, events, connection.registered ? 0 : 1)
-        connection.registered = true
-        connection.interest = events
+    private func watch(_ connection: Connection, readable: Bool, writable: Bool) {
+        if let interest = connection.interest, interest == (readable, writable) { return }
+        sockets.watch(connection.fd, readable: readable, writable: writable, add: connection.interest == nil)
+        connection.interest = (readable, writable)
     }
 
     private func sweepSlowClients() {
@@ -279,7 +244,7 @@ public final class HTTPServer {
 
     private func drop(_ connection: Connection) {
         guard connections.removeValue(forKey: connection.fd) != nil else { return }
-        _ = ringstore_epoll_forget(epoll, connection.fd)
+        sockets.forget(connection.fd)
         close(connection.fd)
         if let stream = connection.stream {
             stream.isOpen = false

@@ -22,8 +22,8 @@ final class RESPConnection {
     var peerClosed = false
     /// Closed by the listener; late replies are dropped.
     var closed = false
-    /// The epoll events the listener watches it for.
-    var interest: Int32 = 0
+    /// What the listener watches it for.
+    var interest = (readable: false, writable: false)
     /// Called when a reply is ready to go out.
     var onReply: (RESPConnection) -> Void = { _ in }
 

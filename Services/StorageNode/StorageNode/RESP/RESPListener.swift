@@ -1,4 +1,3 @@
-import CEventLoop
 import Glibc
 import Logging
 import RESP
@@ -39,8 +38,7 @@ final class RESPListener {
     let limits: Limits
     private let reactor: Reactor
     private let logger: Logger
-    private let listener: Int32
-    private let epoll: Int32
+    private let sockets: SocketSet
     private var connections: [Int32: RESPConnection] = [:]
     private var dirty: Set<Int32> = []
     /// Where every connection's bytes are read into (one buffer, reused).
@@ -60,78 +58,43 @@ final class RESPListener {
         self.limits = limits
         self.logger = logger
         self.makeParser = makeParser
-        (listener, address) = try ListeningSocket.open(listen, option: "--resp-listen")
-        epoll = ringstore_epoll_create()
-        guard epoll >= 0 else {
-            let error = errno
-            close(listener)
-            throw RESPListenerError("epoll_create1: errno \(error)")
+        sockets = try SocketSet(reactor: reactor, listen: listen, option: "--resp-listen", logger: logger)
+        address = sockets.address
+        sockets.onAccept = { [unowned self] fd in accepted(fd) }
+        sockets.onReady = { [unowned self] fd, ready in
+            guard let connection = connections[fd] else { return }
+            if ready.closed && !ready.readable {
+                drop(connection, reason: nil)
+                return
+            }
+            if ready.writable { write(connection) }
+            if ready.readable && connections[fd] != nil { read(connection) }
         }
-        _ = ringstore_epoll_watch(epoll, listener, Int32(RINGSTORE_READABLE), 1)
-        reactor.addReader(fileDescriptor: epoll) { [unowned self] in poll() }
         reactor.onTurnEnd { [unowned self] in flushDirty() }
     }
 
     /// Closes every connection and the listening socket.
     func shutdown() {
         for connection in Array(connections.values) { drop(connection, reason: nil) }
-        reactor.removeReader(fileDescriptor: epoll)
-        close(listener)
-        close(epoll)
+        sockets.close()
     }
 
     // MARK: Events
 
-    private static let readable = Int32(RINGSTORE_READABLE)
-    private static let writable = Int32(RINGSTORE_WRITABLE)
-    private static let hungUp = Int32(RINGSTORE_CLOSED)
-
-    private func poll() {
-        var fds = [Int32](repeating: 0, count: 64), events = [Int32](repeating: 0, count: 64)
-        while true {
-            let count = Int(ringstore_epoll_ready(epoll, &fds, &events, Int32(fds.count)))
-            guard count > 0 else { return }
-            for index in 0..<count {
-                let fd = fds[index], ready = events[index]
-                if fd == listener {
-                    acceptAll()
-                    continue
-                }
-                guard let connection = connections[fd] else { continue }
-                if ready & Self.hungUp != 0 && ready & Self.readable == 0 {
-                    drop(connection, reason: nil)
-                    continue
-                }
-                if ready & Self.writable != 0 { write(connection) }
-                if ready & Self.readable != 0 && connections[fd] != nil { read(connection) }
-            }
-            if count < fds.count { return }
+    private func accepted(_ fd: Int32) {
+        if connections.count >= limits.maxClients {
+            let refusal = Array("-ERR max number of clients reached\r\n".utf8)
+            _ = refusal.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            return
         }
-    }
-
-    private func acceptAll() {
-        while true {
-            let fd = ringstore_accept_nonblocking(listener)
-            if fd < 0 {
-                if errno != EAGAIN && errno != EWOULDBLOCK {
-                    logger.warning("resp.accept.failed", metadata: ["resp.errno": "\(errno)"])
-                }
-                return
-            }
-            if connections.count >= limits.maxClients {
-                let refusal = Array("-ERR max number of clients reached\r\n".utf8)
-                _ = refusal.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                close(fd)
-                continue
-            }
-            nextID += 1
-            acceptedTotal += 1
-            let connection = RESPConnection(id: nextID, fd: fd, parser: makeParser(), peer: ConnectionAddress.peer(of: fd) ?? "unknown")
-            connection.onReply = { [unowned self] connection in dirty.insert(connection.fd) }
-            connections[fd] = connection
-            _ = ringstore_epoll_watch(epoll, fd, Self.readable, 1)
-            connection.interest = Self.readable
-        }
+        nextID += 1
+        acceptedTotal += 1
+        let connection = RESPConnection(id: nextID, fd: fd, parser: makeParser(), peer: ConnectionAddress.peer(of: fd) ?? "unknown")
+        connection.onReply = { [unowned self] connection in dirty.insert(connection.fd) }
+        connections[fd] = connection
+        sockets.watch(fd, readable: true, writable: false, add: true)
+        connection.interest = (true, false)
     }
 
     private func read(_ connection: RESPConnection) {
@@ -230,12 +193,10 @@ final class RESPListener {
     }
 
     private func updateInterest(_ connection: RESPConnection) {
-        var events: Int32 = 0
-        if mayRead(connection) { events |= Self.readable }
-        if connection.unsent > 0 { events |= Self.writable }
-        guard events != connection.interest else { return }
-        connection.interest = events
-        _ = ringstore_epoll_watch(epoll, connection.fd, events, 0)
+        let wanted = (readable: mayRead(connection), writable: connection.unsent > 0)
+        guard wanted != connection.interest else { return }
+        connection.interest = wanted
+        sockets.watch(connection.fd, readable: wanted.readable, writable: wanted.writable, add: false)
     }
 
     /// Closes every connection `matches` picks.
@@ -247,14 +208,8 @@ final class RESPListener {
         if let reason { logger.notice("resp.client.closed", metadata: ["resp.peer": "\(connection.peer)", "resp.reason": "\(reason)"]) }
         connections[connection.fd] = nil
         dirty.remove(connection.fd)
-        _ = ringstore_epoll_forget(epoll, connection.fd)
+        sockets.forget(connection.fd)
         close(connection.fd)
         connection.closed = true
     }
-}
-
-/// The RESP listener could not start.
-struct RESPListenerError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
