@@ -189,7 +189,8 @@ netns: netns-up needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): run it with sudo, 
   fi
   trap 'trap - ERR; echo "netns: creating the network failed; removing what was made" >&2; remove_network; exit 1' ERR
   ip link add name "$BRIDGE" type bridge forward_delay 0
-  ip link set dev "$BRIDGE" addrgenmode none   # no IPv6 link-local address: 10.78.0.1 only
+  # No IPv6 link-local addresses on our links: 10.78.0.x only (a kernel without IPv6 has none anyway).
+  ip link set dev "$BRIDGE" addrgenmode none 2>/dev/null || true
   ip addr add "$BRIDGE_ADDRESS/24" dev "$BRIDGE"
   ip link set dev "$BRIDGE" up
   local s ns
@@ -198,10 +199,10 @@ netns: netns-up needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): run it with sudo, 
     [ "$s" = placement ] || ip netns add "$ns"
     ip -n "$ns" link set dev lo up
     ip link add name "$ns" type veth peer name eth0 netns "$ns"
-    ip link set dev "$ns" addrgenmode none
+    ip link set dev "$ns" addrgenmode none 2>/dev/null || true
     ip link set dev "$ns" master "$BRIDGE"
     ip link set dev "$ns" up
-    ip -n "$ns" link set dev eth0 addrgenmode none
+    ip -n "$ns" link set dev eth0 addrgenmode none 2>/dev/null || true
     ip -n "$ns" addr add "$(address "$s")/24" dev eth0
     ip -n "$ns" link set dev eth0 up
   done
@@ -232,7 +233,7 @@ prepare_keys() {
 # start SERVICE ARGS...: in its namespace, in the background, in a session of
 # its own (a Ctrl-C at the terminal does not reach it), unless it runs already.
 start_service() {
-  local s=$1 pid
+  local s=$1 pid i
   shift
   pid=$(pid_of "$s")
   if [ -n "$pid" ]; then say "$s: already running (pid $pid)"; return; fi
@@ -249,8 +250,12 @@ start_service() {
     done
     exec setsid ip netns exec "rsn-$s" "$BIN/$(executable "$s")" "$@"
   ) >>"$DIR/$s.log" 2>&1 </dev/null &
-  echo $! >"$DIR/$s.pid"
-  say "$s: started in rsn-$s (pid $!), log $DIR/$s.log"
+  pid=$!
+  echo "$pid" >"$DIR/$s.pid"
+  # Until the subshell has exec'd, its command line is this script's: wait
+  # (briefly) for it to become recognisably the service's, or to end.
+  for ((i = 0; i < 50; i++)); do [ -z "$(pid_of "$s")" ] && alive "$pid" || break; sleep 0.1; done
+  say "$s: started in rsn-$s (pid $pid), log $DIR/$s.log"
 }
 
 start_all() {
@@ -314,7 +319,7 @@ wait_ready() {
       echo "$out" >&2
       for s in $waiting; do tail_log "$s" >&2; done
       if [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo 0)" = 1 ]; then
-        echo "netns: note: net.bridge.bridge-nf-call-iptables is 1 here, so traffic between the namespaces crosses this host's iptables FORWARD chain; a DROP policy there (Docker sets one) blocks it" >&2
+        echo "netns: note: net.bridge.bridge-nf-call-iptables is 1 here, so traffic between the namespaces crosses this host's iptables FORWARD chain: a DROP policy there (Docker sets one) would block it" >&2
       fi
       die "netns-up failed (make netns-down removes it)"
     fi
@@ -325,13 +330,13 @@ print_addresses() {
   local rel=${KEYS#"$PWD"/} s a
   echo
   echo "Ringstore across network namespaces, bridge $BRIDGE $BRIDGE_ADDRESS/24 in this namespace:"
-  printf '  %-10s %-14s %-27s %-19s %s\n' SERVICE NAMESPACE REQUESTS RESP HTTP
+  printf '  %-10s %-14s %-33s %-17s %s\n' SERVICE NAMESPACE REQUESTS RESP HTTP
   for s in $(services); do
     a=$(address "$s")
     case $s in
-      placement) printf '  %-10s %-14s %-27s %-19s %s\n' "$s" "rsn-$s" "$PLACEMENT (events +1)" - "http://$a:$HTTP_PORT/ (status page)" ;;
-      lock) printf '  %-10s %-14s %-27s %-19s %s\n' "$s" "rsn-$s" "$LOCKS (events +1)" - "http://$a:$HTTP_PORT/" ;;
-      *) printf '  %-10s %-14s %-27s %-19s %s\n' "$s" "rsn-$s" "tcp://$a:$NODE_PORT" "$a:$RESP_PORT" "http://$a:$HTTP_PORT/" ;;
+      placement) printf '  %-10s %-14s %-33s %-17s %s\n' "$s" "rsn-$s" "$PLACEMENT (events +1)" - "http://$a:$HTTP_PORT/ (status page)" ;;
+      lock) printf '  %-10s %-14s %-33s %-17s %s\n' "$s" "rsn-$s" "$LOCKS (events +1)" - "http://$a:$HTTP_PORT/" ;;
+      *) printf '  %-10s %-14s %-33s %-17s %s\n' "$s" "rsn-$s" "tcp://$a:$NODE_PORT" "$a:$RESP_PORT" "http://$a:$HTTP_PORT/" ;;
     esac
   done
   local first
