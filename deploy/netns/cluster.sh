@@ -18,6 +18,9 @@
 # rsn-node-N; the root side of each veth pair has its namespace's name; the
 # bridge rsn-br0) and addresses in 10.78.0.0/24 are made or removed. No
 # forwarding, no NAT: the namespaces reach each other and this namespace only.
+
+# Lists of names and pids are split into words and joined again on purpose.
+# shellcheck disable=SC2015,SC2046,SC2086,SC2116
 set -Eeuo pipefail
 
 RUN=$(realpath -m "${RUN:-.run}")
@@ -47,7 +50,7 @@ for n in $NODES; do
 done
 [[ $WAIT =~ ^[0-9]+$ ]] || die "NETNS_WAIT: '$WAIT' is not a number of seconds"
 
-services() { echo placement lock; for n in $NODES; do echo "node-$n"; done; }
+services() { echo placement; echo lock; for n in $NODES; do echo "node-$n"; done; }
 
 # address SERVICE: its address on the bridge.
 address() {
@@ -207,7 +210,7 @@ netns: netns-up needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): run it with sudo, 
     ip -n "$ns" link set dev eth0 up
   done
   trap - ERR
-  say "bridge $BRIDGE $BRIDGE_ADDRESS/24 with namespaces $(echo $(services) | sed 's/\([^ ]*\)/rsn-\1/g')"
+  say "bridge $BRIDGE $BRIDGE_ADDRESS/24 with namespaces $(services | sed 's/^/rsn-/' | paste -sd' ')"
 }
 
 # The keys `make keys` writes, a node key for any node it did not make one for
@@ -244,7 +247,7 @@ start_service() {
   # caller handed down (a pipe or socket that a caller waits on to see make
   # finish, make's jobserver).
   (
-    for fd in /proc/$BASHPID/fd/*; do
+    for fd in "/proc/$BASHPID/fd/"*; do
       fd=${fd##*/}
       if [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
     done
