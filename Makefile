@@ -144,6 +144,23 @@ down:
 	$(call stop_service,lock,TERM)
 	$(call stop_service,placement,TERM)
 
+# The same cluster across Linux network namespaces (deploy/netns/README.md):
+# placement, the lock service and each node in a namespace of its own
+# (rsn-placement 10.78.0.2, rsn-lock 10.78.0.3, rsn-node-N 10.78.0.(10+N)) on
+# the bridge rsn-br0, 10.78.0.1/24 in this namespace, so ringctl runs from here.
+# CURVE keys from `keys`; pids, logs and data under $(RUN)/netns/. Needs root.
+netns-up: keys
+	@RUN=$(RUN) NODES="$(NODES)" SYNC=$(SYNC) INSECURE=$(INSECURE) deploy/netns/cluster.sh up "$(bin)"
+
+# Stops the processes and removes the namespaces, veths and bridge; data stays.
+netns-down:
+	@RUN=$(RUN) deploy/netns/cluster.sh down
+
+netns-status:
+	@RUN=$(RUN) NODES="$(NODES)" deploy/netns/cluster.sh status "$(bin)"
+
+.PHONY: netns-up netns-down netns-status
+
 # A node's key is made on its first start and added to the allowlist; the
 # running services re-read it (SIGHUP) before the node tries to join.
 start-node: keys
