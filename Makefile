@@ -40,6 +40,8 @@ help:
 	@echo "make join N=4      start node 4 (port 7504); it joins the cluster"
 	@echo "make start N=2     (re)start node 2              make stop N=2 / make kill N=2: SIGTERM / SIGKILL"
 	@echo "make status        ringctl status against the local cluster (status page: http://127.0.0.1:9400/)"
+	@echo "make netns-up      the same cluster, each process in its own network namespace (10.78.0.0/24); needs root"
+	@echo "make netns-down    stop it and remove its namespaces and bridge    make netns-status: what runs"
 	@echo "make test          every test"
 	@echo "make demo          make up, a workload, the event stream, node 4 joining (migration) and leaving"
 	@echo "make bench         benchmarks side by side with raw libzmq and Redis; writes docs/BENCHMARKS.md"
@@ -254,4 +256,5 @@ proto: deps
 
 clean-data:
 	@if ls $(RUN)/*.pid >/dev/null 2>&1; then echo "clean-data: services still running; run make down first"; exit 1; fi
+	@if ls $(RUN)/netns/*.pid >/dev/null 2>&1; then echo "clean-data: the netns cluster still runs; run make netns-down first"; exit 1; fi
 	rm -rf $(RUN)

@@ -183,15 +183,15 @@ import Glibc
         }
 
         // The operations ports on the namespaces' addresses: probes open, the rest behind the token.
-        let ready = try Self.httpGet("10.78.0.2", 7480, "/readyz")
+        let ready = try Self.httpGet("10.78.0.2", 9400, "/readyz")
         #expect(ready.status == 200 && ready.body == "ready\n")
-        for host in ["10.78.0.3", "10.78.0.11", "10.78.0.12", "10.78.0.13"] {
-            #expect(try Self.httpGet(host, 7480, "/readyz").status == 200, "\(host):7480/readyz")
+        for (host, port) in [("10.78.0.3", UInt16(9410)), ("10.78.0.11", 9500), ("10.78.0.12", 9500), ("10.78.0.13", 9500)] {
+            #expect(try Self.httpGet(host, port, "/readyz").status == 200, "\(host):\(port)/readyz")
         }
-        #expect(try Self.httpGet("10.78.0.2", 7480, "/metrics").status == 401)
+        #expect(try Self.httpGet("10.78.0.2", 9400, "/metrics").status == 401)
         let token = try String(contentsOf: keys.appendingPathComponent("http.token"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        let metrics = try Self.httpGet("10.78.0.2", 7480, "/metrics", headers: ["Authorization": "Bearer \(token)"])
+        let metrics = try Self.httpGet("10.78.0.2", 9400, "/metrics", headers: ["Authorization": "Bearer \(token)"])
         #expect(metrics.status == 200)
         #expect(OperationsProcessTests.sample(metrics.body, "ringstore_members", ["state": "up"]) == 3)
         let mode = try FileManager.default.attributesOfItem(atPath: keys.appendingPathComponent("http.token").path)[.posixPermissions] as? Int

@@ -37,8 +37,11 @@ BRIDGE_ADDRESS=10.78.0.1
 PLACEMENT_PORT=7400   # events on 7401
 LOCK_PORT=7410        # events on 7411
 NODE_PORT=7500
-RESP_PORT=6379
-HTTP_PORT=7480
+RESP_PORT=6380
+# The operations ports by role, as deploy/'s multi-host layouts use them.
+PLACEMENT_HTTP=9400
+LOCK_HTTP=9410
+NODE_HTTP=9500
 # A namespace or link of ours, by name.
 OURS='^rsn-(placement|lock|node-[0-9]+|br0)$'
 
@@ -267,16 +270,16 @@ start_all() {
   local a
   a=$(address placement)
   start_service placement --listen "$PLACEMENT" --publish "$PLACEMENT_EVENTS" --data-dir "$DIR/placement" \
-    "${security[@]}" --http-listen "$a:$HTTP_PORT" "${http[@]}"
+    "${security[@]}" --http-listen "$a:$PLACEMENT_HTTP" "${http[@]}"
   a=$(address lock)
   start_service lock --listen "$LOCKS" --publish "tcp://$a:$((LOCK_PORT + 1))" --data-dir "$DIR/lock" \
-    "${security[@]}" --http-listen "$a:$HTTP_PORT" "${http[@]}"
+    "${security[@]}" --http-listen "$a:$LOCK_HTTP" "${http[@]}"
   for n in $NODES; do
     a=$(address "node-$n")
     start_service "node-$n" --listen "tcp://$a:$NODE_PORT" --advertise "$a:$NODE_PORT" \
       --placement "$PLACEMENT" --placement-events "$PLACEMENT_EVENTS" --data-dir "$DIR/node-$n" --sync "$SYNC" \
       "${security[@]}" --client-key "$KEYS/node-$n.secret" \
-      --resp-listen "$a:$RESP_PORT" --resp-passwords "$KEYS/resp-passwords" --http-listen "$a:$HTTP_PORT" "${http[@]}"
+      --resp-listen "$a:$RESP_PORT" --resp-passwords "$KEYS/resp-passwords" --http-listen "$a:$NODE_HTTP" "${http[@]}"
   done
 }
 
@@ -337,9 +340,9 @@ print_addresses() {
   for s in $(services); do
     a=$(address "$s")
     case $s in
-      placement) printf '  %-10s %-14s %-33s %-17s %s\n' "$s" "rsn-$s" "$PLACEMENT (events +1)" - "http://$a:$HTTP_PORT/ (status page)" ;;
-      lock) printf '  %-10s %-14s %-33s %-17s %s\n' "$s" "rsn-$s" "$LOCKS (events +1)" - "http://$a:$HTTP_PORT/" ;;
-      *) printf '  %-10s %-14s %-33s %-17s %s\n' "$s" "rsn-$s" "tcp://$a:$NODE_PORT" "$a:$RESP_PORT" "http://$a:$HTTP_PORT/" ;;
+      placement) printf '  %-10s %-14s %-33s %-17s %s\n' "$s" "rsn-$s" "$PLACEMENT (events +1)" - "http://$a:$PLACEMENT_HTTP/ (status page)" ;;
+      lock) printf '  %-10s %-14s %-33s %-17s %s\n' "$s" "rsn-$s" "$LOCKS (events +1)" - "http://$a:$LOCK_HTTP/" ;;
+      *) printf '  %-10s %-14s %-33s %-17s %s\n' "$s" "rsn-$s" "tcp://$a:$NODE_PORT" "$a:$RESP_PORT" "http://$a:$NODE_HTTP/" ;;
     esac
   done
   local first
@@ -348,8 +351,8 @@ print_addresses() {
 
   export RINGSTORE_PLACEMENT=$PLACEMENT RINGSTORE_LOCKS=$LOCKS   # then ringctl put k v, ringctl status
   REDISCLI_AUTH=\$(cat $rel/resp.password) redis-cli -h $first -p $RESP_PORT ping
-  curl -H "Authorization: Bearer \$(cat $rel/http.token)" http://$first:$HTTP_PORT/metrics
-  (/healthz and /readyz need no token; a browser asks for it as the password of $(address placement):$HTTP_PORT/)
+  curl -H "Authorization: Bearer \$(cat $rel/http.token)" http://$first:$NODE_HTTP/metrics
+  (/healthz and /readyz need no token; a browser asks for it as the password of $(address placement):$PLACEMENT_HTTP/)
   pids and logs in ${DIR#"$PWD"/}/; make netns-status; make netns-down
 EOF
 }
