@@ -85,6 +85,8 @@ binaries:
 # start_service NAME EXECUTABLE ARGS: start in the background unless it already
 # runs, and wait (10 s at most) until it says it is listening; a service that
 # exits first (a port taken, a bad option) is reported at once with its log's end.
+# The service keeps no descriptor of make's but its log (not make's jobserver
+# pipes, not a test harness's pipes, which would wait for it to exit).
 define start_service
 	@mkdir -p $(RUN); \
 	pidfile=$(RUN)/$(1).pid; log=$(RUN)/$(1).log; \
@@ -92,7 +94,8 @@ define start_service
 	  echo "$(1): already running (pid $$(cat $$pidfile))"; \
 	else \
 	  from=$$(( $$(stat -c %s $$log 2>/dev/null || echo 0) + 1 )); \
-	  nohup $(bin)/$(2) $(3) >> $$log 2>&1 < /dev/null & pid=$$!; echo $$pid > $$pidfile; \
+	  ( for fd in /proc/$$BASHPID/fd/*; do fd=$${fd##*/}; [[ $$fd =~ ^[0-9]+$$ ]] && (( fd > 2 )) && eval "exec $$fd>&-" 2>/dev/null; done; \
+	    exec nohup $(bin)/$(2) $(3) >> $$log 2>&1 < /dev/null ) & pid=$$!; echo $$pid > $$pidfile; \
 	  for i in $$(seq 100); do \
 	    if ! kill -0 $$pid 2>/dev/null; then \
 	      echo "$(1): FAILED to start (exit $$(wait $$pid; echo $$?)); the end of $$log:"; tail -c +$$from $$log | tail -n 8; \
