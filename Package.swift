@@ -144,6 +144,7 @@ let package = Package(
         .target(
             name: "StorageEngine",
             dependencies: [
+                "CLibCrypto",
                 "Ring",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
