@@ -171,6 +171,8 @@ let package = Package(
                 "RingstoreClient",
                 "BenchKit",
                 "Ring",
+                // Pure: reads the node snapshots of a backup (SnapshotReader) and hashes files.
+                "StorageEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/ringctl/RingctlCommands"
