@@ -3,6 +3,7 @@ import Basics
 import Foundation
 import RingstoreClient
 import StorageEngine
+import Synchronization
 
 /// `ringctl backup DIR`: a consistent snapshot of every node, placement's and
 /// the lock service's state, and a manifest, written into a new directory.
@@ -87,6 +88,8 @@ final class BackupRun: Sendable {
     let snapshotTimeout: Duration
     let chunkBytes: Int
     private let started = ContinuousClock.now
+    /// Every file this run created, removed again when it fails (and nothing else).
+    private let created = Mutex<[String]>([])
 
     init(client: BackupClient, directory: String, snapshotTimeout: Duration, chunkBytes: Int) {
         self.client = client
@@ -103,7 +106,8 @@ final class BackupRun: Sendable {
     }
 
     func run() async throws -> BackupManifest {
-        let createdDirectory = !FileManager.default.fileExists(atPath: directory)
+        // Directories this run made, deepest last; removed on failure only if empty by then.
+        let directories = [directory, path("nodes")].filter { !FileManager.default.fileExists(atPath: $0) }
         try BackupFiles.makeDirectory(path("nodes"))
         var snapshots: [NodeSnapshot] = []
         do {
@@ -112,12 +116,22 @@ final class BackupRun: Sendable {
             return manifest
         } catch {
             await release(snapshots)
-            for name in ["nodes", "placement.json", "locks.json", BackupManifest.fileName + ".tmp"] {
-                try? FileManager.default.removeItem(atPath: path(name))
-            }
-            if createdDirectory { try? FileManager.default.removeItem(atPath: directory) }
+            for file in created.withLock({ $0 }).reversed() { unlink(file) }
+            for made in directories.reversed() { rmdir(made) }
             throw error
         }
+    }
+
+    /// Creates the new file `path` for this run (removed again if the run fails).
+    private func newFile(_ path: String) throws -> BackupFiles.NewFile {
+        let file = try BackupFiles.NewFile(path)
+        created.withLock { $0.append(path) }
+        return file
+    }
+
+    /// Remembers a file this run put in place under a new name.
+    private func moved(to path: String) {
+        created.withLock { $0.append(path) }
     }
 
     private func backUp(into snapshots: inout [NodeSnapshot]) async throws -> BackupManifest {
@@ -177,6 +191,8 @@ final class BackupRun: Sendable {
             nodes: nodes, placement: placementFile,
             locks: .init(file: locksFile.file, bytes: locksFile.bytes, sha256: locksFile.sha256, lastToken: locks.lastToken,
                          names: locks.locks.count))
+        // Counted as this run's before it exists: a failure from here on leaves no manifest.
+        moved(to: path(BackupManifest.fileName))
         try BackupFiles.writeAtomically(try manifest.encoded(), to: path(BackupManifest.fileName))
         progress("wrote \(BackupManifest.fileName): lock token counter \(locks.lastToken), \(locks.locks.count) lock names")
         return manifest
@@ -203,7 +219,7 @@ final class BackupRun: Sendable {
     private func fetch(_ snapshot: NodeSnapshot) async throws -> BackupManifest.NodeEntry {
         let relative = BackupManifest.nodeFile(for: snapshot.node)
         let partial = path(relative + ".partial")
-        let file = try BackupFiles.NewFile(partial)
+        let file = try newFile(partial)
         let hasher = try SHA256Hasher()
         let chunk = max(1, min(chunkBytes, snapshot.maxChunkBytes))
         var offset = 0
@@ -222,7 +238,10 @@ final class BackupRun: Sendable {
             throw BackupError("the snapshot fetched (\(offset) bytes, SHA-256 \(sha256)) is not the one the node made " +
                               "(\(snapshot.sizeBytes) bytes, SHA-256 \(snapshot.sha256))")
         }
-        guard rename(partial, path(relative)) == 0 else { throw BackupFiles.failure("cannot rename \(partial)") }
+        // A new name, never over an existing file (link fails with EEXIST where rename would replace).
+        guard link(partial, path(relative)) == 0 else { throw BackupFiles.failure("cannot name \(partial) \(relative)") }
+        moved(to: path(relative))
+        unlink(partial)
         progress("fetched \(relative) (\(Self.size(offset)), SHA-256 verified)")
         return BackupManifest.NodeEntry(address: snapshot.node, file: relative, bytes: offset, sha256: sha256,
                                         liveKeys: snapshot.liveKeys, tombstones: snapshot.tombstones,
@@ -239,7 +258,9 @@ final class BackupRun: Sendable {
             bytes = Array(json.utf8)
         }
         bytes.append(UInt8(ascii: "\n"))
-        try BackupFiles.writeNew(bytes, to: path(name))
+        let file = try newFile(path(name))
+        try file.write(bytes)
+        try file.close()
         return BackupManifest.FileEntry(file: name, bytes: bytes.count, sha256: try SHA256Hasher.hex(of: bytes))
     }
 

@@ -81,7 +81,12 @@ enum BackupFiles {
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws(BackupError) {
         let temporary = path + ".tmp"
         unlink(temporary)
-        try writeNew(bytes, to: temporary)
+        do {
+            try writeNew(bytes, to: temporary)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
         guard rename(temporary, path) == 0 else {
             let error = failure("cannot rename \(temporary) to \(path)")
             unlink(temporary)
