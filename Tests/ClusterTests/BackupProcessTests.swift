@@ -1,5 +1,6 @@
 import Foundation
 import RPC
+import Ring
 import RingProtocol
 import RingstoreClient
 import Synchronization
@@ -23,7 +24,22 @@ import ZeroMQ
         // that missed a node's snapshot would miss keys.
         let first = try LocalCluster(nodes: 3)
         first.placementArguments = ["--replicas", "2"]
+        // No periodic anti-entropy: the replicas made to disagree below stay so until the backup.
+        first.nodeArguments = ["--anti-entropy-interval", "0"]
         try await first.startAndSettle()
+        // Replicas that disagree (one missed the newest write): the restore must take the newest copy.
+        let ring = try HashRing(ringInfo: try await first.ringInfo())
+        var diverged: [String: String] = [:]
+        for index in 0..<20 {
+            let key = "diverged-\(index)"
+            let replicas = try ring.preferenceList(forKey: key, replicas: 2).compactMap { member in
+                (0..<3).first { first.nodeAddress($0) == member.address }
+            }
+            #expect(replicas.count == 2)
+            try await replicaWrite(first, to: replicas, key: key, value: "old", timestamp: 1_000_000 + UInt64(index))
+            try await replicaWrite(first, to: [replicas[index % 2]], key: key, value: "new-\(index)", timestamp: 2_000_000 + UInt64(index))
+            diverged[key] = "new-\(index)"
+        }
         let firstToken = try await acquire("restore-job", in: first)
         try await release("restore-job", token: firstToken, in: first)
         let fenceToken = try await acquire("restore-job", in: first)
@@ -148,6 +164,8 @@ import ZeroMQ
         let missing = try await second.mismatches(before)
         #expect(missing.isEmpty, "\(missing.count) of \(before.count) keys do not read back, e.g. \(missing.prefix(5))")
         #expect(try await second.mismatches(["fenced-key": "fenced-value"]).isEmpty)
+        let stale = try await second.mismatches(diverged)
+        #expect(stale.isEmpty, "keys restored from the replica that missed their newest write: \(stale)")
         let gone = try await ToolRun.run("ringctl", ["get", "--stdin"] + second.ringctlTarget(), stdin: deleted.joined(separator: "\n") + "\n")
         #expect(gone.stdout.split(separator: "\n").count == deleted.count && gone.stdout.split(separator: "\n").allSatisfy { $0.hasSuffix("\tNOT_FOUND") },
                 "deleted keys came back: \(gone.stdout.prefix(300))")
@@ -163,8 +181,8 @@ import ZeroMQ
         // New tokens are above the backup's, and the restored fence still refuses an older holder.
         let newToken = try await acquire("restore-job", in: second)
         #expect(newToken > backupLastToken && newToken > fenceToken)
-        let stale = try await ToolRun.run("ringctl", ["put", "fenced-key", "stale", "--fence", "restore-job:\(firstToken)"] + second.ringctlTarget())
-        #expect(stale.status != 0, "a write fenced with an older token than the restored one was taken")
+        let older = try await ToolRun.run("ringctl", ["put", "fenced-key", "stale", "--fence", "restore-job:\(firstToken)"] + second.ringctlTarget())
+        #expect(older.status != 0, "a write fenced with an older token than the restored one was taken")
         let current = try await ToolRun.run("ringctl", ["put", "fenced-key", "new", "--fence", "restore-job:\(newToken)"] + second.ringctlTarget())
         #expect(current.status == 0, "\(current.stderr)")
 
@@ -269,6 +287,20 @@ import ZeroMQ
         #expect(attributes[.size] as? Int == bytes, "\(file): size", sourceLocation: sourceLocation)
         let sum = try await ToolRun.run("/usr/bin/sha256sum", [path])
         #expect(sum.stdout.split(separator: " ").first.map(String.init) == sha256, "\(file): \(sum.stdout)", sourceLocation: sourceLocation)
+    }
+
+    /// Writes `key` straight to the given nodes as a replica write (no coordinator, no hints).
+    func replicaWrite(_ cluster: LocalCluster, to nodes: [Int], key: String, value: String, timestamp: UInt64) async throws {
+        let record = WireRecord.with {
+            $0.key = Data(key.utf8)
+            $0.value = Data(value.utf8)
+            $0.version = WireVersion.with { $0.timestamp = timestamp; $0.writer = 99 }
+        }
+        for node in nodes {
+            let client = try cluster.nodeClient(node)
+            defer { client.close() }
+            _ = try await client.call(StorageMethods.replicaWrite, WireReplicaWriteRequest.with { $0.records = [record] })
+        }
     }
 
     /// Acquires `name` as owner `tester` with `ringctl lock acquire`; returns the token.
