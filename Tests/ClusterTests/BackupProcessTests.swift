@@ -279,12 +279,13 @@ import ZeroMQ
 
     // MARK: Helpers
 
-    /// `sha256sum` (coreutils, not our code) and the size agree with the manifest.
+    /// `sha256sum` (coreutils, not our code) and the size agree with the manifest; the file is the owner's only.
     func expectChecksum(_ directory: URL, file: String, bytes: Int?, sha256: String?,
                         sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let path = directory.appendingPathComponent(file).path
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect(attributes[.size] as? Int == bytes, "\(file): size", sourceLocation: sourceLocation)
+        #expect(attributes[.posixPermissions] as? Int == 0o600, "\(file): readable by its owner only", sourceLocation: sourceLocation)
         let sum = try await ToolRun.run("/usr/bin/sha256sum", [path])
         #expect(sum.stdout.split(separator: " ").first.map(String.init) == sha256, "\(file): \(sum.stdout)", sourceLocation: sourceLocation)
     }

@@ -5,14 +5,15 @@ import Glibc
 /// manifest replaced atomically, the directories synced, so that a manifest
 /// on disk means every file it names is on disk too.
 enum BackupFiles {
-    /// A file created for writing (never over an existing one) and synced when closed.
+    /// A file created for writing (never over an existing one), readable by its
+    /// owner only (a backup holds every value of the cluster), synced when closed.
     final class NewFile {
         let path: String
         private var descriptor: Int32
 
         init(_ path: String) throws(BackupError) {
             self.path = path
-            descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else { throw BackupFiles.failure("cannot create \(path)") }
         }
 
