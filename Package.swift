@@ -150,6 +150,7 @@ let package = Package(
         .target(
             name: "StorageEngine",
             dependencies: [
+                "CLibCrypto",
                 "Ring",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
@@ -177,6 +178,8 @@ let package = Package(
                 "RingstoreClient",
                 "BenchKit",
                 "Ring",
+                // Pure: reads the node snapshots of a backup (SnapshotReader) and hashes files.
+                "StorageEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/ringctl/RingctlCommands"

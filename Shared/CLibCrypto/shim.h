@@ -1,4 +1,5 @@
-// Swift's view of OpenSSL's libcrypto: only what the ring needs.
+// Swift's view of OpenSSL's libcrypto: only what the ring needs, and SHA-256
+// for the checksums of backups.
 //
 // The ring hashes member names and keys with MD5 because Ketama does; MD5 is
 // used here for placement, never for security. OpenSSL 3 marks the low-level
@@ -22,6 +23,7 @@
 #endif
 
 #include <stddef.h>
+#include <openssl/evp.h>
 #include <openssl/md5.h>
 
 /// Writes the 16-byte MD5 digest of `len` bytes at `data` into `out`.
@@ -30,6 +32,38 @@ static inline void ringstore_md5(const void *data, size_t len, unsigned char out
     MD5_Init(&context);
     MD5_Update(&context, data, len);
     MD5_Final(out, &context);
+}
+
+// SHA-256 through EVP, OpenSSL 3's supported interface (the checksums of
+// backup files: megabytes at a time, so the context's cost does not matter).
+// The context is opaque to Swift; `ringstore_sha256_new` returns NULL when
+// OpenSSL cannot make one.
+
+/// A new SHA-256 context, ready for updates; free it with `ringstore_sha256_free`.
+static inline void *ringstore_sha256_new(void) {
+    EVP_MD_CTX *context = EVP_MD_CTX_new();
+    if (context == NULL) return NULL;
+    if (EVP_DigestInit_ex(context, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(context);
+        return NULL;
+    }
+    return context;
+}
+
+/// Hashes `len` more bytes at `data`; 1 on success.
+static inline int ringstore_sha256_update(void *context, const void *data, size_t len) {
+    return EVP_DigestUpdate((EVP_MD_CTX *)context, data, len);
+}
+
+/// Writes the 32-byte digest into `out`; 1 on success. The context is spent.
+static inline int ringstore_sha256_final(void *context, unsigned char out[32]) {
+    unsigned int length = 0;
+    int ok = EVP_DigestFinal_ex((EVP_MD_CTX *)context, out, &length);
+    return ok == 1 && length == 32;
+}
+
+static inline void ringstore_sha256_free(void *context) {
+    EVP_MD_CTX_free((EVP_MD_CTX *)context);
 }
 
 #endif

@@ -223,6 +223,26 @@ public final class LockServer {
             }
             return .parked
         }
+        // For `ringctl backup`: every name the table remembers and the token counter.
+        rpc.register(LockMethods.exportState, role: .admin) { [unowned self] context, _ in
+            table.tick(now: now, effects: &effects)
+            scheduleStale = true
+            respond(context) { [unowned self] in
+                .success(WireLockExportReply.with {
+                    $0.locks = table.knownNamesSorted.map(table.info)
+                    $0.lastToken = table.lastToken
+                })
+            }
+            return .parked
+        }
+        // For `ringctl restore`: the counter rises to the backup's, durably before the answer.
+        rpc.register(LockMethods.importTokens, role: .admin) { [unowned self] context, request in
+            if table.importTokens(atLeast: request.lastToken) {
+                logger.notice("lock.tokens.imported", metadata: ["lock.last_token": "\(table.lastToken)", "rpc.caller": "\(context.caller)"])
+            }
+            respond(context, durable: true) { [unowned self] in .success(WireLockImportTokensReply.with { $0.lastToken = table.lastToken }) }
+            return .parked
+        }
     }
 
     /// Queues a reply for the end of the turn. A `grant` whose reply finds the

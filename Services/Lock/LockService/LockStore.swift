@@ -16,6 +16,9 @@ public final class LockStore {
     private var queue: DatabaseQueue?
     /// Commits so far, for Health and tests.
     public private(set) var commits = 0
+    /// The token counter as last read or written: a change of the counter
+    /// alone (a restore raising it) is a change to write too.
+    private var savedLastToken: UInt64?
 
     static let schema = """
         CREATE TABLE IF NOT EXISTS locks (
@@ -122,15 +125,17 @@ public final class LockStore {
     /// new store, or one written before the counter existed).
     public func loadLastToken() throws -> UInt64 {
         guard let queue else { throw LockStoreError("\(path) is closed") }
-        return try queue.inDatabase { db in
+        let token = try queue.inDatabase { db in
             (try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_token'")).map { UInt64(bitPattern: $0) } ?? 0
         }
+        savedLastToken = token
+        return token
     }
 
     /// Writes `changes` in one transaction (changed rows, forgotten names
     /// deleted, the token counter); returns once they are on disk.
     public func save(_ changes: LockChanges) throws(LockStoreError) {
-        guard !changes.isEmpty else { return }
+        guard !changes.isEmpty || changes.lastToken != savedLastToken else { return }
         guard let queue else { throw LockStoreError("\(path) is closed") }
         let records = changes.records
         do {
@@ -163,6 +168,7 @@ public final class LockStore {
         } catch {
             throw LockStoreError("cannot write \(records.count) lock records and \(changes.forgotten.count) removals to \(path): \(Self.describe(error))")
         }
+        savedLastToken = changes.lastToken
         commits += 1
     }
 

@@ -161,6 +161,13 @@ public final class PlacementServer {
         }
         rpc.register(PlacementMethods.reportMigration, role: .node) { [unowned self] _, request in reportMigration(request) }
         rpc.register(PlacementMethods.reportRepair, role: .node) { [unowned self] _, request in reportRepair(request) }
+        // For `ringctl backup`: what placement persists, and the ring with N, W, R and the density.
+        rpc.register(PlacementMethods.exportState, role: .admin) { [unowned self] _, _ in
+            .reply(WirePlacementExportReply.with {
+                $0.state = membership.persisted
+                $0.ring = membership.ringInfo
+            })
+        }
     }
 
     /// A node reports an anti-entropy pass: published on the `migration` topic as `anti_entropy`.

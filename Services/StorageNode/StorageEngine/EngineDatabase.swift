@@ -14,6 +14,9 @@ final class EngineDatabase {
     let path: String
     private var queue: DatabaseQueue?
     private var statements: [String: SQLiteStatement] = [:]
+    /// What must end before the connection closes, by owner: snapshot copies
+    /// reading from it (SQLite does not close a connection with a backup running).
+    var beforeClose: [ObjectIdentifier: () -> Void] = [:]
 
     /// Opens (creating if needed) the database at `path` with the given durability, cache and checkpointing.
     init(path: String, options: StorageOptions) throws(StorageError) {
@@ -83,6 +86,8 @@ final class EngineDatabase {
         guard let queue else { return }
         self.queue = nil
         let outcome: Result<Void, StorageError> = queue.inDatabase { _ in
+            for end in beforeClose.values { end() }
+            beforeClose.removeAll()
             for statement in statements.values { statement.finalize() }
             statements.removeAll()
             return .success(())

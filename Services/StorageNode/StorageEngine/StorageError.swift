@@ -13,6 +13,7 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case incompatibleSchema = "incompatible schema"
         case corruptRow = "corrupt row"
         case sqlite = "SQLite error"
+        case io = "I/O error"
     }
 
     private let code: Code
@@ -43,6 +44,8 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let corruptRow = StorageError(.corruptRow)
     /// SQLite failed: I/O error, full disk, corrupt file, oversize blob; ``sqliteCode`` says which.
     public static let sqlite = StorageError(.sqlite)
+    /// Reading or writing a file outside SQLite failed (a snapshot's): ``message`` says which and why.
+    public static let io = StorageError(.io)
 
     /// The same kind of error with a description of what went wrong.
     func with(message: String, sqliteCode: Int32? = nil) -> StorageError {

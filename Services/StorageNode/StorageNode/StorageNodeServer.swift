@@ -18,6 +18,8 @@ public final class StorageNodeServer {
     let hints: HintReplayer
     let migrator: Migrator
     let antiEntropy: AntiEntropy
+    /// Snapshots for `ringctl backup`, under `<data-dir>/backups`.
+    let backups: NodeBackups
     private let peers: PeerClients
     /// The ring this node routes by, shared with the coordinator.
     private let current = CurrentRing()
@@ -68,6 +70,9 @@ public final class StorageNodeServer {
                                   following: { link.joined && !link.removed && current.view?.ring != nil },
                                   report: { details in link.reportRepair(details) })
         antiEntropy.register(on: rpc)
+        backups = try NodeBackups(directory: options.dataDirectory.appendingPathComponent("backups"), engine: engine,
+                                  reactor: reactor, logger: logger) { link.ring?.ringEpoch ?? 0 }
+        backups.register(on: rpc)
         registerStats()
         operations = try options.operations.map { settings in
             try OperationsEndpoint(reactor: reactor, settings: settings) { [unowned self] in readiness() }
@@ -174,6 +179,7 @@ public final class StorageNodeServer {
         placement.start(every: every)
         migrator.start(every: every)
         antiEntropy.start(every: every)
+        backups.start(every: every)
         every(.seconds(1)) { [unowned self] in hints.replay() }
         let graceMillis = UInt64(max(0, tombstoneGrace.wholeMilliseconds))
         let purgeInterval = min(Duration.seconds(60), max(.milliseconds(500), tombstoneGrace / 2))

@@ -7,7 +7,7 @@ public struct Ringctl: AsyncParsableCommand {
         commandName: "ringctl",
         abstract: "Operate a Ringstore cluster: data, locks, membership, the ring and its events.",
         version: RingstoreVersion.current,
-        subcommands: [PutCommand.self, GetCommand.self, DelCommand.self, StatusCommand.self, MembersCommand.self, JoinCommand.self, LeaveCommand.self, RemoveCommand.self, RepairCommand.self, RingCommand.self, LockGroupCommand.self, WatchCommand.self, BenchCommand.self, KeygenCommand.self]
+        subcommands: [PutCommand.self, GetCommand.self, DelCommand.self, StatusCommand.self, MembersCommand.self, JoinCommand.self, LeaveCommand.self, RemoveCommand.self, RepairCommand.self, RingCommand.self, LockGroupCommand.self, WatchCommand.self, BenchCommand.self, KeygenCommand.self, BackupCommand.self, RestoreCommand.self]
     )
 
     public init() {}

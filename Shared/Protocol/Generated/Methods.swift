@@ -28,9 +28,11 @@ public enum PlacementMethods {
         path: "/ringstore.v1.Placement/HandoffComplete", idempotent: false)
     public static let reportRepair = RPCMethod<WireReportRepairRequest, WireReportRepairReply>(
         path: "/ringstore.v1.Placement/ReportRepair", idempotent: false)
+    public static let exportState = RPCMethod<WirePlacementExportRequest, WirePlacementExportReply>(
+        path: "/ringstore.v1.Placement/ExportState", idempotent: true)
 
     /// Every method path of this service.
-    public static let allPaths: [String] = [health.path, echo.path, join.path, leave.path, remove.path, heartbeat.path, getMembers.path, getRing.path, snapshot.path, reportMigration.path, handoffComplete.path, reportRepair.path]
+    public static let allPaths: [String] = [health.path, echo.path, join.path, leave.path, remove.path, heartbeat.path, getMembers.path, getRing.path, snapshot.path, reportMigration.path, handoffComplete.path, reportRepair.path, exportState.path]
 }
 
 /// The methods of `ringstore.v1.Lock` (services.proto).
@@ -53,9 +55,13 @@ public enum LockMethods {
         path: "/ringstore.v1.Lock/List", idempotent: true)
     public static let snapshot = RPCMethod<WireLockSnapshotRequest, WireLockSnapshotReply>(
         path: "/ringstore.v1.Lock/Snapshot", idempotent: true)
+    public static let exportState = RPCMethod<WireLockExportRequest, WireLockExportReply>(
+        path: "/ringstore.v1.Lock/ExportState", idempotent: true)
+    public static let importTokens = RPCMethod<WireLockImportTokensRequest, WireLockImportTokensReply>(
+        path: "/ringstore.v1.Lock/ImportTokens", idempotent: true)
 
     /// Every method path of this service.
-    public static let allPaths: [String] = [health.path, echo.path, acquire.path, renew.path, release.path, cancel.path, status.path, list.path, snapshot.path]
+    public static let allPaths: [String] = [health.path, echo.path, acquire.path, renew.path, release.path, cancel.path, status.path, list.path, snapshot.path, exportState.path, importTokens.path]
 }
 
 /// The methods of `ringstore.v1.Storage` (services.proto).
@@ -84,7 +90,13 @@ public enum StorageMethods {
         path: "/ringstore.v1.Storage/ReadRanges", idempotent: true)
     public static let repair = RPCMethod<WireRepairRequest, WireRepairReply>(
         path: "/ringstore.v1.Storage/Repair", idempotent: true)
+    public static let backup = RPCMethod<WireBackupRequest, WireBackupReply>(
+        path: "/ringstore.v1.Storage/Backup", idempotent: false)
+    public static let backupChunk = RPCMethod<WireBackupChunkRequest, WireBackupChunkReply>(
+        path: "/ringstore.v1.Storage/BackupChunk", idempotent: true)
+    public static let backupRelease = RPCMethod<WireBackupReleaseRequest, WireBackupReleaseReply>(
+        path: "/ringstore.v1.Storage/BackupRelease", idempotent: true)
 
     /// Every method path of this service.
-    public static let allPaths: [String] = [health.path, echo.path, put.path, get.path, delete.path, replicaWrite.path, replicaRead.path, stats.path, migrateBatch.path, arcDigest.path, readRanges.path, repair.path]
+    public static let allPaths: [String] = [health.path, echo.path, put.path, get.path, delete.path, replicaWrite.path, replicaRead.path, stats.path, migrateBatch.path, arcDigest.path, readRanges.path, repair.path, backup.path, backupChunk.path, backupRelease.path]
 }
