@@ -5,7 +5,9 @@ import RingProtocol
 /// One RPC server's metrics, through swift-metrics: requests answered by
 /// method and status code (`ringstore_rpc_requests_total`), their latency
 /// from receipt to answer by method (`ringstore_rpc_request_duration_seconds`),
-/// and connections that closed (`ringstore_rpc_disconnects_total`).
+/// and connections that closed (`ringstore_rpc_disconnects_total`: a client's
+/// connection to this server, `side="server"`, seen where the server watches
+/// its peers; one of this service's own connections to another, `side="client"`).
 ///
 /// The handles are made once per method and code and kept (a lookup per
 /// answer, no allocation); methods nobody registered count as `unknown`, so
@@ -14,7 +16,7 @@ final class RPCMetrics {
     private let service: String
     private var methods: [String: Method] = [:]
     private var unknown: Method?
-    private lazy var disconnects = Counter(label: "ringstore_rpc_disconnects_total", dimensions: [("service", service)])
+    private lazy var disconnects = Counter(label: "ringstore_rpc_disconnects_total", dimensions: [("service", service), ("side", "server")])
 
     private final class Method {
         let name: String
@@ -62,5 +64,10 @@ final class RPCMetrics {
 
     func disconnected(count: Int) {
         disconnects.increment(by: count)
+    }
+
+    /// A connection this service made to another (a peer, placement) dropped.
+    static func clientDisconnected(service: String) {
+        Counter(label: "ringstore_rpc_disconnects_total", dimensions: [("service", service), ("side", "client")]).increment()
     }
 }

@@ -207,6 +207,7 @@ public final class ReactorClient {
             }
         }
         guard dropped, !closed else { return }
+        RPCMetrics.clientDisconnected(service: reactor.service)
         receiveReplies()
         guard !pending.isEmpty else { return }
         let lost = pending

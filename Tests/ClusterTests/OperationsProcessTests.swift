@@ -79,6 +79,9 @@ import TestKit
             return Self.sample(text, "ringstore_members", ["state": "down"]) == 1
                 && Self.sample(text, "ringstore_heartbeats_missed_total", ["became": "down"]) == 1
         }
+        // The survivors' connections to it dropped.
+        let dropped = try (0..<2).map { Self.sample(try Self.metrics(cluster.nodeHTTP[$0]), "ringstore_rpc_disconnects_total", ["side": "client"]) }
+        #expect(dropped.reduce(0, +) >= 1, "client-side disconnects by node: \(dropped)")
     }
 
     @Test func aNodeThatHasNotJoinedIsAliveButNotReady() async throws {
