@@ -317,6 +317,11 @@ let package = Package(
             path: "Tests/LockTests"
         ),
         .testTarget(
+            name: "EtcdTests",
+            dependencies: ["Etcd", "TestKit"],
+            path: "Tests/EtcdTests"
+        ),
+        .testTarget(
             name: "ClusterTests",
             dependencies: [
                 "Basics", "RPC", "RingProtocol", "ZeroMQ", "TestKit", "RingstoreClient", "Ring",
