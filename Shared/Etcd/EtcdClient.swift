@@ -357,12 +357,19 @@ public final class EtcdClient: Sendable {
         preferred.withLock { if $0 == index { $0 = (index + 1) % members.count } }
     }
 
-    /// A non-200 answer as an error: etcd's JSON error body if it is one.
+    /// A non-200 answer as an error: etcd's JSON error body if it is one,
+    /// in the unary shape (`{"error": "...", "code": 14}`) or the streams'
+    /// (`{"error": {"grpc_code": 14, "message": "..."}}`, which a watch
+    /// refused by a member without a leader gets, with HTTP 503).
     static func serverError(endpoint: Endpoint, status: Int, body: [UInt8]) -> EtcdError {
         if let parsed = try? JSONDecoder().decode(WireErrorBody.self, from: Data(body)),
            parsed.code != nil || parsed.message != nil || parsed.error != nil {
             return .server(endpoint: endpoint.description, httpStatus: status, code: parsed.code,
                            message: parsed.message ?? parsed.error ?? "")
+        }
+        if let parsed = try? JSONDecoder().decode(WireStreamMessage<WireErrorBody>.self, from: Data(body)),
+           let error = parsed.error {
+            return .server(endpoint: endpoint.description, httpStatus: status, code: error.grpcCode, message: error.message ?? "")
         }
         return .server(endpoint: endpoint.description, httpStatus: status, code: nil, message: excerpt(body[...]))
     }

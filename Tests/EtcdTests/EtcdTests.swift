@@ -393,6 +393,52 @@ extension EtcdTests {
             print("etcd failover: a write worked again \(gap) after the leader was killed; failures meanwhile: \(failures.map(\.description))")
             watch.cancel()
         }
+
+        /// A member cut off from the majority refuses at once ("no leader",
+        /// thanks to the hasleader metadata the client sends) instead of
+        /// holding each request for etcd's own 6 s timeout, and ends the
+        /// watch streams it serves; when the majority is back, so is the client.
+        @Test func aMemberWithoutQuorumRefusesAtOnceAndEndsItsWatches() async throws {
+            let cluster = try await EtcdCluster.start(size: 3)
+            defer { cluster.shutdown() }
+            let etcd = try EtcdClient(endpoints: cluster.endpoints, timeout: .seconds(5))
+            let start = try etcd.put(key: "q/0", value: "0")
+            #expect(etcd.currentEndpoint == cluster.endpoint(0))
+            let watch = etcd.watch(prefix: "q/", fromRevision: start.revision)
+            let collector = WatchCollector(watch)
+            try await collector.wait(for: 1)
+            #expect(watch.endpoint == cluster.endpoint(0))
+
+            try await cluster.kill(1)
+            try await cluster.kill(2)
+            let survivor = try EtcdClient(endpoints: [cluster.endpoint(0)], timeout: .seconds(5))
+            try await waitUntil("member 1 to see it has no leader", timeout: .seconds(10), interval: .milliseconds(50)) {
+                // With the hasleader metadata even the status request is refused then.
+                do {
+                    return try survivor.status(of: cluster.endpoint(0)).leaderID == 0
+                } catch {
+                    return "\(error)".contains("etcdserver: no leader")
+                }
+            }
+            let clock = ContinuousClock()
+            let asked = clock.now
+            let refused = try #require(throws: EtcdError.self) { try etcd.get(key: "q/0") }
+            #expect(clock.now - asked < .seconds(1))
+            guard case let .unavailable(failures) = refused else {
+                Issue.record("expected unavailable, got \(refused)")
+                return
+            }
+            #expect(failures.first { $0.endpoint == cluster.endpoint(0) }?.reason == "etcdserver: no leader", "\(failures)")
+            #expect(throws: EtcdError.self) { try etcd.put(key: "q/1", value: "1") }
+            try await waitUntil("the watch stream to be ended by the leaderless member", timeout: .seconds(10)) { !watch.isConnected }
+
+            try await cluster.restart(1)
+            try await cluster.restart(2)
+            let back = try etcd.put(key: "q/1", value: "1")
+            #expect(try await collector.wait(for: 2).map(\.description) == ["put q/0=0 @\(start.revision)", "put q/1=1 @\(back.revision)"])
+            #expect(watch.reconnects >= 1)
+            watch.cancel()
+        }
     }
 }
 
