@@ -229,13 +229,14 @@ public final class EtcdClient: Sendable {
     // MARK: - Members
 
     /// What member `endpoint` (one of `endpoints`) says about itself: its id,
-    /// the raft leader it follows, its version. Asks that member only.
+    /// the raft leader it follows (0 while it has none), its version. Asks
+    /// that member only, and is answered by a member without a leader too.
     public func status(of endpoint: String) throws -> MemberStatus {
         let target = try Endpoint(parsing: endpoint)
         guard let index = members.firstIndex(of: target) else {
             throw EtcdError.invalidEndpoint(endpoint, reason: "not one of this client's endpoints \(endpoints)")
         }
-        let (from, body) = try exchange("/v3/maintenance/status", [:], retry: .anywhere, only: index)
+        let (from, body) = try exchange("/v3/maintenance/status", [:], retry: .anywhere, only: index, requireLeader: false)
         let response = try decode(body, endpoint: from, path: "/v3/maintenance/status", as: WireStatusResponse.self)
         return MemberStatus(memberID: response.header?.memberID?.value ?? 0, leaderID: response.leader?.value ?? 0,
                             version: response.version ?? "", raftTerm: response.raftTerm?.value ?? 0,
@@ -305,7 +306,8 @@ public final class EtcdClient: Sendable {
     /// Sends `body` to `path` on one member after another until one answers
     /// 200; returns that member and the answer's body. A non-200 answer is
     /// thrown as `EtcdError.server` (after "no leader", the next member is tried).
-    func exchange(_ path: String, _ body: [String: Any], retry: Retry, only: Int? = nil) throws -> (Endpoint, [UInt8]) {
+    func exchange(_ path: String, _ body: [String: Any], retry: Retry, only: Int? = nil,
+                  requireLeader: Bool = true) throws -> (Endpoint, [UInt8]) {
         let payload: [UInt8]
         do {
             payload = [UInt8](try JSONSerialization.data(withJSONObject: body))
@@ -320,7 +322,7 @@ public final class EtcdClient: Sendable {
             let outcome = Result { () throws(TransportFailure) -> (HTTPHead, [UInt8]) in
                 let connection = try HTTPConnection.connect(to: endpoint, deadline: deadline)
                 defer { connection.close() }
-                try connection.sendPost(path: path, body: payload, connectionClose: true, deadline: deadline)
+                try connection.sendPost(path: path, body: payload, requireLeader: requireLeader, connectionClose: true, deadline: deadline)
                 let head = try connection.readHead(deadline)
                 return (head, try connection.readBody(head, deadline))
             }

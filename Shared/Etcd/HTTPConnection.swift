@@ -160,15 +160,17 @@ final class HTTPConnection {
     /// Sends a POST of `body` (JSON) to `path`. Failures are `.notSent`: a
     /// request cut short carries fewer bytes than its Content-Length says,
     /// which the server never acts on.
-    func sendPost(path: String, body: [UInt8], connectionClose: Bool, deadline: Deadline) throws(TransportFailure) {
+    /// With `requireLeader`, the request carries gRPC metadata through etcd's
+    /// gateway so that a member without a raft leader refuses it at once
+    /// ("etcdserver: no leader", code 14) instead of timing out, and ends a
+    /// watch stream when it loses its leader (checked against etcd 3.4.23).
+    func sendPost(path: String, body: [UInt8], requireLeader: Bool = true, connectionClose: Bool,
+                  deadline: Deadline) throws(TransportFailure) {
         var head = "POST \(path) HTTP/1.1\r\n"
         head += "Host: \(endpoint)\r\n"
         head += "Content-Type: application/json\r\n"
         head += "Accept: application/json\r\n"
-        // gRPC metadata through etcd's gateway: members without a raft leader
-        // refuse at once ("etcdserver: no leader") instead of timing out, and
-        // cancel watch streams (checked against etcd 3.4.23).
-        head += "Grpc-Metadata-hasleader: true\r\n"
+        if requireLeader { head += "Grpc-Metadata-hasleader: true\r\n" }
         head += "Content-Length: \(body.count)\r\n"
         if connectionClose { head += "Connection: close\r\n" }
         head += "\r\n"

@@ -57,6 +57,7 @@ final class EtcdCluster: @unchecked Sendable {
     /// Every member's client address, `127.0.0.1:port`.
     var endpoints: [String] { lock.withLock { $0.map { "127.0.0.1:\($0.clientPort)" } } }
     func endpoint(_ index: Int) -> String { endpoints[index] }
+    func clientPort(_ index: Int) -> UInt16 { lock.withLock { $0[index].clientPort } }
 
     private func arguments(_ index: Int) -> [String] {
         let members = lock.withLock { $0 }
