@@ -15,7 +15,7 @@ RINGCTL_SECURITY = $(if $(INSECURE),--insecure,)
 NODES ?= 1 2 3
 # Node durability: full fsyncs every group commit; normal survives process crashes only.
 SYNC ?= full
-APT_PACKAGES := libzmq3-dev libssl-dev pkg-config protobuf-compiler iproute2
+APT_PACKAGES := libzmq3-dev libssl-dev pkg-config protobuf-compiler iproute2 etcd-server
 BENCH_PACKAGES := redis-server redis-tools gcc python3
 # The nodes' --sync in make bench (Redis runs with persistence off).
 BENCH_SYNC ?= normal

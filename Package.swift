@@ -121,6 +121,13 @@ let package = Package(
             ],
             path: "Shared/ServiceHost"
         ),
+        // etcd's v3 API through its JSON gateway over POSIX sockets (Foundation
+        // for JSON only): the replicated store behind placement and the lock
+        // service in HA mode (issue 18).
+        .target(
+            name: "Etcd",
+            path: "Shared/Etcd"
+        ),
         .target(
             name: "RingstoreClient",
             dependencies: ["Basics", "RPC", "RingProtocol", "Ring", "ZeroMQ"],
@@ -311,6 +318,11 @@ let package = Package(
             name: "LockTests",
             dependencies: ["LockService", "RingstoreClient", "RPC", "RingProtocol", "ZeroMQ", "TestKit"],
             path: "Tests/LockTests"
+        ),
+        .testTarget(
+            name: "EtcdTests",
+            dependencies: ["Etcd", "TestKit"],
+            path: "Tests/EtcdTests"
         ),
         .testTarget(
             name: "ClusterTests",
