@@ -72,23 +72,15 @@ public final class OperationsEndpoint {
         guard parts.count == 2 else { return false }
         switch parts[0].lowercased() {
         case "bearer":
-            return constantTimeEqual(Array(parts[1].utf8), token)
+            return ConstantTime.equal(Array(parts[1].utf8), token)
         case "basic":
             guard let decoded = Data(base64Encoded: String(parts[1])), let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else {
                 return false
             }
-            return constantTimeEqual(Array(decoded[decoded.index(after: colon)...]), token)
+            return ConstantTime.equal(Array(decoded[decoded.index(after: colon)...]), token)
         default:
             return false
         }
-    }
-
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for index in 0..<max(a.count, b.count) {
-            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
-        }
-        return difference == 0
     }
 }
 

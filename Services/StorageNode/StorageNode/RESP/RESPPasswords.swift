@@ -50,7 +50,7 @@ final class RESPPasswords {
         let user = user == "default" ? nil : user
         var found: Entry?
         for entry in entries where user == nil || entry.name == user {
-            if Self.equal(entry.password, password) && found == nil { found = entry }
+            if ConstantTime.equal(entry.password, password) && found == nil { found = entry }
         }
         return found
     }
@@ -85,14 +85,6 @@ final class RESPPasswords {
                                  password: Array(fields[1].utf8)))
         }
         return entries
-    }
-
-    private static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for index in 0..<max(a.count, b.count) {
-            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
-        }
-        return difference == 0
     }
 }
 
