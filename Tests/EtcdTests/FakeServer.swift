@@ -16,24 +16,7 @@ final class FakeServer: Sendable {
 
     init(reply: [UInt8]?) throws {
         self.reply = reply
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw FixtureError("socket: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else {
-            close(fd)
-            throw FixtureError("fake server: bind/listen failed: errno \(errno)")
-        }
-        listener = fd
-        port = UInt16(bigEndian: address.sin_port)
+        (listener, port) = try LoopbackListener.open(what: "fake server")
         let thread = Thread { [self] in serve() }
         thread.start()
     }
@@ -100,5 +83,29 @@ final class FakeServer: Sendable {
         state.withLock { $0.stopped = true }
         let deadline = ContinuousClock.now + .seconds(5)
         while !finished.withLock({ $0 }) && ContinuousClock.now < deadline { usleep(5_000) }
+    }
+}
+
+/// A listening TCP socket on 127.0.0.1 and a free port, for the tests' own
+/// servers (the fake etcd and the cuttable proxy).
+enum LoopbackListener {
+    static func open(what: String) throws -> (descriptor: Int32, port: UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw FixtureError("\(what): socket: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else {
+            close(fd)
+            throw FixtureError("\(what): bind/listen failed: errno \(errno)")
+        }
+        return (fd, UInt16(bigEndian: address.sin_port))
     }
 }
