@@ -70,42 +70,6 @@ import Glibc
         ])
     }
 
-    /// A plain HTTP/1.1 GET to `host:port` (TestKit's HTTPFetch reaches 127.0.0.1 only).
-    static func httpGet(_ host: String, _ port: UInt16, _ path: String, headers: [String: String] = [:]) throws -> HTTPFetch {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw FixtureError("socket: errno \(errno)") }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))  // bounds connect too
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw FixtureError("not an IPv4 address: \(host)") }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw FixtureError("cannot connect to \(host):\(port): errno \(errno)") }
-        var request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
-        for (name, value) in headers { request += "\(name): \(value)\r\n" }
-        let bytes = Array((request + "\r\n").utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard count > 0 else { throw FixtureError("send to \(host):\(port): errno \(errno)") }
-            sent += count
-        }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16 << 10)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count == 0 { break }
-            guard count > 0 else { throw FixtureError("read from \(host):\(port) after \(received.count) bytes: errno \(errno)") }
-            received += buffer[0..<count]
-        }
-        return try HTTPFetch.parse(String(decoding: received, as: UTF8.self))
-    }
-
     /// The pid files of `make netns-up`, by service.
     static func pids(_ directory: URL) throws -> [String: Int32] {
         var pids: [String: Int32] = [:]
@@ -183,15 +147,15 @@ import Glibc
         }
 
         // The operations ports on the namespaces' addresses: probes open, the rest behind the token.
-        let ready = try Self.httpGet("10.78.0.2", 9400, "/readyz")
+        let ready = try HTTPFetch.get(host: "10.78.0.2", port: 9400, "/readyz")
         #expect(ready.status == 200 && ready.body == "ready\n")
         for (host, port) in [("10.78.0.3", UInt16(9410)), ("10.78.0.11", 9500), ("10.78.0.12", 9500), ("10.78.0.13", 9500)] {
-            #expect(try Self.httpGet(host, port, "/readyz").status == 200, "\(host):\(port)/readyz")
+            #expect(try HTTPFetch.get(host: host, port: port, "/readyz").status == 200, "\(host):\(port)/readyz")
         }
-        #expect(try Self.httpGet("10.78.0.2", 9400, "/metrics").status == 401)
+        #expect(try HTTPFetch.get(host: "10.78.0.2", port: 9400, "/metrics").status == 401)
         let token = try String(contentsOf: keys.appendingPathComponent("http.token"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        let metrics = try Self.httpGet("10.78.0.2", 9400, "/metrics", headers: ["Authorization": "Bearer \(token)"])
+        let metrics = try HTTPFetch.get(host: "10.78.0.2", port: 9400, "/metrics", headers: ["Authorization": "Bearer \(token)"])
         #expect(metrics.status == 200)
         #expect(OperationsProcessTests.sample(metrics.body, "ringstore_members", ["state": "up"]) == 3)
         let mode = try FileManager.default.attributesOfItem(atPath: keys.appendingPathComponent("http.token").path)[.posixPermissions] as? Int

@@ -7,12 +7,12 @@ public struct HTTPFetch: Sendable {
     public let headers: [String: String]
     public let body: String
 
-    /// `GET path` on `127.0.0.1:port`; the server closes after answering.
-    public static func get(port: UInt16, _ path: String, headers: [String: String] = [:],
+    /// `GET path` on `host:port` (loopback by default); the server closes after answering.
+    public static func get(host: String = "127.0.0.1", port: UInt16, _ path: String, headers: [String: String] = [:],
                            method: String = "GET", timeout: Duration = .seconds(10)) throws -> HTTPFetch {
-        let connection = try RawConnection(port: port)
+        let connection = try RawConnection(host: host, port: port)
         defer { connection.close() }
-        var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         try connection.send(request + "\r\n")
         return try parse(connection.readUntilClosed(timeout: timeout))

@@ -5,18 +5,25 @@ import Glibc
 public final class RawConnection {
     public let fd: Int32
 
-    public init(port: UInt16) throws {
+    /// Connects to `host` (an IPv4 address; loopback by default) and `port`;
+    /// connecting gives up after 10 s.
+    public init(host: String = "127.0.0.1", port: UInt16) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var limit = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            Glibc.close(fd)
+            throw FixtureError("not an IPv4 address: \(host)")
+        }
         address.sin_port = port.bigEndian
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else {
             Glibc.close(fd)
-            throw FixtureError("cannot connect to 127.0.0.1:\(port): errno \(errno)")
+            throw FixtureError("cannot connect to \(host):\(port): errno \(errno)")
         }
     }
 
