@@ -327,7 +327,7 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: [
-                "Basics", "RPC", "RingProtocol", "ZeroMQ", "TestKit", "RingstoreClient", "Ring",
+                "Basics", "RPC", "RingProtocol", "ServiceHost", "ZeroMQ", "TestKit", "RingstoreClient", "Ring",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Tests/ClusterTests",

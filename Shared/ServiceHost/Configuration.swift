@@ -23,6 +23,10 @@ public enum Configuration {
         public let name: String
         public let isFlag: Bool
         public let isRepeating: Bool
+        /// What `--help` says of it, its default and its value's name, as declared.
+        public var abstract: String = ""
+        public var defaultValue: String?
+        public var valueName: String?
         public var environmentName: String { Configuration.environmentName(of: name) }
     }
 
@@ -34,11 +38,19 @@ public enum Configuration {
     /// The long options `command` declares (its option groups included),
     /// read from ArgumentParser's own description of the command.
     public static func options<Command: ParsableArguments>(of command: Command.Type) -> [OptionInfo] {
-        guard let dump = try? JSONDecoder().decode(HelpDump.self, from: Data(command._dumpHelp().utf8)) else { return [] }
+        options(fromHelpDump: Data(command._dumpHelp().utf8)).filter { $0.name != "config" }
+    }
+
+    /// The long options (not --help or --version) in ArgumentParser's
+    /// description of a command, the JSON an executable prints for
+    /// `--experimental-dump-help`; empty when it is not that JSON.
+    public static func options(fromHelpDump data: Data) -> [OptionInfo] {
+        guard let dump = try? JSONDecoder().decode(HelpDump.self, from: data) else { return [] }
         return (dump.command.arguments ?? []).compactMap { argument in
             guard argument.kind != "positional", let long = argument.names?.first(where: { $0.kind == "long" })?.name,
-                  !["help", "version", "config"].contains(long) else { return nil }
-            return OptionInfo(name: long, isFlag: argument.kind == "flag", isRepeating: argument.isRepeating)
+                  long != "help", long != "version" else { return nil }
+            return OptionInfo(name: long, isFlag: argument.kind == "flag", isRepeating: argument.isRepeating,
+                              abstract: argument.abstract ?? "", defaultValue: argument.defaultValue, valueName: argument.valueName)
         }
     }
 
@@ -151,6 +163,9 @@ private struct HelpDump: Decodable {
         let kind: String
         let names: [Name]?
         let isRepeating: Bool
+        let abstract: String?
+        let defaultValue: String?
+        let valueName: String?
     }
     let command: Command
 }

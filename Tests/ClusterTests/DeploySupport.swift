@@ -1,4 +1,5 @@
 import Foundation
+import ServiceHost
 import Testing
 import TestKit
 
@@ -122,16 +123,6 @@ enum Contract {
     static var sharedVariables: Set<String> { Set(common.map(variable)) }
     static var allVariables: Set<String> { options.keys.reduce(ringctlVariables) { $0.union(variables(of: $1)) } }
 
-    private struct Dump: Decodable {
-        struct Command: Decodable { let arguments: [Argument]? }
-        struct Argument: Decodable {
-            struct Name: Decodable { let kind: String; let name: String }
-            let kind: String
-            let names: [Name]?
-        }
-        let command: Command
-    }
-
     /// The executable's long options (not --help, --version).
     private static func longOptions(of executable: String) -> Set<String> {
         let process = Process()
@@ -144,10 +135,7 @@ enum Contract {
         guard (try? process.run()) != nil else { return [] }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard let dump = try? JSONDecoder().decode(Dump.self, from: data) else { return [] }
-        return Set((dump.command.arguments ?? []).filter { $0.kind != "positional" }
-            .compactMap { $0.names?.first { $0.kind == "long" }?.name }
-            .filter { $0 != "help" && $0 != "version" })
+        return Set(Configuration.options(fromHelpDump: data).map(\.name))
     }
 }
 
