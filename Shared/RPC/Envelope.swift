@@ -30,11 +30,14 @@ public enum Envelope {
     }
 
     /// Frames a reply to `routingID` for a ROUTER socket.
-    public static func reply(to routingID: [UInt8], requestID: UInt64, status: WireStatusCode, message: String, body: [UInt8]) -> [ZMQFrame] {
+    public static func reply(to routingID: [UInt8], requestID: UInt64, status: WireStatusCode, message: String, body: [UInt8],
+                             notLeader: Bool = false, leader: String = "") -> [ZMQFrame] {
         var header = WireReplyHeader()
         header.requestID = requestID
         header.code = status
         header.message = message
+        header.notLeader = notLeader
+        header.leader = leader
         // Serializing a message with only scalar and string fields cannot fail.
         let headerBytes: [UInt8] = (try? header.serializedBytes()) ?? []
         return [routingID, [], headerBytes, body]

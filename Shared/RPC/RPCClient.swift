@@ -85,7 +85,7 @@ public final class RPCClient: Sendable {
             case .reply(let reply):
                 if reply.header.code == .ok { return reply.body }
                 if reply.header.code == .unavailable && mayRetry { break }
-                throw RPCError(reply.header.code, reply.header.message)
+                throw RPCError(reply: reply.header)
             case .notSent:
                 if clock.now < overall && attempt < options.maxAttempts * 4 { break }
                 throw RPCError(.unavailable, "no connection to \(endpoint)", neverSent: true)

@@ -7,11 +7,29 @@ public struct RPCError: Error, Equatable, Sendable, CustomStringConvertible {
     /// True when the request never left this process (no connection before
     /// the deadline): safe to send elsewhere even for a non-idempotent method.
     public let neverSent: Bool
+    /// A refusal by a replica that is not its service's leader (UNAVAILABLE):
+    /// never applied, so the request may go to the leader whatever its method.
+    public let notLeader: Bool
+    /// With `notLeader`: the leader's request endpoint, empty while none is known.
+    public let leader: String
 
-    public init(_ code: WireStatusCode, _ message: String, neverSent: Bool = false) {
+    public init(_ code: WireStatusCode, _ message: String, neverSent: Bool = false, notLeader: Bool = false, leader: String = "") {
         self.code = code
         self.message = message
         self.neverSent = neverSent
+        self.notLeader = notLeader
+        self.leader = leader
+    }
+
+    /// A follower replica's refusal: not applied here; try `leader` (empty: none known yet).
+    public static func notLeader(_ service: String, leader: String) -> RPCError {
+        let hint = leader.isEmpty ? "no leader is elected yet; retry shortly" : "the leader is \(leader)"
+        return RPCError(.unavailable, "this \(service) replica is a follower: \(hint)", notLeader: true, leader: leader)
+    }
+
+    /// The error a reply header carries.
+    public init(reply header: WireReplyHeader) {
+        self.init(header.code, header.message, notLeader: header.notLeader, leader: header.leader)
     }
 
     public var description: String { "\(code.name): \(message)" }

@@ -129,6 +129,11 @@ public final class RPCServer {
         security?.onRevoked { [weak self] keys in self?.revoke(keys) }
     }
 
+    /// Asked with each authenticated request's method before its handler
+    /// runs: an error refuses the request with it (a follower replica refuses
+    /// what only its leader may answer). Nil, or a nil answer, serves it.
+    public var gate: ((String) -> RPCError?)?
+
     /// Calls `handler` on the reactor thread for every connection that closed
     /// (only with `watchPeers`). A connection may be reported more than once
     /// (a request read after its connection closed reports it again once
@@ -186,7 +191,8 @@ public final class RPCServer {
     @discardableResult
     public func fail(_ context: RequestContext, _ error: RPCError) -> ReplyDelivery {
         metrics.answered(method: context.method, code: error.code, elapsed: reactor.now - context.received)
-        return send(Envelope.reply(to: context.routingID, requestID: context.requestID, status: error.code, message: error.message, body: []))
+        return send(Envelope.reply(to: context.routingID, requestID: context.requestID, status: error.code, message: error.message, body: [],
+                                   notLeader: error.notLeader, leader: error.leader))
     }
 
     @discardableResult
@@ -322,6 +328,10 @@ public final class RPCServer {
                 fail(context, RPCError(.permissionDenied, "\(header.method) needs the \(handler.role) role; key \(entry.name) has \(entry.role)"))
                 return
             }
+        }
+        if let gate, let refusal = gate(header.method) {
+            fail(context, refusal)
+            return
         }
         requestsServed += 1
         handler.handle(context, request.body)

@@ -187,7 +187,7 @@ public final class ReactorClient {
             if reply.header.code == .ok {
                 request.complete(.success(reply.body))
             } else {
-                request.complete(.failure(RPCError(reply.header.code, reply.header.message)))
+                request.complete(.failure(RPCError(reply: reply.header)))
             }
         }
     }

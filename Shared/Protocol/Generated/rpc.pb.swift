@@ -152,6 +152,16 @@ public nonisolated struct WireReplyHeader: Sendable {
   /// Human-readable detail, empty on success.
   public var message: String = String()
 
+  /// Set (with UNAVAILABLE) by a replica of a replicated service (placement,
+  /// lock) that is not the leader: the request was not applied, so the caller
+  /// may send it to the leader whatever its method.
+  public var notLeader: Bool = false
+
+  /// With not_leader: the leader's request endpoint, where the caller should
+  /// send the request instead; empty while no leader is known (an election is
+  /// under way).
+  public var leader: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -217,7 +227,7 @@ nonisolated extension WireRequestHeader: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WireReplyHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplyHeader"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}code\0\u{1}message\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}code\0\u{1}message\0\u{3}not_leader\0\u{1}leader\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -228,6 +238,8 @@ nonisolated extension WireReplyHeader: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.code) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.notLeader) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.leader) }()
       default: break
       }
     }
@@ -243,6 +255,12 @@ nonisolated extension WireReplyHeader: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.message.isEmpty {
       try visitor.visitSingularStringField(value: self.message, fieldNumber: 3)
     }
+    if self.notLeader != false {
+      try visitor.visitSingularBoolField(value: self.notLeader, fieldNumber: 4)
+    }
+    if !self.leader.isEmpty {
+      try visitor.visitSingularStringField(value: self.leader, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -250,6 +268,8 @@ nonisolated extension WireReplyHeader: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.requestID != rhs.requestID {return false}
     if lhs.code != rhs.code {return false}
     if lhs.message != rhs.message {return false}
+    if lhs.notLeader != rhs.notLeader {return false}
+    if lhs.leader != rhs.leader {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
