@@ -112,7 +112,7 @@ let package = Package(
         .target(
             name: "ServiceHost",
             dependencies: [
-                "Basics", "CEventLoop", "RPC", "RingProtocol", "ZeroMQ",
+                "Basics", "CEventLoop", "Etcd", "RPC", "RingProtocol", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -128,6 +128,16 @@ let package = Package(
             name: "Etcd",
             path: "Shared/Etcd"
         ),
+        // Leader election among a control-plane service's replicas through an
+        // etcd lease, and the follower's refusal of what only the leader answers.
+        .target(
+            name: "ControlPlane",
+            dependencies: [
+                "Basics", "Etcd", "RPC", "ServiceHost",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/ControlPlane"
+        ),
         .target(
             name: "RingstoreClient",
             dependencies: ["Basics", "RPC", "RingProtocol", "Ring", "ZeroMQ"],
@@ -136,7 +146,7 @@ let package = Package(
         .target(
             name: "PlacementService",
             dependencies: [
-                "Basics", "RPC", "RingProtocol", "ServiceHost", "Ring",
+                "Basics", "ControlPlane", "Etcd", "RPC", "RingProtocol", "ServiceHost", "Ring",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -146,7 +156,7 @@ let package = Package(
         .target(
             name: "LockService",
             dependencies: [
-                "Basics", "RPC", "RingProtocol", "ServiceHost",
+                "Basics", "ControlPlane", "Etcd", "RPC", "RingProtocol", "ServiceHost",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

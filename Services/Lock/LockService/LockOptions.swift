@@ -19,6 +19,8 @@ public struct LockOptions: Sendable {
     public var forgetAfter: Duration
     /// The operations port (probes, metrics); nil: none.
     public var operations: OperationsSettings?
+    /// Where the state lives: embedded (SQLite under `dataDirectory`) or etcd (replicas elect a leader).
+    public var replication: ReplicationSettings = .embedded
 
     public init(listen: String = "tcp://127.0.0.1:7410", publish: String = "tcp://127.0.0.1:7411",
                 dataDirectory: URL = URL(fileURLWithPath: "lock-data"), limits: LockLimits = LockLimits(),

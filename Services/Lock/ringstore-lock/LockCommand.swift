@@ -37,6 +37,8 @@ struct LockCommand: AsyncParsableCommand {
                                valueName: "seconds"))
     var forgetAfter = 3600.0
 
+    @OptionGroup var replication: ReplicationOptions
+
     @OptionGroup var server: ServerOptions<LockDefaults>
 
     func validate() throws {
@@ -56,6 +58,7 @@ struct LockCommand: AsyncParsableCommand {
                                   forgetAfter: .milliseconds(Int64((forgetAfter * 1000).rounded())))
         options.security = try server.security(logger: logger)
         options.operations = try server.operations()
+        options.replication = replication.settings
         try await ServiceRunner.run([LockServer.service(options: options, logger: logger)], logger: logger)
     }
 }

@@ -21,6 +21,8 @@ public struct PlacementOptions: Sendable {
     public var tickInterval: Duration
     /// The operations port (probes, metrics, the status page); nil: none.
     public var operations: OperationsSettings?
+    /// Where the state lives: embedded (a file under `dataDirectory`) or etcd (replicas elect a leader).
+    public var replication: ReplicationSettings = .embedded
 
     public init(listen: String = "tcp://127.0.0.1:7400", publish: String = "tcp://127.0.0.1:7401",
                 dataDirectory: URL = URL(fileURLWithPath: "placement-data"),

@@ -41,6 +41,8 @@ struct PlacementCommand: AsyncParsableCommand {
     @Option(help: "Remove a member automatically after this many seconds down (0: never).")
     var removeAfter = 0.0
 
+    @OptionGroup var replication: ReplicationOptions
+
     @OptionGroup var server: ServerOptions<PlacementDefaults>
 
     func validate() throws {
@@ -76,6 +78,7 @@ struct PlacementCommand: AsyncParsableCommand {
                                        settings: settings, tickInterval: tick)
         options.security = try server.security(logger: logger)
         options.operations = try server.operations()
+        options.replication = replication.settings
         try await ServiceRunner.run([PlacementServer.service(options: options, logger: logger)], logger: logger)
     }
 }
