@@ -76,6 +76,9 @@ public final class RPCClient: Sendable {
     /// Every endpoint of the service, including leaders that replies named.
     public var endpoints: [String] { state.withLock { $0.targets.endpoints } }
 
+    /// Whether ``close()`` was called: every call fails from then on.
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
     /// Ends the connections; calls in flight fail with UNAVAILABLE.
     public func close() {
         let connections = state.withLock { state in
