@@ -300,7 +300,7 @@ let package = Package(
         .testTarget(
             name: "RingctlTests",
             dependencies: [
-                "RingctlCommands", "RingstoreClient", "Ring", "BenchKit", "TestKit",
+                "RingctlCommands", "RingstoreClient", "Ring", "BenchKit", "TestKit", "RPC", "RingProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tests/RingctlTests"

@@ -22,9 +22,9 @@ public final class BackupClient: Sendable {
         self.context = context
         self.caller = caller
         self.callTimeout = callTimeout
-        placement = try RPCClient.connect(context, endpoint: endpoints.placement, caller: caller)
+        placement = try RPCClient.connect(context, endpoints: endpoints.placement, caller: caller)
         do {
-            locks = try RPCClient.connect(context, endpoint: endpoints.locks, caller: caller)
+            locks = try RPCClient.connect(context, endpoints: endpoints.locks, caller: caller)
         } catch {
             placement.close()
             throw error

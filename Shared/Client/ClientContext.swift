@@ -42,11 +42,19 @@ extension RPCClient {
     /// A client of `endpoint` made for the library's public API: a malformed
     /// endpoint is INVALID_ARGUMENT, as any other bad input.
     static func connect(_ context: ClientContext, endpoint: String, caller: String) throws(RingstoreError) -> RPCClient {
+        try connect(context, endpoints: [endpoint], caller: caller)
+    }
+
+    /// A client of every replica of a replicated service (placement, the lock
+    /// service) that follows its leader; INVALID_ARGUMENT for a malformed
+    /// endpoint or an empty list.
+    static func connect(_ context: ClientContext, endpoints: [String], caller: String) throws(RingstoreError) -> RPCClient {
+        let endpoints = endpoints.map(Endpoint.endpoint(for:))
+        guard !endpoints.isEmpty else { throw .invalidArgument("no endpoint to connect to") }
         do {
-            return try RPCClient(context: context.zmq, endpoint: Endpoint.endpoint(for: endpoint), caller: caller,
-                                 security: context.credentials?.security)
+            return try RPCClient(context: context.zmq, endpoints: endpoints, caller: caller, security: context.credentials?.security)
         } catch {
-            throw .invalidArgument("cannot connect to \(endpoint): \(error)")
+            throw .invalidArgument("cannot connect to \(endpoints.joined(separator: ",")): \(error)")
         }
     }
 }

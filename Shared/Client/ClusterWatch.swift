@@ -3,13 +3,16 @@ import RingProtocol
 
 /// The cluster's live event stream, kept consistent by the clone pattern.
 ///
-/// It subscribes to placement's and the lock service's event ports first,
-/// then takes each publisher's snapshot and yields it, then yields only
-/// events newer than the snapshot. A gap in a topic's sequence numbers, or a
-/// new incarnation of a publisher (a restart, noticed from a snapshot taken
+/// It subscribes to placement's and the lock service's event ports first
+/// (every replica's: only the leader publishes), then takes each
+/// publisher's snapshot and yields it, then yields only events newer than
+/// the snapshot. A gap in a topic's sequence numbers, or a new incarnation
+/// of a publisher (a restart or a new leader, noticed from a snapshot taken
 /// every second even when no event follows), makes it take and yield a fresh
-/// snapshot, so what a watcher builds from the items stays consistent; it
-/// keeps going while the publishers restart.
+/// snapshot, so what a watcher builds from the items stays consistent; an
+/// event of an incarnation left behind (a replaced leader's, arriving late)
+/// is dropped (``SequenceTracker``). It keeps going while the publishers
+/// restart and the leaders change.
 public final class ClusterWatch: Sendable {
     /// What the stream yields.
     public enum Item: Sendable {
@@ -36,10 +39,12 @@ public final class ClusterWatch: Sendable {
                 callTimeout: Duration = .seconds(2)) throws(RingstoreError) {
         let topics = topics.isEmpty ? Self.topics : topics
         do {
-            subscription = try EventSubscription(context: context.zmq, endpoints: [endpoints.placementEvents, endpoints.lockEvents],
+            // Every replica's event endpoint: only the leader publishes, and the leader changes.
+            subscription = try EventSubscription(context: context.zmq, endpoints: endpoints.placementEvents + endpoints.lockEvents,
                                                  topics: topics, security: context.credentials?.security)
         } catch {
-            throw .invalidArgument("cannot subscribe to \(endpoints.placementEvents) and \(endpoints.lockEvents): \(error)")
+            let publishers = ClusterEndpoints.describe(endpoints.placementEvents + endpoints.lockEvents)
+            throw .invalidArgument("cannot subscribe to \(publishers): \(error)")
         }
         placement = try PlacementClient(context: context, endpoints: endpoints, caller: caller, callTimeout: callTimeout)
         locks = try LockClient(context: context, endpoints: endpoints, owner: caller, caller: caller, callTimeout: callTimeout)
@@ -81,7 +86,7 @@ public final class ClusterWatch: Sendable {
             tracker.reset(incarnation: snapshot.incarnation, lastSequence: snapshot.lastSequence)
             if wants.placement { output.yield(.snapshot(snapshot, initial: true)) }
         } else {
-            output.yield(.notice("no snapshot from \(endpoints.placement) yet; showing events as they come"))
+            output.yield(.notice("no snapshot from \(ClusterEndpoints.describe(endpoints.placement)) yet; showing events as they come"))
         }
         var lockTracker = SequenceTracker()
         if wants.locks {
@@ -89,7 +94,7 @@ public final class ClusterWatch: Sendable {
                 lockTracker.reset(incarnation: snapshot.incarnation, lastSequence: snapshot.lastSequence)
                 output.yield(.lockSnapshot(snapshot, initial: true))
             } else {
-                output.yield(.notice("no snapshot from the lock service at \(endpoints.locks) yet; showing its events as they come"))
+                output.yield(.notice("no snapshot from the lock service at \(ClusterEndpoints.describe(endpoints.locks)) yet; showing its events as they come"))
             }
         }
 
@@ -116,85 +121,35 @@ public final class ClusterWatch: Sendable {
             if Task.isCancelled { return }
             switch input {
             case .snapshot(let snapshot):
-                if tracker.isNewIncarnation(snapshot.incarnation) {
-                    output.yield(.notice("placement restarted (incarnation \(snapshot.incarnation)); fresh snapshot follows"))
-                    tracker.reset(incarnation: snapshot.incarnation, lastSequence: snapshot.lastSequence)
+                if tracker.adopt(snapshot.incarnation, lastSequence: snapshot.lastSequence) {
+                    output.yield(.notice("placement restarted or a new leader took over (incarnation \(snapshot.incarnation)); fresh snapshot follows"))
                     if wants.placement { output.yield(.snapshot(snapshot, initial: false)) }
                 }
             case .lockSnapshot(let snapshot):
-                if lockTracker.isNewIncarnation(snapshot.incarnation) {
-                    output.yield(.notice("the lock service restarted (incarnation \(snapshot.incarnation)); fresh snapshot follows"))
-                    lockTracker.reset(incarnation: snapshot.incarnation, lastSequence: snapshot.lastSequence)
+                if lockTracker.adopt(snapshot.incarnation, lastSequence: snapshot.lastSequence) {
+                    output.yield(.notice("the lock service restarted or a new leader took over (incarnation \(snapshot.incarnation)); fresh snapshot follows"))
                     output.yield(.lockSnapshot(snapshot, initial: false))
                 }
             case .event(let received):
                 let event = ClusterEvent(topic: received.topic, received.event)
-                let isNew: Bool
                 if event.topic != "lock" {
-                    isNew = await tracker.admit(event) {
-                        guard let snapshot = try? await placement.snapshot() else { return nil }
-                        if wants.placement { output.yield(.snapshot(snapshot, initial: false)) }
-                        return (snapshot.incarnation, snapshot.lastSequence)
+                    var fresh: ClusterSnapshot?
+                    let admission = await tracker.admit(event) {
+                        fresh = try? await placement.snapshot()
+                        return fresh.map { ($0.incarnation, $0.lastSequence) }
                     }
+                    if admission.adoptedSnapshot, wants.placement, let fresh { output.yield(.snapshot(fresh, initial: false)) }
+                    if admission.isNew { output.yield(.event(event)) }
                 } else {
-                    isNew = await lockTracker.admit(event) {
-                        guard let snapshot = try? await locks.snapshot() else { return nil }
-                        output.yield(.lockSnapshot(snapshot, initial: false))
-                        return (snapshot.incarnation, snapshot.lastSequence)
+                    var fresh: LockSnapshot?
+                    let admission = await lockTracker.admit(event) {
+                        fresh = try? await locks.snapshot()
+                        return fresh.map { ($0.incarnation, $0.lastSequence) }
                     }
+                    if admission.adoptedSnapshot, let fresh { output.yield(.lockSnapshot(fresh, initial: false)) }
+                    if admission.isNew { output.yield(.event(event)) }
                 }
-                if isNew { output.yield(.event(event)) }
             }
         }
-    }
-}
-
-/// Which events of one publisher (placement, or the lock service) a watcher
-/// has seen, per topic, within one incarnation of that publisher.
-struct SequenceTracker {
-    enum Verdict: Equatable { case seen, next, gapOrRestart }
-
-    private var incarnation: UInt64?
-    private var last: [String: UInt64] = [:]
-
-    func isNewIncarnation(_ incarnation: UInt64) -> Bool {
-        self.incarnation != incarnation
-    }
-
-    mutating func reset(incarnation: UInt64, lastSequence: [String: UInt64]) {
-        self.incarnation = incarnation
-        last = lastSequence
-    }
-
-    func classify(_ event: ClusterEvent) -> Verdict {
-        guard let incarnation, event.incarnation == incarnation else { return .gapOrRestart }
-        let previous = last[event.topic, default: 0]
-        if event.sequence <= previous { return .seen }
-        return event.sequence == previous + 1 ? .next : .gapOrRestart
-    }
-
-    mutating func record(_ event: ClusterEvent) {
-        if event.incarnation == incarnation { last[event.topic] = max(last[event.topic, default: 0], event.sequence) }
-    }
-
-    /// Whether `event` is news: not seen, and recorded now. After a gap or a
-    /// restart it calls `resnapshot` (which yields the snapshot it takes) and
-    /// resets to what that returns; an event the fresh snapshot already covers
-    /// is not news. Without a snapshot the event passes, as the best there is.
-    mutating func admit(_ event: ClusterEvent,
-                        resnapshot: () async -> (incarnation: UInt64, lastSequence: [String: UInt64])?) async -> Bool {
-        switch classify(event) {
-        case .seen:
-            return false
-        case .next:
-            break
-        case .gapOrRestart:
-            if let fresh = await resnapshot() {
-                reset(incarnation: fresh.incarnation, lastSequence: fresh.lastSequence)
-                if classify(event) == .seen { return false }
-            }
-        }
-        record(event)
-        return true
     }
 }

@@ -54,13 +54,40 @@ public struct HealthResult: Sendable {
 
     /// Healthy, and for a node also an up member of the cluster.
     public var isSettled: Bool { isHealthy && (role != "node" || memberState == "up") }
+
+    /// For a replica of placement or the lock service: "leader" or
+    /// "follower" as it says (`details["role"]`; a service that does not
+    /// say, a single process, is the leader), "unreachable" without a reply;
+    /// `nil` for a node.
+    public var replicaRole: String? {
+        guard role != "node" else { return nil }
+        guard let reply else { return "unreachable" }
+        return reply.details["role"].flatMap { $0.isEmpty ? nil : $0 } ?? "leader"
+    }
+
+    /// For a replica of placement or the lock service that answered: the
+    /// leader's request endpoint as it knows it (`details["leader"]`; a leader
+    /// that does not say is itself), empty when it knows none; `nil` otherwise.
+    public var leader: String? {
+        guard role != "node", let reply else { return nil }
+        if let leader = reply.details["leader"] { return leader }
+        return replicaRole == "leader" ? endpoint : ""
+    }
 }
 
 /// Asks every service of the cluster for its health, concurrently.
 public enum HealthCheck {
-    /// The placement service, the lock service and the given nodes.
+    /// Every placement replica, every lock service replica and the given
+    /// nodes, each asked on its own (a follower answers Health too).
     public static func targets(for endpoints: ClusterEndpoints) -> [Service] {
-        [.placement(endpoints.placement), .lock(endpoints.locks)] + endpoints.nodes.map { .node($0) }
+        endpoints.placement.map { .placement($0) } + endpoints.locks.map { .lock($0) } + endpoints.nodes.map { .node($0) }
+    }
+
+    /// Whether each replicated service among `results` (placement, the lock
+    /// service) has a replica that says it is the leader; true when there are none.
+    public static func everyServiceHasALeader(_ results: [HealthResult]) -> Bool {
+        let replicated = Set(results.compactMap { $0.replicaRole == nil ? nil : $0.role })
+        return replicated.allSatisfy { service in results.contains { $0.role == service && $0.replicaRole == "leader" } }
     }
 
     /// Calls Health on each service within `timeout`; results keep the services' order.

@@ -75,7 +75,7 @@ public final class KeyValueClient: Sendable {
         self.endpoints = endpoints
         self.caller = caller
         self.configuration = configuration
-        placement = try RPCClient.connect(context, endpoint: endpoints.placement, caller: caller)
+        placement = try RPCClient.connect(context, endpoints: endpoints.placement, caller: caller)
     }
 
     deinit { close() }
@@ -237,7 +237,7 @@ public final class KeyValueClient: Sendable {
         guard let firstFetch else { throw .unavailable("the client is closed") }
         await firstFetch.value
         guard let router = state.withLock({ $0.router }) else {
-            throw .unavailable("no ring from placement at \(endpoints.placement) and no usable node addresses")
+            throw .unavailable("no ring from placement at \(ClusterEndpoints.describe(endpoints.placement)) and no usable node addresses")
         }
         return router
     }

@@ -34,13 +34,20 @@ public struct LockGrant: Sendable, Equatable {
 /// The lock service's API: acquire, renew, release, status and list, as one
 /// owner.
 ///
-/// Acquire is not retried (a retry would queue twice); renew is retried on
-/// UNAVAILABLE within the call timeout (it is idempotent); release is not
-/// (a repeat after a lost reply would find the token stale). An acquire the
-/// caller gives up on (its task is cancelled, or no answer came before its
-/// deadline) is cancelled at the service, so it leaves the queue rather than
-/// being granted to nobody. For a lease kept alive in the background, use
-/// ``hold(_:ttl:wait:renewEvery:onLost:)``.
+/// Acquire is not retried blindly (a retry would queue twice): each acquire
+/// carries an attempt id, and only when the leader went away with it in
+/// flight (the connection dropped, or a follower refused it) is the same
+/// request, same owner and attempt, sent again to the new leader, which
+/// answers it as the same acquire (the grant it made, or the waiter's place
+/// in the queue). Renew is retried on UNAVAILABLE within the call timeout (it
+/// is idempotent); release is not (a repeat after a lost reply would find the
+/// token stale). An acquire the caller gives up on (its task is cancelled, or
+/// no answer came before its deadline) is cancelled at the service, so it
+/// leaves the queue rather than being granted to nobody. For a lease kept
+/// alive in the background, use ``hold(_:ttl:wait:renewEvery:onLost:)``.
+///
+/// With the lock service replicated, the client knows every replica and
+/// follows the leader.
 ///
 /// An owner is one client session: give each process (or each independent
 /// user of the service) an owner id of its own, e.g. `user@host/pid`.
@@ -50,28 +57,39 @@ public final class LockClient: Sendable {
     /// The owner id sent with every request; renew and release must come from
     /// the owner that acquired.
     public let owner: String
-    /// The lock service's request endpoint.
-    public let endpoint: String
     /// How long a call may take (an acquire gets its wait on top).
     public let callTimeout: Duration
     private let rpc: RPCClient
 
-    /// A client of the lock service at `endpoint`, acting as `owner`.
-    public init(context: ClientContext, endpoint: String, owner: String, caller: String? = nil,
+    /// A client of the lock service at `endpoints` (its replicas' request
+    /// endpoints, or the one of a single service), acting as `owner`.
+    public init(context: ClientContext, endpoints: [String], owner: String, caller: String? = nil,
                 callTimeout: Duration = .seconds(2)) throws(RingstoreError) {
         self.owner = owner
-        self.endpoint = ClusterEndpoints.normalize(endpoint)
         self.callTimeout = callTimeout
-        rpc = try RPCClient.connect(context, endpoint: self.endpoint, caller: caller ?? "lock-client \(owner)")
+        rpc = try RPCClient.connect(context, endpoints: endpoints, caller: caller ?? "lock-client \(owner)")
+    }
+
+    /// A client of the lock service at `endpoint` (a comma-separated list for
+    /// several replicas), acting as `owner`.
+    public convenience init(context: ClientContext, endpoint: String, owner: String, caller: String? = nil,
+                            callTimeout: Duration = .seconds(2)) throws(RingstoreError) {
+        try self.init(context: context, endpoints: ClusterEndpoints.parse(endpoint), owner: owner, caller: caller, callTimeout: callTimeout)
     }
 
     /// A client of the cluster's lock service (`endpoints.locks`).
     public convenience init(context: ClientContext, endpoints: ClusterEndpoints, owner: String, caller: String? = nil,
                             callTimeout: Duration = .seconds(2)) throws(RingstoreError) {
-        try self.init(context: context, endpoint: endpoints.locks, owner: owner, caller: caller, callTimeout: callTimeout)
+        try self.init(context: context, endpoints: endpoints.locks, owner: owner, caller: caller, callTimeout: callTimeout)
     }
 
     deinit { rpc.close() }
+
+    /// The lock service endpoint calls go to first now: the leader, as far as this client knows.
+    public var endpoint: String { rpc.endpoint }
+
+    /// Every lock service replica's request endpoint.
+    public var endpoints: [String] { rpc.endpoints }
 
     /// Ends the connection; calls in flight fail with UNAVAILABLE.
     public func close() { rpc.close() }
@@ -82,31 +100,71 @@ public final class LockClient: Sendable {
     /// or DEADLINE_EXCEEDED when `wait` runs out. Re-acquiring a lock this
     /// owner holds is refused (FAILED_PRECONDITION).
     ///
+    /// When the lock service's leader goes away with the request in flight
+    /// (UNAVAILABLE: the connection dropped, or no leader answered), the same
+    /// request is sent again, with the wait that is left, until `wait` plus
+    /// the call timeout are spent.
+    ///
     /// When the calling task is cancelled (CANCELLED) or no answer comes
-    /// before the call's deadline (DEADLINE_EXCEEDED), the acquire is
-    /// cancelled at the service before this throws: it leaves the queue, or,
-    /// if it was granted meanwhile, the unseen grant is released. The error
-    /// message says which ("left the queue", "released token T").
+    /// before the call's deadline (DEADLINE_EXCEEDED), or it gives up after
+    /// the request may have reached a leader, the acquire is cancelled at the
+    /// service before this throws: it leaves the queue, or, if it was granted
+    /// meanwhile, the unseen grant is released. The error message says which
+    /// ("left the queue", "released token T").
     public func acquire(_ name: String, ttl: Duration, wait: Duration = .zero) async throws(RPCError) -> LockGrant {
         let attempt = UInt64.random(in: 1...UInt64.max)
-        let request = WireLockAcquireRequest.with {
-            $0.name = name
-            $0.owner = owner
-            $0.ttlMillis = Self.millis(ttl)
-            $0.waitMillis = wait > .zero ? Self.millis(wait) : 0
-            $0.attempt = attempt
-        }
-        let sent = ContinuousClock.now
-        do {
-            let reply = try await rpc.call(LockMethods.acquire, request, options: CallOptions(timeout: max(wait, .zero) + callTimeout))
-            return LockGrant(wire: reply.grant, sentAt: sent)
-        } catch where error.code == .cancelled || error.code == .deadlineExceeded {
+        let clock = ContinuousClock()
+        // The lease starts after the first send, whichever leader grants it:
+        // the local deadline counts from there.
+        let firstSent = clock.now
+        let waitEnd = firstSent + max(wait, .zero)
+        let deadline = waitEnd + callTimeout
+        var pause = Duration.milliseconds(20)
+        var mayBeQueued = false
+        while true {
+            let request = WireLockAcquireRequest.with {
+                $0.name = name
+                $0.owner = owner
+                $0.ttlMillis = Self.millis(ttl)
+                // What is left of the wait (at least a millisecond: still a wait, not a try).
+                $0.waitMillis = wait > .zero ? Self.millis(max(waitEnd - clock.now, .milliseconds(1))) : 0
+                $0.attempt = attempt
+            }
+            let error: RPCError
+            do {
+                let reply = try await rpc.call(LockMethods.acquire, request, options: CallOptions(timeout: deadline - clock.now))
+                return LockGrant(wire: reply.grant, sentAt: firstSent)
+            } catch let failure {
+                error = failure
+            }
+            // This client was closed (the request dies with its connection): nothing more to do.
+            if rpc.isClosed { throw error }
+            if !error.neverSent && !error.notLeader { mayBeQueued = true }
+            // The leader went away (or none answered): the same acquire again, while there is time.
+            if error.code == .unavailable, clock.now + pause < deadline {
+                do {
+                    try await Task.sleep(for: pause * Double.random(in: 0.5...1.0))
+                    pause = min(pause * 2, .milliseconds(500))
+                    continue
+                } catch {
+                    throw await givenUp(name, attempt: attempt, error: .cancelled("acquire of \(name) cancelled"))
+                }
+            }
             // The service answers DEADLINE_EXCEEDED itself when a wait runs out
             // (then there is nothing left to cancel), but a request that sat
             // unread for a while is still queued there when this side gives up.
-            guard let outcome = await abandon(name, attempt: attempt) else { throw error }
-            throw RPCError(error.code, "\(error.message); \(outcome)")
+            if error.code == .cancelled || error.code == .deadlineExceeded || (error.code == .unavailable && mayBeQueued) {
+                throw await givenUp(name, attempt: attempt, error: error)
+            }
+            throw error
         }
+    }
+
+    /// Cancels acquire `attempt` at the service; returns `error` with what the
+    /// cancel did, for the caller to throw.
+    private func givenUp(_ name: String, attempt: UInt64, error: RPCError) async -> RPCError {
+        guard let outcome = await abandon(name, attempt: attempt) else { return error }
+        return RPCError(error.code, "\(error.message); \(outcome)", neverSent: error.neverSent, notLeader: error.notLeader, leader: error.leader)
     }
 
     /// Cancels acquire `attempt` of `name` at the service; says what happened,

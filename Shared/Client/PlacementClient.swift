@@ -5,20 +5,25 @@ import RingProtocol
 /// plan, and the operator's membership changes.
 ///
 /// Every call is retried within the call timeout while placement cannot be
-/// reached (the RPC layer's retry rules).
+/// reached (the RPC layer's retry rules). With placement replicated, the
+/// client knows every replica and follows the leader (a follower's refusal
+/// names it); a membership change refused by a follower goes to the leader.
 ///
 /// Thread-safe: one client serves any number of concurrent tasks.
 public final class PlacementClient: Sendable {
-    /// The placement service's request endpoint.
-    public let endpoint: String
     public let callTimeout: Duration
     private let rpc: RPCClient
 
     public init(context: ClientContext, endpoints: ClusterEndpoints, caller: String, callTimeout: Duration = .seconds(2)) throws(RingstoreError) {
-        endpoint = endpoints.placement
         self.callTimeout = callTimeout
-        rpc = try RPCClient.connect(context, endpoint: endpoints.placement, caller: caller)
+        rpc = try RPCClient.connect(context, endpoints: endpoints.placement, caller: caller)
     }
+
+    /// The placement endpoint calls go to first now: the leader, as far as this client knows.
+    public var endpoint: String { rpc.endpoint }
+
+    /// Every placement replica's request endpoint.
+    public var endpoints: [String] { rpc.endpoints }
 
     deinit { rpc.close() }
 

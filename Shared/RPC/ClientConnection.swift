@@ -6,7 +6,8 @@ import ZeroMQ
 /// The outcome of one attempt of one request.
 enum AttemptResult: Sendable {
     case reply(Envelope.Reply)
-    /// The request never left this process: no connection before its deadline.
+    /// The request never left this process: no connection before its deadline
+    /// (or before the time it may wait for one).
     case notSent
     /// Sent, but no reply before the deadline.
     case timedOut
@@ -26,6 +27,9 @@ final class ClientConnection: Sendable {
     struct Outgoing: Sendable {
         let id: UInt64
         let frames: [ZMQFrame]
+        /// Until when the request may wait for a connection (then `.notSent`).
+        let sendBy: ContinuousClock.Instant
+        /// Until when a sent request waits for its reply (then `.timedOut`).
         let deadline: ContinuousClock.Instant
         let continuation: CheckedContinuation<AttemptResult, Never>
     }
@@ -128,7 +132,7 @@ private final class ClientLoop {
         var closing = false
         while !closing {
             poller.setEvents(unsent.isEmpty ? .readable : [.readable, .writable], at: dealer)
-            let nearest = [pending.values.lazy.map(\.deadline).min(), unsent.lazy.map(\.deadline).min()].compactMap { $0 }.min()
+            let nearest = [pending.values.lazy.map(\.deadline).min(), unsent.lazy.map(\.sendBy).min()].compactMap { $0 }.min()
             let timeout = nearest.map { max(.zero, $0 - clock.now) }
             do {
                 let ready = try poller.poll(timeout: timeout)
@@ -220,11 +224,11 @@ private final class ClientLoop {
             pending[id] = nil
             item.continuation.resume(returning: .timedOut)
         }
-        if unsent.contains(where: { $0.deadline <= now }) {
-            for item in unsent where item.deadline <= now {
+        if unsent.contains(where: { $0.sendBy <= now }) {
+            for item in unsent where item.sendBy <= now {
                 item.continuation.resume(returning: .notSent)
             }
-            unsent.removeAll { $0.deadline <= now }
+            unsent.removeAll { $0.sendBy <= now }
         }
     }
 }

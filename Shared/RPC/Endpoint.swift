@@ -1,3 +1,5 @@
+import Foundation
+
 /// Helpers for ZeroMQ endpoint strings and `host:port` member addresses.
 public enum Endpoint {
     /// `tcp://127.0.0.1:7400` → `127.0.0.1:7400`; other transports unchanged.
@@ -8,6 +10,30 @@ public enum Endpoint {
     /// `127.0.0.1:7400` → `tcp://127.0.0.1:7400`; a full endpoint is kept.
     public static func endpoint(for address: String) -> String {
         address.contains("://") ? address : "tcp://" + address
+    }
+
+    /// A comma-separated list (`a:7400,b:7402`, or full endpoints) as
+    /// endpoints, in order: blanks around commas and empty items are dropped,
+    /// `host:port` gets `tcp://`, a repeated endpoint is kept once.
+    public static func list(_ text: String) -> [String] {
+        var endpoints: [String] = []
+        for item in text.split(separator: ",") {
+            let trimmed = item.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty else { continue }
+            let endpoint = endpoint(for: trimmed)
+            if !endpoints.contains(endpoint) { endpoints.append(endpoint) }
+        }
+        return endpoints
+    }
+
+    /// The event (PUB) endpoint of a service at request endpoint `endpoint`:
+    /// the port plus one (`tcp://h:7400` → `tcp://h:7401`); other shapes are
+    /// returned unchanged.
+    public static func events(of endpoint: String) -> String {
+        guard let colon = endpoint.lastIndex(of: ":"),
+              let port = UInt16(endpoint[endpoint.index(after: colon)...]), port < UInt16.max
+        else { return endpoint }
+        return endpoint[..<colon] + ":\(port + 1)"
     }
 
     /// Why `endpoint` is not usable, or `nil` when it looks right.

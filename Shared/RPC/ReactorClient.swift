@@ -1,71 +1,82 @@
 import Basics
+import Foundation
 import Logging
 import RingProtocol
 import SwiftProtobuf
 import ZeroMQ
 
-/// A client of one service endpoint owned by a reactor: its DEALER socket is
-/// polled by the reactor, requests are sent and replies completed on the
-/// reactor thread, with no task or thread per call. For the calls a reactor
-/// service makes to its peers (replica writes and reads, migration batches,
-/// digests, reports to placement).
+/// A client of one service owned by a reactor: its DEALER sockets are polled
+/// by the reactor, requests are sent and replies completed on the reactor
+/// thread, with no task or thread per call. For the calls a reactor service
+/// makes to its peers (replica writes and reads, migration batches, digests)
+/// and to placement (joins, heartbeats, reports).
 ///
 /// Each call has a deadline; a request that finds no connection waits for one
 /// until its deadline and then fails UNAVAILABLE with `neverSent` (it is safe
-/// to retry). The socket is watched (`zmq_socket_monitor`): when the
-/// connection drops, every request sent on it fails at once with UNAVAILABLE,
-/// possibly applied, instead of waiting for its deadline. There are no
-/// retries: the callers (quorums, hints, migration credit, heartbeats) decide
-/// what a failure means.
+/// to retry). The sockets are watched (`zmq_socket_monitor`): when a
+/// connection drops, every request sent on it fails at once with
+/// UNAVAILABLE, possibly applied, instead of waiting for its deadline. A
+/// client of one endpoint does not retry: the callers (quorums, hints,
+/// migration credit, heartbeats) decide what a failure means.
+///
+/// A client of a replicated service (placement's replicas) has one socket per
+/// endpoint and fails over by the rules `RPCClient` follows (``FailoverCall``):
+/// a follower's refusal goes to the leader it names (or, with no leader
+/// elected, to the next endpoint after a pause), a request that found no
+/// connection within a short wait goes to the next endpoint, and a request
+/// that may have been applied is sent again only for an idempotent method.
 ///
 /// Used only on its reactor's thread; `close()` it before dropping it.
 public final class ReactorClient {
-    public let endpoint: String
     public let caller: String
     private let reactor: Reactor
     private let logger: Logger
-    private let socket: ZMQSocket
-    private let monitor: ZMQSocketMonitor?
-    private var pending: [UInt64: Pending] = [:]
-    private var unsent: [Unsent] = []
-    private var nextID: UInt64 = 0
-    private var sweepTimer: Int?
+    private let security: ClientSecurity?
+    private var targets: FailoverTargets
+    /// One per endpoint of `targets`, in its order.
+    private var connections: [ReactorConnection]
+    /// Calls pausing before their next attempt: the timer and the completion.
+    private var pausing: [Int: (timer: Int, fail: (RPCError) -> Void)] = [:]
+    private var nextPause = 0
+    private var outstanding = 0
     private var closed = false
 
-    private struct Pending {
-        let path: String
-        let deadline: ContinuousClock.Instant
-        let complete: (Result<[UInt8], RPCError>) -> Void
-    }
-
-    private struct Unsent {
-        let id: UInt64
-        let frames: [ZMQFrame]
-        let pending: Pending
-    }
-
-    /// How often waiting requests are checked against their deadlines and
-    /// unsent ones retried, while any are outstanding.
-    static let sweepInterval = Duration.milliseconds(10)
-
     /// Connects (in the background) to `endpoint` and registers with `reactor`.
-    public init(reactor: Reactor, endpoint: String, caller: String, logger: Logger? = nil,
+    public convenience init(reactor: Reactor, endpoint: String, caller: String, logger: Logger? = nil,
+                            security: ClientSecurity? = nil) throws(ZMQError) {
+        try self.init(reactor: reactor, endpoints: [endpoint], caller: caller, logger: logger, security: security)
+    }
+
+    /// Connects (in the background) to every endpoint of a replicated service;
+    /// calls start at the first. An empty list is EINVAL.
+    public init(reactor: Reactor, endpoints: [String], caller: String, logger: Logger? = nil,
                 security: ClientSecurity? = nil) throws(ZMQError) {
+        guard !endpoints.isEmpty else { throw ZMQError(code: EINVAL, operation: "connect: no endpoint") }
         self.reactor = reactor
-        self.endpoint = endpoint
         self.caller = caller
         self.logger = logger ?? reactor.logger
-        (socket, monitor) = try ZMQSocket.connectedDealer(context: reactor.context, endpoint: endpoint, security: security)
-        // Weak: a client closed (and dropped) during a turn may still have its
-        // socket in that turn's ready list; the reactor drops it at the turn's end.
-        reactor.addReader(socket) { [weak self] in self?.receiveReplies() }
-        if let monitor {
-            reactor.addReader(monitor.socket) { [weak self] in self?.readConnectionEvents() }
+        self.security = security
+        targets = FailoverTargets(endpoints)
+        var connections: [ReactorConnection] = []
+        do {
+            for endpoint in targets.endpoints {
+                connections.append(try ReactorConnection(reactor: reactor, endpoint: endpoint, logger: self.logger, security: security))
+            }
+        } catch {
+            for connection in connections { connection.close(notify: false) }
+            throw error
         }
+        self.connections = connections
     }
 
-    /// Requests sent or waiting for a connection.
-    public var inFlight: Int { pending.count + unsent.count }
+    /// The endpoint calls go to first now (the leader, as far as this client knows).
+    public var endpoint: String { targets.current }
+
+    /// Every endpoint of the service, including leaders that replies named.
+    public var endpoints: [String] { targets.endpoints }
+
+    /// Calls not completed yet (sent, waiting for a connection, or pausing before another attempt).
+    public var inFlight: Int { outstanding }
 
     /// Calls `method`; `then` runs on the reactor thread with the response or
     /// the error, exactly once, never before this call returns.
@@ -83,175 +94,110 @@ public final class ReactorClient {
             reactor.after(.zero) { then(.failure(failure)) }
             return
         }
-        let endpoint = endpoint
-        callRaw(path: method.path, body: body, timeout: timeout) { result in
+        callRaw(path: method.path, idempotent: method.idempotent, body: body, timeout: timeout) { [weak self] result in
             then(result.flatMap { bytes in
                 do {
                     return .success(try Response(serializedBytes: bytes))
                 } catch {
-                    return .failure(.internalError("undecodable \(Response.protoMessageName) from \(endpoint)"))
+                    return .failure(.internalError("undecodable \(Response.protoMessageName) from \(self?.endpoint ?? "the service")"))
                 }
             })
         }
     }
 
     /// Calls a method by name with an encoded body; `then` gets the reply body.
-    public func callRaw(path: String, body: [UInt8], timeout: Duration, then: @escaping (Result<[UInt8], RPCError>) -> Void) {
+    public func callRaw(path: String, idempotent: Bool = false, body: [UInt8], timeout: Duration,
+                        then: @escaping (Result<[UInt8], RPCError>) -> Void) {
         guard !closed else {
             let endpoint = endpoint
             reactor.after(.zero) { then(.failure(.unavailable("connection to \(endpoint) closed"))) }
             return
         }
-        nextID &+= 1
-        if nextID == 0 { nextID = 1 }
-        let id = nextID
-        var header = WireRequestHeader()
-        header.version = wireProtocolVersion
-        header.method = path
-        header.requestID = id
-        header.caller = caller
-        header.timeoutMicros = UInt64(max(1, timeout.wholeMicroseconds))
-        let frames: [ZMQFrame]
-        do {
-            frames = try Envelope.request(header, body: body)
-        } catch {
-            reactor.after(.zero) { then(.failure(.internalError("cannot encode the request header: \(error)"))) }
-            return
+        outstanding += 1
+        let call = FailoverCall(path: path, idempotent: idempotent, timeout: timeout, now: reactor.now, retriesUnavailable: false)
+        attempt(call, at: targets.preferred, body: body) { [weak self] result in
+            self?.outstanding -= 1
+            then(result)
         }
-        let waiting = Pending(path: path, deadline: reactor.now + timeout, complete: then)
-        if unsent.isEmpty, send(frames) {
-            pending[id] = waiting
-        } else {
-            unsent.append(Unsent(id: id, frames: frames, pending: waiting))
-        }
-        armSweep()
     }
 
-    /// Stops polling the socket and fails every outstanding request with
+    /// Stops polling the sockets and fails every outstanding request with
     /// UNAVAILABLE; with `notify` false (the owner is being torn down and its
     /// callbacks must not run) they are dropped instead.
     public func close(notify: Bool = true) {
         guard !closed else { return }
         closed = true
-        if let sweepTimer { reactor.cancelTimer(sweepTimer) }
-        reactor.removeReader(socket)
-        if let monitor { reactor.removeReader(monitor.socket) }
-        let failure = RPCError.unavailable("connection to \(endpoint) closed")
-        let waiting = Array(pending.values) + unsent.map(\.pending)
-        pending.removeAll()
-        unsent.removeAll()
+        let paused = pausing.sorted { $0.key < $1.key }.map(\.value)
+        pausing.removeAll()
+        for call in paused { reactor.cancelTimer(call.timer) }
+        for connection in connections { connection.close(notify: notify) }
         if notify {
-            for request in waiting { request.complete(.failure(failure)) }
-        }
-        // The reactor drops the sockets from its poll set at the end of this
-        // turn; close them after that.
-        let socket = socket, monitor = monitor
-        reactor.after(.zero) {
-            // The monitor first: see ZMQSocketMonitor.
-            monitor?.close()
-            socket.close()
+            let failure = RPCError.unavailable("connection to \(endpoint) closed")
+            for call in paused { call.fail(failure) }
         }
     }
 
-    // MARK: Reactor side
-
-    /// Sends without blocking; false when there is no connection (or it is full).
-    private func send(_ frames: [ZMQFrame]) -> Bool {
-        do {
-            return try socket.send(frames, dontWait: true)
-        } catch {
-            if error != .terminated { logger.error("rpc.client.send.failed", metadata: ["rpc.endpoint": "\(endpoint)", "rpc.error": "\(error)"]) }
-            return false
-        }
-    }
-
-    private func receiveReplies() {
-        while true {
-            let frames: [ZMQFrame]?
-            do {
-                frames = try socket.receive(dontWait: true)
-            } catch {
-                if error != .terminated { logger.error("rpc.client.receive.failed", metadata: ["rpc.endpoint": "\(endpoint)", "rpc.error": "\(error)"]) }
+    /// Sends `call` to the endpoint at `index`, then follows its outcome.
+    private func attempt(_ call: FailoverCall, at index: Int, body: [UInt8], then: @escaping (Result<[UInt8], RPCError>) -> Void) {
+        let connection = connections[index]
+        let (sendBy, replyBy) = call.attemptDeadlines(now: reactor.now, endpoints: connections.count)
+        connection.send(path: call.path, body: body, caller: caller, sendBy: sendBy, deadline: replyBy) { [weak self] result in
+            if case .reply(let reply) = result, reply.header.code == .ok {
+                then(.success(reply.body))
                 return
             }
-            guard let frames else { return }
-            guard let reply = Envelope.parseReply(frames) else {
-                logger.notice("rpc.client.reply.malformed", metadata: ["rpc.endpoint": "\(endpoint)", "rpc.frames": "\(frames.count)"])
-                continue
-            }
-            guard let request = pending.removeValue(forKey: reply.header.requestID) else {
-                // A reply to a request that timed out or whose connection dropped.
-                logger.debug("rpc.client.reply.late", metadata: ["rpc.request_id": "\(reply.header.requestID)"])
-                continue
-            }
-            if reply.header.code == .ok {
-                request.complete(.success(reply.body))
-            } else {
-                request.complete(.failure(RPCError(reply: reply.header)))
-            }
-        }
-    }
-
-    /// A dropped connection fails what was sent on it (replies that arrived
-    /// before the drop are taken first); unsent requests wait for the reconnect.
-    private func readConnectionEvents() {
-        guard let monitor else { return }
-        var dropped = false
-        while true {
-            do {
-                guard let event = try monitor.next() else { break }
-                if event.kind == .disconnected { dropped = true }
-            } catch {
-                if error != .terminated { logger.error("rpc.client.monitor.failed", metadata: ["rpc.error": "\(error)"]) }
-                break
-            }
-        }
-        guard dropped, !closed else { return }
-        RPCMetrics.clientDisconnected(service: reactor.service)
-        receiveReplies()
-        guard !pending.isEmpty else { return }
-        let lost = pending
-        pending.removeAll()
-        logger.info("rpc.client.disconnected", metadata: ["rpc.endpoint": "\(endpoint)", "rpc.requests_failed": "\(lost.count)"])
-        for (_, request) in lost.sorted(by: { $0.key < $1.key }) {
-            request.complete(.failure(.unavailable("connection to \(endpoint) lost with \(request.path) in flight; it may have been applied")))
-        }
-    }
-
-    private func armSweep() {
-        guard sweepTimer == nil else { return }
-        sweepTimer = reactor.after(Self.sweepInterval) { [weak self] in
             guard let self else { return }
-            sweepTimer = nil
-            sweep()
-            if inFlight > 0 && !closed { armSweep() }
+            var call = call
+            switch call.next(after: result, at: index, targets: self, now: reactor.now) {
+            case .fail(let error):
+                then(.failure(error))
+            case .send(let next, let pause):
+                if next != index {
+                    logger.debug("rpc.client.failover", metadata: ["rpc.method": "\(call.path)", "rpc.from": "\(connection.endpoint)",
+                                                                    "rpc.to": "\(connections[next].endpoint)"])
+                }
+                resend(call, at: next, after: pause, body: body, then: then)
+            }
         }
     }
 
-    /// Sends what waited for a connection and fails what passed its deadline.
-    private func sweep() {
-        let now = reactor.now
-        var sent = 0
-        for item in unsent {
-            guard item.pending.deadline > now, send(item.frames) else { break }
-            pending[item.id] = item.pending
-            sent += 1
+    private func resend(_ call: FailoverCall, at index: Int, after pause: Duration, body: [UInt8],
+                        then: @escaping (Result<[UInt8], RPCError>) -> Void) {
+        guard pause > .zero else {
+            attempt(call, at: index, body: body, then: then)
+            return
         }
-        unsent.removeFirst(sent)
-        var expired: [(UInt64, Pending, neverSent: Bool)] = []
-        for (id, request) in pending where request.deadline <= now { expired.append((id, request, false)) }
-        for (id, _, _) in expired { pending[id] = nil }
-        while let first = unsent.first, first.pending.deadline <= now {
-            expired.append((first.id, first.pending, true))
-            unsent.removeFirst()
+        nextPause += 1
+        let key = nextPause
+        let timer = reactor.after(pause) { [weak self] in
+            guard let self, pausing.removeValue(forKey: key) != nil else { return }
+            attempt(call, at: index, body: body, then: then)
         }
-        // Unsent requests behind one still in time keep their order; they expire on a later sweep.
-        for (_, request, neverSent) in expired.sorted(by: { $0.0 < $1.0 }) {
-            if neverSent {
-                request.complete(.failure(RPCError(.unavailable, "no connection to \(endpoint)", neverSent: true)))
-            } else {
-                request.complete(.failure(.deadlineExceeded("no reply from \(endpoint) to \(request.path) within the deadline")))
-            }
+        pausing[key] = (timer, { then(.failure($0)) })
+    }
+}
+
+extension ReactorClient: FailoverEndpoints {
+    var count: Int { connections.count }
+
+    func endpoint(at index: Int) -> String { targets.endpoints[index] }
+
+    func moveOn(from index: Int) -> Int { targets.moveOn(from: index) }
+
+    func follow(leader: String) -> Int? {
+        let endpoint = Endpoint.endpoint(for: leader)
+        guard Endpoint.problem(with: endpoint) == nil else { return nil }
+        if let index = targets.index(of: endpoint) {
+            targets.prefer(index)
+            return index
         }
+        guard !closed, targets.endpoints.count < FailoverTargets.maxEndpoints,
+              let connection = try? ReactorConnection(reactor: reactor, endpoint: endpoint, logger: logger, security: security),
+              let index = targets.add(endpoint)
+        else { return nil }
+        connections.append(connection)
+        targets.prefer(index)
+        logger.info("rpc.client.leader.added", metadata: ["rpc.endpoint": "\(endpoint)"])
+        return index
     }
 }

@@ -52,6 +52,14 @@ final class InProcessLock: @unchecked Sendable {
         if let endpoint = events.current { publish = endpoint }
     }
 
+    /// Starts the service on other endpoints with the same data directory:
+    /// a replica taking over as leader with the state the old one left.
+    func start(listen: String, publish: String) async throws {
+        self.listen = listen
+        self.publish = publish
+        try await start()
+    }
+
     /// Stops the service and waits until its sockets are closed.
     func stop() async throws {
         try await harness?.stop()

@@ -179,7 +179,7 @@ import TestKit
             options.antiEntropyInterval = .milliseconds(300)
             options.antiEntropyRateLimit = 0
             if options.listen == late {
-                options.placement = proxyEndpoint
+                options.placement = [proxyEndpoint]
                 // Its calls to placement (the join among them) wait up to one heartbeat interval.
                 options.heartbeatInterval = .seconds(5)
             }

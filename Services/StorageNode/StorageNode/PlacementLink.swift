@@ -12,6 +12,14 @@ import RingProtocol
 /// every member whenever a heartbeat reply (or an event) shows a cluster
 /// epoch newer than the states this node has, so a missed state event is
 /// corrected within a heartbeat.
+///
+/// Placement may run as several replicas: the link knows every one's request
+/// endpoint (its client follows the leader: a follower's refusal names it)
+/// and listens on every one's event endpoint (only the leader publishes).
+/// Events are ordered by epoch, not by their publisher's sequence numbers,
+/// so a new leader (a new incarnation) needs no reset; the link fetches the
+/// ring and the members when it first hears a new incarnation, for whatever
+/// was published while it was not listening to that one yet.
 final class PlacementLink {
     /// The ring this node follows, with its epoch; `nil` until the first fetch.
     private(set) var ring: WireRingInfo?
@@ -25,6 +33,8 @@ final class PlacementLink {
     private let heartbeatInterval: Duration
     private let client: ReactorClient
     private var listener: EventListener?
+    /// The incarnation of the publisher of the last event heard.
+    private var incarnation: UInt64?
     private var logger: Logger
     private var callInFlight = false
     /// How long a join or heartbeat call may take. A dropped connection
@@ -50,15 +60,15 @@ final class PlacementLink {
     /// Whether the node has caught up since its start, sent in every heartbeat.
     var caughtUp: () -> Bool = { false }
 
-    init(reactor: Reactor, address: String, weight: Int, placement: String, placementEvents: String, heartbeatInterval: Duration,
+    init(reactor: Reactor, address: String, weight: Int, placement: [String], placementEvents: [String], heartbeatInterval: Duration,
          security: ClientSecurity? = nil) throws {
         self.address = address
         self.weight = weight
         self.heartbeatInterval = heartbeatInterval
         logger = reactor.logger
         logger[metadataKey: "node.address"] = "\(address)"
-        client = try ReactorClient(reactor: reactor, endpoint: placement, caller: "node \(address)", logger: logger, security: security)
-        listener = try EventListener(reactor: reactor, endpoints: [placementEvents], topics: ["ring", "membership"],
+        client = try ReactorClient(reactor: reactor, endpoints: placement, caller: "node \(address)", logger: logger, security: security)
+        listener = try EventListener(reactor: reactor, endpoints: placementEvents, topics: ["ring", "membership"],
                                      security: security) { [unowned self] received in
             handle(received)
         }
@@ -132,6 +142,7 @@ final class PlacementLink {
     // MARK: Following the ring
 
     private func handle(_ received: ReceivedEvent) {
+        noteIncarnation(received.event.incarnation)
         if case .member(let member)? = received.event.details {
             let epoch = received.event.epoch
             // Older than a members fetch we have (one epoch may carry several events).
@@ -159,6 +170,20 @@ final class PlacementLink {
             $0.readQuorum = details.readQuorum
             $0.plan = details.plan
         })
+    }
+
+    /// A publisher this link has not heard from (placement restarted, or
+    /// another replica became the leader): what it published before this
+    /// node heard it is fetched rather than waited for.
+    private func noteIncarnation(_ incarnation: UInt64) {
+        guard incarnation != self.incarnation else { return }
+        let previous = self.incarnation
+        self.incarnation = incarnation
+        guard previous != nil else { return }
+        logger.info("placement.publisher.changed", metadata: ["events.incarnation": "\(incarnation)",
+                                                              "placement.endpoint": "\(client.endpoint)"])
+        fetchRing()
+        fetchMembers()
     }
 
     /// Fetches the ring and plan now (this node found it is behind).

@@ -11,9 +11,11 @@ public struct StorageNodeOptions: Sendable {
     public var listen: String
     /// The node's identity on the ring, `host:port`; by default the listen address.
     public var advertise: String?
-    /// The placement service's request and event endpoints.
-    public var placement: String
-    public var placementEvents: String
+    /// The placement service's request endpoints (one per replica when it is
+    /// replicated) and event endpoints (the node listens on every one: only the
+    /// leader publishes).
+    public var placement: [String]
+    public var placementEvents: [String]
     /// The node's weight on the ring.
     public var weight: Int
     /// How often the node heartbeats to placement.
@@ -52,16 +54,18 @@ public struct StorageNodeOptions: Sendable {
     /// The operations port (probes, metrics); nil: none.
     public var operations: OperationsSettings?
 
+    /// `placement` is a comma-separated list (`a:7400,b:7402`); `placementEvents`
+    /// too, by default each placement endpoint's port plus one.
     public init(listen: String = "tcp://127.0.0.1:7501", advertise: String? = nil,
-                placement: String = "tcp://127.0.0.1:7400", placementEvents: String = "tcp://127.0.0.1:7401",
+                placement: String = "tcp://127.0.0.1:7400", placementEvents: String? = nil,
                 weight: Int = 1, heartbeatInterval: Duration = .seconds(1),
                 dataDirectory: URL = URL(fileURLWithPath: "node-data"), sync: SyncMode = .full,
                 maxKeyBytes: Int = 1024, maxValueBytes: Int = 1 << 20,
                 replicaTimeout: Duration = .seconds(1), tombstoneGrace: Duration = .seconds(10 * 24 * 3600)) {
         self.listen = listen
         self.advertise = advertise
-        self.placement = placement
-        self.placementEvents = placementEvents
+        self.placement = Endpoint.list(placement)
+        self.placementEvents = placementEvents.map(Endpoint.list) ?? self.placement.map(Endpoint.events(of:))
         self.weight = weight
         self.heartbeatInterval = heartbeatInterval
         self.dataDirectory = dataDirectory

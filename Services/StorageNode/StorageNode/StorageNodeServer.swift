@@ -166,7 +166,7 @@ public final class StorageNodeServer {
                                      maxValueBytes: options.maxValueBytes, logger: logger)
         }
         reactor.logger.info("node.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "node.address": "\(address)",
-                                                         "placement.endpoint": "\(options.placement)",
+                                                         "placement.endpoint": "\(options.placement.joined(separator: ","))",
                                                          "node.data": "\(options.dataDirectory.path)", "node.sync": "\(options.sync.rawValue)"])
     }
 

@@ -28,11 +28,11 @@ struct NodeCommand: AsyncParsableCommand {
                                valueName: "file"))
     var clientKey: String?
 
-    @Option(help: "Placement request endpoint.")
+    @Option(help: "Placement request endpoints: one, or every replica's comma-separated (a:7400,b:7402); the node follows the leader.")
     var placement = "tcp://127.0.0.1:7400"
 
-    @Option(help: "Placement event endpoint.")
-    var placementEvents = "tcp://127.0.0.1:7401"
+    @Option(help: "Placement event endpoints, comma-separated (default: each placement endpoint's port plus one).")
+    var placementEvents: String?
 
     @Option(help: "The node's weight on the ring (1...1000).")
     var weight = 1
@@ -87,8 +87,8 @@ struct NodeCommand: AsyncParsableCommand {
         }
         if clientKey != nil && server.serverKey == nil { throw ValidationError("--client-key needs --server-key and --allowlist") }
         if server.serverKey != nil && clientKey == nil { throw ValidationError("--server-key needs --client-key: the node's identity for its own calls") }
-        try validateEndpoint(placement, option: "placement")
-        try validateEndpoint(placementEvents, option: "placement-events")
+        try validateEndpoints(placement, option: "placement")
+        if let placementEvents { try validateEndpoints(placementEvents, option: "placement-events") }
         if let advertise {
             try validateEndpoint(Endpoint.endpoint(for: advertise), option: "advertise")
         }
@@ -131,4 +131,11 @@ enum NodeDefaults: ServiceDefaults {
     static let listen = "tcp://127.0.0.1:7501"
     static let dataDir = "node-data"
     static let dataDirHelp = "Directory of the node's database."
+}
+
+/// Checks a comma-separated list of endpoints, throwing a `ValidationError` that names the option.
+private func validateEndpoints(_ list: String, option: String) throws {
+    let endpoints = Endpoint.list(list)
+    guard !endpoints.isEmpty else { throw ValidationError("--\(option): no endpoint in '\(list)'") }
+    for endpoint in endpoints { try validateEndpoint(endpoint, option: option) }
 }

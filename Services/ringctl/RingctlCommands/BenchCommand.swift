@@ -22,7 +22,7 @@ struct EchoBenchCommand: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptions
 
-    @Option(help: "Service to call: placement, lock, or a node's host:port.")
+    @Option(help: "Service to call: placement, lock (the first of their endpoints), or a node's host:port.")
     var target = "placement"
 
     @Option(help: "Requests for the round-trip run (one in flight; 0: skip it).")
@@ -48,8 +48,9 @@ struct EchoBenchCommand: AsyncParsableCommand {
         let endpoints = cluster.endpoints
         let service: Service
         switch target {
-        case "placement": service = .placement(endpoints.placement)
-        case "lock": service = .lock(endpoints.locks)
+        // Any replica answers Echo: the first endpoint given.
+        case "placement": service = .placement(endpoints.placement.first ?? ClusterEndpoints.defaultPlacement)
+        case "lock": service = .lock(endpoints.locks.first ?? ClusterEndpoints.defaultLocks)
         default: service = .node(target)
         }
         let endpoint = service.endpoint

@@ -4,16 +4,18 @@ import RingstoreClient
 
 /// Options that say where the cluster is, shared by every subcommand that talks to it.
 struct ClusterOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Placement request endpoint (env RINGSTORE_PLACEMENT).", valueName: "endpoint"))
+    @Option(help: ArgumentHelp("Placement request endpoints, comma-separated for a replicated placement: a:7400,b:7402 (env RINGSTORE_PLACEMENT).",
+                               valueName: "endpoints"))
     var placement: String?
 
-    @Option(help: ArgumentHelp("Lock service request endpoint (env RINGSTORE_LOCKS).", valueName: "endpoint"))
+    @Option(help: ArgumentHelp("Lock service request endpoints, comma-separated for a replicated lock service (env RINGSTORE_LOCKS).",
+                               valueName: "endpoints"))
     var locks: String?
 
-    @Option(help: ArgumentHelp("Placement event endpoint (default: the request port plus one).", valueName: "endpoint"))
+    @Option(help: ArgumentHelp("Placement event endpoints, comma-separated (default: each request port plus one).", valueName: "endpoints"))
     var placementEvents: String?
 
-    @Option(help: ArgumentHelp("Lock service event endpoint (default: the request port plus one).", valueName: "endpoint"))
+    @Option(help: ArgumentHelp("Lock service event endpoints, comma-separated (default: each request port plus one).", valueName: "endpoints"))
     var lockEvents: String?
 
     @Option(help: ArgumentHelp("Seconds to wait for each call.", valueName: "seconds"))
@@ -35,13 +37,19 @@ struct ClusterOptions: ParsableArguments {
 
     func validate() throws {
         if insecure && (key != nil || serverKey != nil) { throw ValidationError("--insecure excludes --key and --server-key") }
+        for (option, value) in [("placement", placement), ("locks", locks), ("placement-events", placementEvents), ("lock-events", lockEvents)] {
+            guard let value else { continue }
+            let endpoints = ClusterEndpoints.parse(value)
+            if endpoints.isEmpty { throw ValidationError("--\(option): no endpoint in '\(value)'") }
+            if let problem = endpoints.lazy.compactMap(ClusterEndpoints.problem(with:)).first { throw ValidationError("--\(option): \(problem)") }
+        }
         guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be more than 0 and at most 3600 seconds, not \(timeout)") }
     }
 
     var endpoints: ClusterEndpoints {
         var endpoints = ClusterEndpoints(placement: placement, locks: locks, environment: ProcessInfo.processInfo.environment)
-        if let placementEvents { endpoints.placementEvents = ClusterEndpoints.normalize(placementEvents) }
-        if let lockEvents { endpoints.lockEvents = ClusterEndpoints.normalize(lockEvents) }
+        if let placementEvents { endpoints.placementEvents = ClusterEndpoints.parse(placementEvents) }
+        if let lockEvents { endpoints.lockEvents = ClusterEndpoints.parse(lockEvents) }
         return endpoints
     }
 

@@ -55,7 +55,7 @@ struct KVBenchCommand: AsyncParsableCommand {
         defer { session.close() }
         let client = session.client
         if !(await client.refreshRing()) {
-            printError("ringctl: placement at \(cluster.endpoints.placement) did not answer; routing by the static node list")
+            printError("ringctl: placement at \(ClusterEndpoints.describe(cluster.endpoints.placement)) did not answer; routing by the static node list")
         }
         let payload = BenchPayload(prefix: prefix ?? "kvbench-\(UInt32.random(in: 0...UInt32.max))-",
                                    valueSize: valueSize)

@@ -85,7 +85,7 @@ struct LockBenchCommand: AsyncParsableCommand {
     }
 
     private func report(uncontended: Latencies, handoffs: Latencies) {
-        let endpoint = cluster.endpoints.locks
+        let endpoint = ClusterEndpoints.describe(cluster.endpoints.locks)
         if cluster.json {
             var object: [String: Any] = ["bench": "lock", "target": endpoint, "count": count]
             for (field, micros) in uncontended.jsonFields(prefix: "acquire_release_") { object[field] = micros }

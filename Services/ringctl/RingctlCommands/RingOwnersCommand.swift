@@ -117,7 +117,7 @@ public struct RingOwnersCommand: AsyncParsableCommand {
         do {
             live = try await client.ring()
         } catch {
-            printError("ringctl: cannot get the ring from \(cluster.endpoints.placement): \(error)")
+            printError("ringctl: cannot get the ring from \(ClusterEndpoints.describe(cluster.endpoints.placement)): \(error)")
             throw ExitCode(2)
         }
         guard let ring = live.ring else {

@@ -7,7 +7,11 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Show the health of the placement service, the lock service and the storage nodes.",
-        discussion: "Exits 1 when any service is unreachable or not serving."
+        discussion: """
+            Each placement and lock service replica (every endpoint of --placement and --locks) is asked on its own and \
+            shown with its role: leader, follower (with the leader it knows) or unreachable. \
+            Exits 1 when any service or replica is unreachable or not serving.
+            """
     )
 
     @OptionGroup var cluster: ClusterOptions
@@ -15,7 +19,7 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Storage nodes to ask, comma-separated host:port (default: the members placement knows, else 127.0.0.1:7501-7503).", valueName: "addresses"))
     var nodes: String?
 
-    @Option(help: ArgumentHelp("Keep asking until every service is healthy, every node an up member and no migration in flight, or this many seconds passed.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Keep asking until every service is healthy (placement and the lock service with a leader), every node an up member and no migration in flight, or this many seconds passed.", valueName: "seconds"))
     var wait: Double = 0
 
     @Flag(help: "Refresh until interrupted (Ctrl-C): in place on a terminal, one report after another otherwise; migrations show their progress.")
@@ -64,7 +68,7 @@ struct StatusCommand: AsyncParsableCommand {
         let giveUp = clock.now + .seconds(wait)
         var results = await sweep(context: context, placement: placement)
         var ring = try? await placement.ring()
-        while !(results.allSatisfy(\.isSettled) && (ring?.plan.isSettled ?? true)) && clock.now < giveUp {
+        while !Self.settled(results, ring: ring) && clock.now < giveUp {
             try await Task.sleep(for: .milliseconds(200))
             results = await sweep(context: context, placement: placement)
             ring = try? await placement.ring()
@@ -78,6 +82,12 @@ struct StatusCommand: AsyncParsableCommand {
             printError("ringctl: \(failed.count) of \(results.count) services unreachable or not serving")
             throw ExitCode(1)
         }
+    }
+
+    /// Every service healthy, every node an up member, a leader for each
+    /// replicated service, and no migration in flight.
+    static func settled(_ results: [HealthResult], ring: ClusterRing?) -> Bool {
+        results.allSatisfy(\.isSettled) && HealthCheck.everyServiceHasALeader(results) && (ring?.plan.isSettled ?? true)
     }
 
     /// One report: the table (or JSON lines) and the migrations in flight.

@@ -5,23 +5,30 @@ import RingstoreClient
 /// Renders health results for `ringctl status`.
 enum StatusFormatter {
     static func table(_ results: [HealthResult], arcs: [String: Int] = [:]) -> String {
-        var rows = [["SERVICE", "ADDRESS", "STATUS", "MEMBER", "KEYS", "BYTES", "HINTS", "ARCS", "MIGRATING", "VERSION", "UPTIME", "PID",
-                     "LATENCY", "DETAIL"]]
+        var rows = [["SERVICE", "ADDRESS", "STATUS", "ROLE", "MEMBER", "KEYS", "BYTES", "HINTS", "ARCS", "MIGRATING", "VERSION", "UPTIME",
+                     "PID", "LATENCY", "DETAIL"]]
         for result in results {
             let address = result.reply?.address ?? result.endpoint.replacingOccurrences(of: "tcp://", with: "")
             if let reply = result.reply {
                 let isNode = result.role == "node"
-                rows.append([result.role, address, reply.status, result.memberState ?? "-",
+                rows.append([result.role, address, reply.status, result.replicaRole ?? "-", result.memberState ?? "-",
                              reply.details["keys"] ?? "-", reply.details["bytes"].flatMap(UInt64.init).map(bytes) ?? "-",
                              reply.details["hints_pending"] ?? "-", isNode ? "\(arcs[address] ?? 0)" : "-",
                              reply.details["migrations_out"] ?? "-", reply.version,
-                             uptime(reply.uptimeMillis), "\(reply.pid)", milliseconds(result.latency), ""])
+                             uptime(reply.uptimeMillis), "\(reply.pid)", milliseconds(result.latency), leaderDetail(result)])
             } else {
                 let error = result.error.map { "\($0.code.name): \($0.message)" } ?? "no answer"
-                rows.append([result.role, address, "UNREACHABLE", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", error])
+                rows.append([result.role, address, "UNREACHABLE", result.replicaRole ?? "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                             error])
             }
         }
         return Table.render(rows)
+    }
+
+    /// A follower's leader, as it knows it; empty for anything else.
+    private static func leaderDetail(_ result: HealthResult) -> String {
+        guard result.replicaRole == "follower", let leader = result.leader else { return "" }
+        return leader.isEmpty ? "no leader elected" : "leader \(leader.replacingOccurrences(of: "tcp://", with: ""))"
     }
 
     /// The migration plan's transfers: who sends what to whom, how far along.
@@ -76,6 +83,9 @@ enum StatusFormatter {
             object["status"] = "UNREACHABLE"
             object["error"] = result.error.map { "\($0.code.name): \($0.message)" } ?? "no answer"
         }
+        // A placement or lock service replica: leader, follower or unreachable, and the leader it knows.
+        if let role = result.replicaRole { object["role"] = role }
+        if let leader = result.leader { object["leader"] = leader }
         return JSONLine.encode(object)
     }
 
