@@ -81,6 +81,8 @@ public final class Leadership: Sendable {
     private let client: EtcdClient
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let started = Mutex(false)
     private let report: @Sendable (LeadershipChange) -> Void
     private let logger: Logger
 
@@ -98,7 +100,11 @@ public final class Leadership: Sendable {
 
     /// Starts campaigning.
     public func start() {
-        let thread = Thread { [self] in run() }
+        started.withLock { $0 = true }
+        let thread = Thread { [self] in
+            run()
+            finished.signal()
+        }
         thread.name = "leader-election"
         thread.start()
     }
@@ -112,10 +118,12 @@ public final class Leadership: Sendable {
     }
 
     /// Stops the election; a leader revokes its lease so that another replica
-    /// takes over at once instead of after the TTL.
+    /// takes over at once instead of after the TTL. Waits (a few seconds at
+    /// most) until that is done.
     public func stop() {
         state.withLock { $0.stopped = true }
         wake.signal()
+        if started.withLock({ $0 }) { _ = finished.wait(timeout: .now() + .seconds(3)) }
     }
 
     /// Who leads now, read from etcd: the identity in the election key.

@@ -62,11 +62,12 @@ public final class ReplicaControl {
         }
     }
 
+    /// Stops campaigning when the service goes: a leader hands over at once
+    /// (its lease revoked) instead of after the TTL.
+    deinit { leadership?.stop() }
+
     /// Starts campaigning (with etcd); the embedded store leads already.
     public func start() { leadership?.start() }
-
-    /// Stops campaigning; a leader hands over at once.
-    public func stop() { leadership?.stop() }
 
     public var isLeader: Bool {
         if case .leader = role { return true }

@@ -1,4 +1,5 @@
 import Basics
+import ControlPlane
 import Foundation
 import Logging
 import RPC
@@ -43,7 +44,11 @@ public final class PlacementServer {
     public let rpc: RPCServer
     public let events: EventPublisher
     public private(set) var membership: Membership
-    private let store: PlacementStore
+    /// Where changes are saved; nil while a follower replica (nothing to save).
+    private var store: (any PlacementStateStore)?
+    /// Leader or follower: with the embedded store, leader for good.
+    public let control: ReplicaControl
+    private let settings: MembershipSettings
     private let reactor: Reactor
     private let origin: ContinuousClock.Instant
     private let tickInterval: Duration
@@ -57,21 +62,29 @@ public final class PlacementServer {
         logger = reactor.logger
         origin = reactor.now
         tickInterval = options.tickInterval
-        store = try PlacementStore(directory: options.dataDirectory)
+        settings = options.settings
         security = try options.security.map { try ServerSecurity(reactor: reactor, settings: $0) }
         rpc = try RPCServer(reactor: reactor, endpoint: options.listen, security: security)
         let address = Endpoint.address(of: rpc.endpoint)
         events = try EventPublisher(reactor: reactor, endpoint: options.publish, source: address, security: security)
-        if let saved = try store.load() {
-            membership = Membership(restoring: saved, settings: options.settings, now: ServiceTime(monotonic: .zero, wallMicros: WallClock.micros))
-            logger.info("placement.restored", metadata: ["cluster.epoch": "\(membership.epoch)", "cluster.members": "\(membership.members.count)"])
-        } else {
-            membership = Membership(settings: options.settings)
+        control = try ReplicaControl(reactor: reactor, rpc: rpc, service: "placement", settings: options.replication,
+                                     exempt: [PlacementMethods.health.path, PlacementMethods.echo.path])
+        membership = Membership(settings: options.settings)
+        if !control.isReplicated {
+            let store = try PlacementStore(directory: options.dataDirectory)
+            if let saved = try store.load() {
+                membership = Membership(restoring: saved, settings: options.settings, now: ServiceTime(monotonic: .zero, wallMicros: WallClock.micros))
+                logger.info("placement.restored", metadata: ["cluster.epoch": "\(membership.epoch)", "cluster.members": "\(membership.members.count)"])
+            }
+            self.store = store
         }
         Diagnostics.register(on: rpc, health: PlacementMethods.health, echo: PlacementMethods.echo,
                              service: "placement", address: address) { [unowned self] in
             ["epoch": "\(membership.epoch)", "ring_epoch": "\(membership.ringEpoch)", "members": "\(membership.members.count)"]
+                .merging(control.details) { _, role in role }
         }
+        control.onElected = { [unowned self] term in takeOver(term) }
+        control.onDeposed = { [unowned self] reason in stepDown(reason) }
         registerMembership()
         registerQueries()
         operations = try options.operations.map { settings in
@@ -85,9 +98,37 @@ public final class PlacementServer {
     /// Nothing runs on a timer until then; `service` calls it.
     public func start() {
         operations?.start()
+        control.start()
         reactor.every(tickInterval) { [unowned self] in
+            guard control.isLeader else { return }
             _ = apply { (membership: inout Membership, now) throws(MembershipError) in membership.tick(now: now) }
         }
+    }
+
+    // MARK: Leader and follower
+
+    /// Elected: the state is read from etcd, and failure detection starts
+    /// afresh (every member's heartbeat timer starts now, as after a restart).
+    private func takeOver(_ term: LeaderTerm) {
+        guard let client = control.etcd else { return }
+        let store = EtcdPlacementStore(client: client, prefix: control.keyPrefix, term: term)
+        do {
+            let saved = try store.load()
+            membership = saved.map { Membership(restoring: $0, settings: settings, now: now) } ?? Membership(settings: settings)
+        } catch {
+            control.resign("cannot read placement's state from etcd: \(error)")
+            return
+        }
+        self.store = store
+        logger.notice("placement.leading", metadata: ["cluster.epoch": "\(membership.epoch)", "cluster.members": "\(membership.members.count)",
+                                                      "leader.revision": "\(term.createRevision)"])
+    }
+
+    /// No longer leader: the state is dropped (the next leader has it in etcd).
+    private func stepDown(_ reason: String) {
+        store = nil
+        membership = Membership(settings: settings)
+        logger.notice("placement.following", metadata: ["leader.reason": "\(reason)"])
     }
 
     /// The placement service as a lifecycle `Service`, for the executable and tests.
@@ -261,8 +302,18 @@ public final class PlacementServer {
             return .failure(error.rpcError)
         }
         if next.epoch != membership.epoch || next.plan.version != membership.plan.version {
+            guard let store else { return .failure(control.notLeaderError) }
             do {
                 try store.save(next.persisted)
+            } catch let error as ReplicatedWriteError {
+                // This replica's state may no longer be etcd's: it gives up
+                // leading (and reloads if it wins again).
+                logger.error("placement.persist.failed", metadata: ["placement.error": "\(error)"])
+                control.resign("a write to etcd failed: \(error)")
+                if error.kind == .outcomeUnknown {
+                    return .failure(.unavailable("the change reached etcd but its outcome is unknown (it may have been applied): \(error)"))
+                }
+                return .failure(control.notLeaderError)
             } catch {
                 logger.error("placement.persist.failed", metadata: ["placement.error": "\(error)"])
                 return .failure(.internalError("cannot persist membership: \(error)"))
