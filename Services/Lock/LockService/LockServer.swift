@@ -1,4 +1,5 @@
 import Basics
+import ControlPlane
 import Foundation
 import Logging
 import RPC
@@ -24,7 +25,12 @@ public final class LockServer {
     public let events: EventPublisher
     /// The state machine; read it on the reactor thread only.
     public private(set) var table: LockTable
-    public let store: LockStore
+    /// Where the table's changes go; nil while a follower replica.
+    public private(set) var store: (any LockStateStore)?
+    /// Leader or follower: with the embedded store, leader for good.
+    public let control: ReplicaControl
+    private let limits: LockLimits
+    private let forgetAfter: Duration
     private let reactor: Reactor
     private let security: ServerSecurity?
     private let origin: ContinuousClock.Instant
@@ -50,26 +56,28 @@ public final class LockServer {
         self.reactor = reactor
         logger = reactor.logger
         origin = reactor.now
-        store = try LockStore(directory: options.dataDirectory)
-        let records = try store.load()
-        let lastToken = try store.loadLastToken()
+        limits = options.limits
+        forgetAfter = options.forgetAfter
         security = try options.security.map { try ServerSecurity(reactor: reactor, settings: $0) }
         rpc = try RPCServer(reactor: reactor, endpoint: options.listen, watchPeers: true, security: security)
         let address = Endpoint.address(of: rpc.endpoint)
         events = try EventPublisher(reactor: reactor, endpoint: options.publish, source: address, security: security)
-        let start = ServiceTime(monotonic: .zero, wallMicros: WallClock.micros)
-        table = LockTable(restoring: records, lastToken: lastToken, limits: options.limits, forgetAfter: options.forgetAfter, now: start)
-        if !records.isEmpty {
-            let held = table.counts.held
-            logger.info("lock.restored", metadata: ["lock.names": "\(records.count)", "lock.held": "\(held)",
-                                                    "lock.last_token": "\(table.lastToken)"])
+        control = try ReplicaControl(reactor: reactor, rpc: rpc, service: "lock", settings: options.replication,
+                                     exempt: [LockMethods.health.path, LockMethods.echo.path])
+        table = LockTable(limits: options.limits, forgetAfter: options.forgetAfter)
+        if !control.isReplicated {
+            let store = try LockStore(directory: options.dataDirectory)
+            try restore(from: store)
+            self.store = store
         }
         Diagnostics.register(on: rpc, health: LockMethods.health, echo: LockMethods.echo,
                              service: "lock", address: address) { [unowned self] in
             let counts = table.counts
             return ["locks_held": "\(counts.held)", "waiters": "\(counts.waiters)", "locks_known": "\(table.knownNames)",
-                    "commits": "\(store.commits)"]
+                    "commits": "\(store?.commits ?? 0)"].merging(control.details) { _, role in role }
         }
+        control.onElected = { [unowned self] term in takeOver(term) }
+        control.onDeposed = { [unowned self] reason in stepDown(reason, error: control.notLeaderError) }
         registerLeases()
         registerQueries()
         operations = try options.operations.map { settings in try OperationsEndpoint(reactor: reactor, settings: settings) { nil } }
@@ -94,6 +102,57 @@ public final class LockServer {
     /// at the end of each turn. `service` calls it.
     public func start() {
         operations?.start()
+        control.start()
+    }
+
+    // MARK: Leader and follower
+
+    /// The table as `store` has it: holders keep their locks with a fresh
+    /// lease of their longest ttl (see `LockTable(restoring:)`).
+    private func restore(from store: any LockStateStore) throws {
+        let records = try store.load()
+        let lastToken = try store.loadLastToken()
+        table = LockTable(restoring: records, lastToken: lastToken, limits: limits, forgetAfter: forgetAfter, now: now)
+        table.persistsWaiters = control.isReplicated
+        scheduleStale = true
+        if !records.isEmpty {
+            logger.info("lock.restored", metadata: ["lock.names": "\(records.count)", "lock.held": "\(table.counts.held)",
+                                                    "lock.waiters": "\(table.counts.waiters)", "lock.last_token": "\(table.lastToken)"])
+        }
+    }
+
+    /// Elected: the table is read from etcd. Holders keep their locks (and
+    /// renew through this replica); queued acquires keep their order and
+    /// take their places back when their clients send them again.
+    private func takeOver(_ term: LeaderTerm) {
+        guard let client = control.etcd else { return }
+        let store = EtcdLockStore(client: client, prefix: control.keyPrefix, term: term)
+        do {
+            try restore(from: store)
+        } catch {
+            control.resign("cannot read the lock state from etcd: \(error)")
+            return
+        }
+        self.store = store
+        logger.notice("lock.leading", metadata: ["lock.last_token": "\(table.lastToken)", "leader.revision": "\(term.createRevision)"])
+    }
+
+    /// No longer leader: everything waiting is refused with `error` (its
+    /// client goes to the new leader) and the table is dropped.
+    private func stepDown(_ reason: String, error: RPCError) {
+        for reply in outbox { rpc.fail(reply.context, error) }
+        outbox.removeAll()
+        for waiter in parked.keys.sorted() {
+            if let context = parked[waiter] { rpc.fail(context, error) }
+        }
+        parked.removeAll()
+        parkedByPeer.removeAll()
+        effects.removeAll()
+        if let timer { reactor.cancelTimer(timer.id) }
+        timer = nil
+        store = nil
+        table = LockTable(limits: limits, forgetAfter: forgetAfter)
+        logger.notice("lock.following", metadata: ["leader.reason": "\(reason)"])
     }
 
     /// The lock service as a lifecycle `Service`, for the executable and tests.
@@ -302,6 +361,16 @@ public final class LockServer {
         // a waiter off a queue, so this ends.
         while !effects.isEmpty || !outbox.isEmpty || table.hasChanges {
             let failure = commit()
+            if let write = failure?.write {
+                // This replica's table may no longer be etcd's: it resigns,
+                // publishes nothing of this turn and refuses what waits.
+                let error = write.kind == .outcomeUnknown
+                    ? RPCError.unavailable("the change reached etcd but its outcome is unknown (it may have been applied): \(write)")
+                    : control.notLeaderError
+                stepDown("a write to etcd failed: \(write)", error: error)
+                control.resign("a write to etcd failed: \(write)")
+                return
+            }
             let effects = self.effects
             let outbox = self.outbox
             self.effects.removeAll(keepingCapacity: true)
@@ -322,7 +391,7 @@ public final class LockServer {
 
     /// Writes the changed locks; returns the failure, if any.
     private func commit() -> LockStoreError? {
-        guard table.hasChanges else { return nil }
+        guard table.hasChanges, let store else { return nil }
         let changes = table.takeChanges()
         do {
             try store.save(changes)
@@ -338,6 +407,13 @@ public final class LockServer {
         switch effect {
         case .granted(let waiter, let lease):
             guard let context = unpark(waiter) else {
+                // A waiter restored from etcd whose client has not come back
+                // yet: the grant waits for its retry (or its lease runs out).
+                if waiter >= LockTable.restoredWaiterBase {
+                    logger.info("lock.granted.detached", metadata: ["lock.name": "\(lease.name)", "lock.owner": "\(lease.owner)",
+                                                                    "lock.token": "\(lease.token)"])
+                    return
+                }
                 // Its connection closed in the same turn, after the table had
                 // granted it (the close was learned after the grant's request
                 // was read): nobody can receive this grant.
@@ -353,6 +429,10 @@ public final class LockServer {
             guard let context = unpark(waiter) else { return }
             let held = holder.map { " (held by \($0))" } ?? ""
             rpc.fail(context, .deadlineExceeded("the wait for \(name) ran out\(held)"))
+        case .superseded(let waiter):
+            if let context = unpark(waiter) {
+                rpc.fail(context, RPCError(.aborted, "superseded: the same acquire was sent again and took this one's place"))
+            }
         case .event(let event):
             publish(event)
         }

@@ -1,3 +1,4 @@
+import ControlPlane
 import Foundation
 import GRDB
 
@@ -181,5 +182,7 @@ public final class LockStore {
 /// The lock store could not be opened, read or written.
 public struct LockStoreError: Error, CustomStringConvertible {
     public let description: String
+    /// For the etcd store: how the write failed (whether this replica still leads).
+    public var write: ReplicatedWriteError?
     init(_ description: String) { self.description = description }
 }

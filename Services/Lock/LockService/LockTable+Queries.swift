@@ -103,7 +103,9 @@ extension LockTable {
         let entry = entries[name] ?? Entry()
         return LockRecord(name: name, lastToken: entry.lastToken, holder: entry.holder.map {
             LockRecord.Holder(owner: $0.owner, token: $0.token, ttl: $0.ttl, guardTTL: $0.guardTTL, expiresWallMicros: $0.expiresWallMicros,
-                              session: $0.session)
+                              session: $0.session, attempt: $0.attempt)
+        }, waiters: entry.waiters.map {
+            LockRecord.Waiter(owner: $0.owner, attempt: $0.attempt, ttl: $0.ttl, deadlineWallMicros: $0.deadlineWallMicros, session: $0.session)
         })
     }
 }

@@ -94,6 +94,13 @@ public struct LockTable: Sendable {
     /// grants take values in between. Fencing only needs them to increase.
     public internal(set) var lastToken: UInt64 = 0
     var tokenChanged = false
+    /// Whether a change of a queue is a durable change (the etcd store keeps
+    /// queues, so that a new leader keeps their order; the embedded store
+    /// does not, since the queued requests die with the process).
+    public var persistsWaiters = false
+    /// Waiter ids from here up are waiters restored from the store, whose
+    /// clients have not sent their acquire again yet.
+    public static let restoredWaiterBase: UInt64 = 1 << 62
 
     /// Heap items looked at while finding deadlines, for tests: finding the
     /// next deadline costs a few items, not one per lock.
@@ -123,8 +130,22 @@ public struct LockTable: Sendable {
                 let guardTTL = max(holder.guardTTL, holder.ttl)
                 entry.holder = LockLease(name: record.name, owner: holder.owner, token: holder.token, ttl: holder.ttl,
                                          guardTTL: guardTTL, expiresAt: now.monotonic + guardTTL,
-                                         expiresWallMicros: now.wall(after: guardTTL), attempt: 0)
+                                         expiresWallMicros: now.wall(after: guardTTL), attempt: holder.attempt)
                 entry.holder?.session = holder.session
+            }
+            // Queued acquires of a leader that went away keep their order;
+            // each waits (detached) until its client sends it again, or its
+            // own wait ends.
+            for saved in record.waiters {
+                let remaining = Duration.microseconds(max(0, saved.deadlineWallMicros - now.wallMicros))
+                guard remaining > .zero else { continue }
+                let id = Self.restoredWaiterBase + UInt64(queued.count) + 1
+                var waiter = LockWaiter(id: id, owner: saved.owner, ttl: saved.ttl, deadline: now.monotonic + remaining,
+                                        deadlineWallMicros: saved.deadlineWallMicros, attempt: saved.attempt)
+                waiter.session = saved.session
+                entry.waiters.append(waiter)
+                queued[id] = record.name
+                deadlines.insert(Deadline(at: waiter.deadline, name: record.name, waiter: id))
             }
             self.lastToken = max(self.lastToken, entry.lastToken)
             store(entry, name: record.name, now: now)
@@ -160,7 +181,26 @@ public struct LockTable: Sendable {
             return .granted(lease)
         }
         if holder.owner == owner {
+            // The same acquire sent again (its reply was lost with a leader): the same grant.
+            if attempt != 0 && holder.attempt == attempt { return .granted(holder) }
             throw .precondition("\(name) is already held by you (\(owner)) with token \(holder.token)")
+        }
+        if attempt != 0, let index = entry.waiters.firstIndex(where: { $0.owner == owner && $0.attempt == attempt }),
+           queued[waiter] == nil {
+            // The same acquire sent again (to a new leader, or after its
+            // connection dropped): it takes its own place in the queue back.
+            let old = entry.waiters[index]
+            let deadline = waitCap.map { min(old.deadline, $0) } ?? old.deadline
+            var replacement = LockWaiter(id: waiter, owner: owner, ttl: old.ttl, deadline: deadline,
+                                         deadlineWallMicros: old.deadlineWallMicros, attempt: attempt)
+            replacement.session = session ?? old.session
+            entry.waiters[index] = replacement
+            queued[old.id] = nil
+            queued[waiter] = name
+            deadlines.insert(Deadline(at: deadline, name: name, waiter: waiter))
+            if old.id < Self.restoredWaiterBase { effects.append(.superseded(waiter: old.id)) }
+            store(entry, name: name, now: now)
+            return .queued(position: index + 1)
         }
         if let index = entry.waiters.firstIndex(where: { $0.owner == owner }) {
             throw .precondition("\(owner) is already waiting for \(name) (position \(index + 1) in the queue)")
@@ -185,6 +225,7 @@ public struct LockTable: Sendable {
                                         deadlineWallMicros: now.wall(after: deadline - now.monotonic), attempt: attempt)
         waiterEntry.session = session
         entry.waiters.append(waiterEntry)
+        if persistsWaiters { changed.insert(name) }
         queued[waiter] = name
         deadlines.insert(Deadline(at: deadline, name: name, waiter: waiter))
         store(entry, name: name, now: now)
@@ -237,6 +278,7 @@ public struct LockTable: Sendable {
         if let index = entry.waiters.firstIndex(where: { $0.owner == owner && (attempt == 0 || $0.attempt == attempt) }) {
             let waiter = entry.waiters.remove(at: index)
             queued[waiter.id] = nil
+            if persistsWaiters { changed.insert(name) }
             store(entry, name: name, now: now)
             return .dequeued(waiter: waiter.id)
         }
@@ -255,6 +297,7 @@ public struct LockTable: Sendable {
               let index = entry.waiters.firstIndex(where: { $0.id == id })
         else { return nil }
         entry.waiters.remove(at: index)
+        if persistsWaiters { changed.insert(name) }
         store(entry, name: name, now: now)
         return name
     }
@@ -302,6 +345,7 @@ public struct LockTable: Sendable {
                 effects.append(.waitExpired(waiter: waiter.id, name: name, holder: entry.holder?.owner))
             }
             entry.waiters.removeAll { $0.deadline <= time }
+            if persistsWaiters { changed.insert(name) }
         }
         if entry.holder == nil, !entry.waiters.isEmpty {
             let next = entry.waiters.removeFirst()

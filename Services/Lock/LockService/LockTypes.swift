@@ -124,6 +124,8 @@ public enum LockEffect: Sendable, Equatable {
     case granted(waiter: UInt64, lease: LockLease)
     /// Answer the parked acquire `waiter` with DEADLINE_EXCEEDED: its wait ran out.
     case waitExpired(waiter: UInt64, name: String, holder: String?)
+    /// A retry of the same acquire (owner and attempt) took this waiter's place in the queue.
+    case superseded(waiter: UInt64)
     /// Publish this event.
     case event(LockEvent)
 }
@@ -193,13 +195,38 @@ public struct LockRecord: Sendable, Equatable {
         public var expiresWallMicros: Int64
         /// The session the lease is bound to (its CURVE key); nil without CURVE.
         public var session: String?
+        /// The client's id of the acquire that was granted (kept by the etcd
+        /// store only: a retry of that acquire gets this grant back).
+        public var attempt: UInt64 = 0
 
-        public init(owner: String, token: UInt64, ttl: Duration, guardTTL: Duration, expiresWallMicros: Int64, session: String? = nil) {
+        public init(owner: String, token: UInt64, ttl: Duration, guardTTL: Duration, expiresWallMicros: Int64, session: String? = nil,
+                    attempt: UInt64 = 0) {
             self.owner = owner
             self.token = token
             self.ttl = ttl
             self.guardTTL = guardTTL
             self.expiresWallMicros = expiresWallMicros
+            self.session = session
+            self.attempt = attempt
+        }
+    }
+
+    /// A queued acquire, kept by the etcd store only, so that a new leader
+    /// keeps the queue's order: its client sends the same acquire again and
+    /// takes its place back.
+    public struct Waiter: Sendable, Equatable {
+        public var owner: String
+        public var attempt: UInt64
+        public var ttl: Duration
+        /// When it stops waiting, on the wall clock.
+        public var deadlineWallMicros: Int64
+        public var session: String?
+
+        public init(owner: String, attempt: UInt64, ttl: Duration, deadlineWallMicros: Int64, session: String? = nil) {
+            self.owner = owner
+            self.attempt = attempt
+            self.ttl = ttl
+            self.deadlineWallMicros = deadlineWallMicros
             self.session = session
         }
     }
@@ -209,10 +236,13 @@ public struct LockRecord: Sendable, Equatable {
     /// apart, so tokens stay increasing after the row is gone).
     public var lastToken: UInt64
     public var holder: Holder?
+    /// The queue in order (written by the etcd store only; see `Waiter`).
+    public var waiters: [Waiter] = []
 
-    public init(name: String, lastToken: UInt64, holder: Holder?) {
+    public init(name: String, lastToken: UInt64, holder: Holder?, waiters: [Waiter] = []) {
         self.name = name
         self.lastToken = lastToken
         self.holder = holder
+        self.waiters = waiters
     }
 }
