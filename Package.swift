@@ -259,7 +259,7 @@ let package = Package(
 
         .target(
             name: "TestKit",
-            dependencies: ["Basics", "RPC", "ZeroMQ", "BenchKit", "Ring", "RingstoreClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Basics", "Etcd", "RPC", "ZeroMQ", "BenchKit", "Ring", "RingstoreClient", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestKit"
         ),
         .testTarget(
@@ -337,7 +337,7 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: [
-                "Basics", "RPC", "RingProtocol", "ServiceHost", "ZeroMQ", "TestKit", "RingstoreClient", "Ring",
+                "Basics", "Etcd", "RPC", "RingProtocol", "ServiceHost", "ZeroMQ", "TestKit", "RingstoreClient", "Ring",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Tests/ClusterTests",
