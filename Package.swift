@@ -330,6 +330,11 @@ let package = Package(
             path: "Tests/LockTests"
         ),
         .testTarget(
+            name: "ControlPlaneTests",
+            dependencies: ["ControlPlane", "Etcd", "TestKit", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/ControlPlaneTests"
+        ),
+        .testTarget(
             name: "EtcdTests",
             dependencies: ["Etcd", "TestKit"],
             path: "Tests/EtcdTests"
