@@ -134,6 +134,7 @@ let package = Package(
             name: "ControlPlane",
             dependencies: [
                 "Basics", "Etcd", "RPC", "ServiceHost",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Shared/ControlPlane"

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Etcd
 import Foundation
 import Logging
@@ -21,7 +22,9 @@ public final class ReplicaControl {
     }
 
     /// What the replica is now.
-    public private(set) var role: Role
+    public private(set) var role: Role {
+        didSet { leaderGauge.record(isLeader ? 1 : 0) }
+    }
     /// The etcd client of the service's state; nil with the embedded store.
     public let etcd: EtcdClient?
     /// The key prefix of this service's state, `<prefix>/<service>`.
@@ -33,23 +36,28 @@ public final class ReplicaControl {
 
     private var leadership: Leadership?
     private let service: String
+    /// `ringstore_leader{service=...}`: 1 while this replica leads, else 0.
+    private let leaderGauge: Gauge
     private var logger: Logger
 
     /// `rpc`'s gate refuses for followers; `exempt` methods (Health, Echo) are answered by every replica.
     public init(reactor: Reactor, rpc: RPCServer, service: String, settings: ReplicationSettings, exempt: Set<String>) throws {
         self.service = service
         logger = reactor.logger
+        leaderGauge = Gauge(label: "ringstore_leader", dimensions: [("service", service)])
         keyPrefix = settings.prefix + "/" + service
         guard let endpoints = settings.etcd else {
             etcd = nil
             leadership = nil
             role = .leader(nil)
+            leaderGauge.record(1)
             return
         }
         let ttl = max(1, settings.leaderTTL)
         let client = try EtcdClient(endpoints: endpoints, timeout: .milliseconds(max(1_000, ttl * 1_000 / 2)))
         etcd = client
         role = .follower(leader: "")
+        leaderGauge.record(0)
         leadership = nil
         let bound = ReactorBound(self, on: reactor)
         leadership = Leadership(client: client, key: keyPrefix + "/leader", identity: .init(endpoint: settings.advertise ?? rpc.endpoint),

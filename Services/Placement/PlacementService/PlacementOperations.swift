@@ -15,6 +15,8 @@ public final class PlacementOperations {
     public let endpoint: OperationsEndpoint
     private let reactor: Reactor
     private let snapshot: () -> WireSnapshotReply
+    /// The leader's endpoint while this replica follows ("" if none known); nil while it leads.
+    private let following: () -> String?
     private var streams: [ObjectIdentifier: HTTPStream] = [:]
     /// The last events, replayed to a page that connects, so that it opens on
     /// recent history rather than an empty log.
@@ -27,9 +29,11 @@ public final class PlacementOperations {
     private let missedToSuspect = Counter(label: "ringstore_heartbeats_missed_total", dimensions: [("became", "suspect")])
     private let missedToDown = Counter(label: "ringstore_heartbeats_missed_total", dimensions: [("became", "down")])
 
-    init(reactor: Reactor, settings: OperationsSettings, events: EventPublisher, snapshot: @escaping () -> WireSnapshotReply) throws {
+    init(reactor: Reactor, settings: OperationsSettings, events: EventPublisher, following: @escaping () -> String? = { nil },
+         snapshot: @escaping () -> WireSnapshotReply) throws {
         self.reactor = reactor
         self.snapshot = snapshot
+        self.following = following
         endpoint = try OperationsEndpoint(reactor: reactor, settings: settings) { nil }
         membersByState = [WireMemberState.up, .suspect, .down, .leaving].map { state in
             (state, Gauge(label: "ringstore_members", dimensions: [("state", state.name)]))
@@ -39,7 +43,12 @@ public final class PlacementOperations {
             .response(HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: Array(StatusPage.html.utf8)))
         }
         endpoint.http.route("/api/cluster") { [unowned self] _ in
-            .response(HTTPResponse(status: 200, contentType: "application/json", body: Array(clusterJSON().utf8)))
+            // A follower replica has no state of its own: it says who leads.
+            if let leader = following() {
+                let body = "{\"follower\":true,\"leader\":\(Self.jsonString(leader))}"
+                return .response(HTTPResponse(status: 503, contentType: "application/json", body: Array(body.utf8)))
+            }
+            return .response(HTTPResponse(status: 200, contentType: "application/json", body: Array(clusterJSON().utf8)))
         }
         endpoint.http.route("/events") { [unowned self] _ in
             .stream(contentType: "text/event-stream") { [unowned self] stream in open(stream) }
@@ -95,6 +104,8 @@ public final class PlacementOperations {
     }
 
     private func recordGauges() {
+        // Only the leader knows the cluster; a follower would report it empty.
+        guard following() == nil else { return }
         let current = snapshot()
         for (state, gauge) in membersByState {
             gauge.record(current.members.filter { $0.state == state }.count)

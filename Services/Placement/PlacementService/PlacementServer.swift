@@ -88,7 +88,10 @@ public final class PlacementServer {
         registerMembership()
         registerQueries()
         operations = try options.operations.map { settings in
-            try PlacementOperations(reactor: reactor, settings: settings, events: events) { [unowned self] in snapshot() }
+            try PlacementOperations(reactor: reactor, settings: settings, events: events, following: { [unowned self] in
+                if case .follower(let leader) = control.role { return leader }
+                return nil
+            }, snapshot: { [unowned self] in snapshot() })
         }
         logger.info("placement.listening", metadata: ["rpc.endpoint": "\(rpc.endpoint)", "events.endpoint": "\(events.endpoint)",
                                                       "placement.data": "\(options.dataDirectory.path)"])
