@@ -9,14 +9,15 @@ public enum Diagnostics {
     public static let version = RingstoreVersion.current
 
     /// The Health details every listed key may see.
-    static let publicDetails: Set<String> = ["member_state"]
+    static let publicDetails: Set<String> = ["member_state", "role", "leader"]
 
     /// Registers `health` and `echo` on `server`. `details` is called on the
     /// reactor thread at each Health call for service-specific figures; with
     /// CURVE on, only an admin key gets them all (and the request counters):
     /// a client or node key learns that the service is serving, its version,
-    /// its uptime and a node's `member_state` (which placement's member list
-    /// shows anyone anyway), so `ringctl status --wait` works for it too.
+    /// its uptime, a node's `member_state` (which placement's member list
+    /// shows anyone anyway) and a replica's `role` and `leader` (which its
+    /// refusals tell anyone anyway), so `ringctl status --wait` works for it too.
     public static func register(
         on server: RPCServer,
         health: RPCMethod<WireHealthRequest, WireHealthReply>,
