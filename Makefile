@@ -50,8 +50,11 @@ LEADER_TTL ?= 3
 placement_port := 7400
 lock_port := 7410
 # Written by up-ha, removed by down: while it exists, nodes (re)started by
-# start, join and up-ha name every placement replica, and status asks them.
+# start, join and up-ha name every placement replica and keep their data under
+# $(RUN)/ha/ (the other cluster's rows, ring and fencing tokens are not theirs),
+# and status asks every replica.
 HA_ENV := $(RUN)/ha.env
+node_placement_and_data = $(if $(wildcard $(HA_ENV)),--placement $(HA_PLACEMENT) --data-dir $(RUN)/ha/node-$(1),--data-dir $(RUN)/node-$(1))
 
 help:
 	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/, CURVE on"
@@ -273,7 +276,7 @@ start-node: keys
 	  for f in $(RUN)/*.pid; do [[ -e $$f && $$f != */etcd-* ]] && kill -HUP $$(cat $$f) 2>/dev/null; done; \
 	  echo "keys: node-$(N) added to $(KEYS)/allowlist"; \
 	fi
-	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))) $(if $(wildcard $(HA_ENV)),--placement $(HA_PLACEMENT) )--data-dir $(RUN)/node-$(N) --sync $(SYNC) $(SECURITY) $(if $(INSECURE),,--client-key $(KEYS)/node-$(N).secret --resp-passwords $(KEYS)/resp-passwords) --resp-listen 127.0.0.1:$$((6380 + $(N))) --http-listen 127.0.0.1:$$((9500 + $(N))))
+	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))) $(call node_placement_and_data,$(N)) --sync $(SYNC) $(SECURITY) $(if $(INSECURE),,--client-key $(KEYS)/node-$(N).secret --resp-passwords $(KEYS)/resp-passwords) --resp-listen 127.0.0.1:$$((6380 + $(N))) --http-listen 127.0.0.1:$$((9500 + $(N))))
 
 start: binaries start-node
 

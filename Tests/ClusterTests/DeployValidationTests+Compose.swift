@@ -169,6 +169,7 @@ extension DeployValidationTests {
         let placementList = placement.compactMap { $0["listen"] }.joined(separator: ","), lockList = lock.compactMap { $0["listen"] }.joined(separator: ",")
         #expect(placementList == "tcp://127.0.0.1:7400,tcp://127.0.0.1:7402,tcp://127.0.0.1:7404", "DESIGN.md's ports")
         #expect(started["ringstore-node", default: []].allSatisfy { $0["placement"] == placementList }, "a node names every placement replica")
+        #expect(started["ringstore-node", default: []].allSatisfy { $0["data-dir"]?.hasSuffix("/ha/node-1") == true }, "not make up's node data")
         // .run/ha.env exports HA_PLACEMENT and HA_LOCKS.
         let lists = try await Self.make(["-s", "--eval", "lists: ; @echo $(HA_PLACEMENT) $(HA_LOCKS)", "lists"])
         #expect(lists.stdout == "\(placementList) \(lockList)\n", "\(lists.output)")
