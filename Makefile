@@ -177,11 +177,11 @@ up: build keys
 # replicas), etcd last: a replica that stops still talks to it.
 down:
 	@for f in $(RUN)/node-*.pid; do [ -e "$$f" ] || continue; n=$$(basename $$f .pid); n=$${n#node-}; $(MAKE) --no-print-directory stop N=$$n; done
-	@for s in lock placement; do for f in $(RUN)/$$s-*.pid; do [ -e "$$f" ] || continue; r=$$(basename $$f .pid); \
-	  $(MAKE) --no-print-directory stop-$$s R=$${r#$$s-}; done; done
+	@for s in lock placement; do for f in $(RUN)/"$$s"-*.pid; do [ -e "$$f" ] || continue; r=$$(basename "$$f" .pid); \
+	  $(MAKE) --no-print-directory "stop-$$s" R="$${r#"$$s"-}"; done; done
 	$(call stop_service,lock,TERM)
 	$(call stop_service,placement,TERM)
-	@for f in $(RUN)/etcd-*.pid; do [ -e "$$f" ] || continue; m=$$(basename $$f .pid); $(MAKE) --no-print-directory stop-etcd M=$${m#etcd-}; done
+	@for f in $(RUN)/etcd-*.pid; do [ -e "$$f" ] || continue; m=$$(basename "$$f" .pid); $(MAKE) --no-print-directory stop-etcd M="$${m#etcd-}"; done
 	@rm -f $(HA_ENV)
 
 # The control plane replicated (DESIGN.md, docs/OPERATIONS.md "Replicated control
