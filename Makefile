@@ -33,6 +33,29 @@ EXECUTABLES := ringstore-placement ringstore-lock ringstore-node ringctl
 
 .PHONY: help deps bench-deps test-deps build binaries keys up down start start-node join stop kill test bench bench-md5 bench-resp-loop demo proto clean-data status
 
+# make up-ha: the control plane replicated on a local 3-member etcd, which is
+# Debian's etcd-server on ports of its own (a packaged etcd may hold 2379/2380):
+# member M serves clients on 23790+M and peers on 23800+M, data in $(RUN)/etcd-M.
+# Replica R of placement (lock) takes requests on 7400 (7410) + 2(R-1), events
+# one port up, HTTP 2000 ports up; its state is in etcd, its leader's lease
+# LEADER_TTL seconds. Nodes 1..3 name every placement replica.
+ETCD := /usr/bin/etcd
+ETCD_MEMBERS := 1 2 3
+ETCD_CLIENTS := 127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793
+ETCD_PEERS := etcd-1=http://127.0.0.1:23801,etcd-2=http://127.0.0.1:23802,etcd-3=http://127.0.0.1:23803
+HA_REPLICAS := 1 2 3
+HA_PLACEMENT := tcp://127.0.0.1:7400,tcp://127.0.0.1:7402,tcp://127.0.0.1:7404
+HA_LOCKS := tcp://127.0.0.1:7410,tcp://127.0.0.1:7412,tcp://127.0.0.1:7414
+LEADER_TTL ?= 3
+placement_port := 7400
+lock_port := 7410
+# Written by up-ha, removed by down: while it exists, nodes (re)started by
+# start, join and up-ha name every placement replica and keep their data under
+# $(RUN)/ha/ (the other cluster's rows, ring and fencing tokens are not theirs),
+# and status asks every replica.
+HA_ENV := $(RUN)/ha.env
+node_placement_and_data = $(if $(wildcard $(HA_ENV)),--placement $(HA_PLACEMENT) --data-dir $(RUN)/ha/node-$(1),--data-dir $(RUN)/node-$(1))
+
 help:
 	@echo "make up            start placement, lock and nodes 1..3 (what is not running) under $(RUN)/, CURVE on"
 	@echo "                   (keys under $(KEYS)/ on first run; INSECURE=1 for a cluster without CURVE)"
@@ -40,6 +63,10 @@ help:
 	@echo "make join N=4      start node 4 (port 7504); it joins the cluster"
 	@echo "make start N=2     (re)start node 2              make stop N=2 / make kill N=2: SIGTERM / SIGKILL"
 	@echo "make status        ringctl status against the local cluster (status page: http://127.0.0.1:9400/)"
+	@echo "make up-ha         the control plane replicated: a 3-member etcd (23791-23793), placement replicas"
+	@echo "                   7400/7402/7404, lock replicas 7410/7412/7414, nodes 1..3; then . $(HA_ENV) for ringctl"
+	@echo "make kill-placement R=1 / kill-lock R=1 / kill-etcd M=2: SIGKILL one replica or etcd member"
+	@echo "                   stop-*: SIGTERM; start-*: (re)start it; make down stops them all, etcd last"
 	@echo "make netns-up      the same cluster, each process in its own network namespace (10.78.0.0/24); needs root"
 	@echo "make netns-down    stop it and remove its namespaces and bridge    make netns-status: what runs"
 	@echo "make test          every test"
@@ -82,9 +109,11 @@ build: deps
 binaries:
 	@for b in $(EXECUTABLES); do [ -x $(bin)/$$b ] || { $(MAKE) --no-print-directory build; break; }; done
 
-# start_service NAME EXECUTABLE ARGS: start in the background unless it already
-# runs, and wait (10 s at most) until it says it is listening; a service that
-# exits first (a port taken, a bad option) is reported at once with its log's end.
+# start_service NAME EXECUTABLE ARGS [READY]: start in the background unless it
+# already runs, and wait (10 s at most) until its log says it is listening (or
+# matches the extended regex READY); a service that exits first (a port taken, a
+# bad option) is reported at once with its log's end. EXECUTABLE is one of ours
+# in $(bin)/, or a path (etcd).
 # The service keeps no descriptor of make's but its log (not make's jobserver
 # pipes, not a test harness's pipes, which would wait for it to exit).
 define start_service
@@ -95,13 +124,13 @@ define start_service
 	else \
 	  from=$$(( $$(stat -c %s $$log 2>/dev/null || echo 0) + 1 )); \
 	  ( for fd in /proc/$$BASHPID/fd/*; do fd=$${fd##*/}; [[ $$fd =~ ^[0-9]+$$ ]] && (( fd > 2 )) && eval "exec $$fd>&-" 2>/dev/null; done; \
-	    exec nohup $(bin)/$(2) $(3) >> $$log 2>&1 < /dev/null ) & pid=$$!; echo $$pid > $$pidfile; \
+	    exec nohup $(if $(findstring /,$(2)),$(2),$(bin)/$(2)) $(3) >> $$log 2>&1 < /dev/null ) & pid=$$!; echo $$pid > $$pidfile; \
 	  for i in $$(seq 100); do \
 	    if ! kill -0 $$pid 2>/dev/null; then \
 	      echo "$(1): FAILED to start (exit $$(wait $$pid; echo $$?)); the end of $$log:"; tail -c +$$from $$log | tail -n 8; \
 	      rm -f $$pidfile; exit 1; \
 	    fi; \
-	    tail -c +$$from $$log | grep -q -E '(placement|lock|node)\.listening' && break; \
+	    tail -c +$$from $$log 2>/dev/null | grep -q -E '$(or $(4),(placement|lock|node)\.listening)' && break; \
 	    sleep 0.1; \
 	  done; \
 	  echo "$(1): started (pid $$pid), log $$log"; \
@@ -144,10 +173,81 @@ up: build keys
 	@$(bin)/ringctl status $(RINGCTL_SECURITY) --wait 20 --nodes $$(for n in $(NODES); do printf "127.0.0.1:%d," $$((7500 + n)); done | sed 's/,$$//')
 	@echo "status page: http://127.0.0.1:9400/   metrics: http://127.0.0.1:{9400,9410,950N}/metrics   probes: /healthz /readyz"
 
+# Nodes first, then the lock service and placement (make up's, or up-ha's
+# replicas), etcd last: a replica that stops still talks to it.
 down:
 	@for f in $(RUN)/node-*.pid; do [ -e "$$f" ] || continue; n=$$(basename $$f .pid); n=$${n#node-}; $(MAKE) --no-print-directory stop N=$$n; done
+	@for s in lock placement; do for f in $(RUN)/"$$s"-*.pid; do [ -e "$$f" ] || continue; r=$$(basename "$$f" .pid); \
+	  $(MAKE) --no-print-directory "stop-$$s" R="$${r#"$$s"-}"; done; done
 	$(call stop_service,lock,TERM)
 	$(call stop_service,placement,TERM)
+	@for f in $(RUN)/etcd-*.pid; do [ -e "$$f" ] || continue; m=$$(basename "$$f" .pid); $(MAKE) --no-print-directory stop-etcd M="$${m#etcd-}"; done
+	@rm -f $(HA_ENV)
+
+# The control plane replicated (DESIGN.md, docs/OPERATIONS.md "Replicated control
+# plane"): etcd's members, healthy, then the placement and lock replicas, then
+# nodes 1..3 naming every placement replica. Not beside make up's cluster (the
+# ports are the same): make down first.
+up-ha: build keys ha-deps
+	@for s in placement lock; do if [ -f $(RUN)/$$s.pid ] && kill -0 $$(cat $(RUN)/$$s.pid) 2>/dev/null; then \
+	  echo "up-ha: make up's $$s runs (pid $$(cat $(RUN)/$$s.pid)) on the same ports; make down first"; exit 1; fi; done
+	@mkdir -p $(RUN) && printf '# make up-ha: the replicated control plane. Use: . %s; ringctl status\nexport RINGSTORE_PLACEMENT=%s RINGSTORE_LOCKS=%s\n' \
+	  "$(HA_ENV)" "$(HA_PLACEMENT)" "$(HA_LOCKS)" > $(HA_ENV)
+	@for m in $(ETCD_MEMBERS); do $(MAKE) --no-print-directory start-etcd M=$$m || exit 1; done
+	@$(MAKE) --no-print-directory etcd-healthy
+	@for s in placement lock; do for r in $(HA_REPLICAS); do $(MAKE) --no-print-directory start-$$s R=$$r || exit 1; done; done
+	@for n in $(NODES); do $(MAKE) --no-print-directory start-node N=$$n || exit 1; done
+	@. $(HA_ENV) && $(bin)/ringctl status $(RINGCTL_SECURITY) --wait 20 --nodes $$(for n in $(NODES); do printf "127.0.0.1:%d," $$((7500 + n)); done | sed 's/,$$//')
+	@echo "etcd: 127.0.0.1:{23791,23792,23793}   placement: 7400 7402 7404 (status pages http://127.0.0.1:{9400,9402,9404}/)   lock: 7410 7412 7414"
+	@echo "use it:   . $(HA_ENV); ringctl status      (make kill-placement R=1, make start-placement R=1, make kill-etcd M=2 ...)"
+
+# What up-ha needs besides make up's packages (etcd-server is one of those): curl for etcd's /health.
+ha-deps: deps
+	$(call install_missing,curl)
+
+# Wait (30 s at most) until every member answers /health with a leader elected.
+etcd-healthy:
+	@deadline=$$((SECONDS + 30)); for m in $(ETCD_MEMBERS); do \
+	  until curl -sf -m 2 http://127.0.0.1:$$((23790 + m))/health 2>/dev/null | grep -q '"health":"true"'; do \
+	    if (( SECONDS >= deadline )); then \
+	      echo "etcd-$$m: not healthy after 30 s ($$(curl -s -m 2 http://127.0.0.1:$$((23790 + m))/health || echo no answer)); the end of $(RUN)/etcd-$$m.log:"; \
+	      tail -n 8 $(RUN)/etcd-$$m.log; exit 1; \
+	    fi; sleep 0.2; \
+	  done; \
+	done; echo "etcd: healthy ($(words $(ETCD_MEMBERS)) members, clients on $(ETCD_CLIENTS))"
+
+# One etcd member (M=1..3), one placement or lock replica (R=1..3): start,
+# stop (SIGTERM) or kill (SIGKILL), as start, stop and kill do for a node.
+# A member restarts from its data directory (the initial-cluster flags only
+# matter on the first start).
+etcd_args = --name etcd-$(1) --data-dir $(RUN)/etcd-$(1) \
+  --listen-client-urls http://127.0.0.1:$$((23790 + $(1))) --advertise-client-urls http://127.0.0.1:$$((23790 + $(1))) \
+  --listen-peer-urls http://127.0.0.1:$$((23800 + $(1))) --initial-advertise-peer-urls http://127.0.0.1:$$((23800 + $(1))) \
+  --initial-cluster $(ETCD_PEERS) --initial-cluster-state new --initial-cluster-token ringstore-local \
+  --auto-compaction-retention 1 --logger zap --log-outputs stderr
+
+start-etcd: ha-deps
+	@test -n "$(M)" || { echo "usage: make start-etcd M=<member 1..3>"; exit 2; }
+	$(call start_service,etcd-$(M),$(ETCD),$(call etcd_args,$(M)),now serving peer/client/metrics)
+
+stop-etcd kill-etcd: %-etcd:
+	@test -n "$(M)" || { echo "usage: make $@ M=<member 1..3>"; exit 2; }
+	$(call stop_service,etcd-$(M),$(if $(filter kill,$*),KILL,TERM))
+
+# Replica R of SERVICE (placement, lock): the service's ports + 2(R-1), state in etcd.
+replica_args = --listen tcp://127.0.0.1:$$(($($(1)_port) + 2 * ($(2) - 1))) --publish tcp://127.0.0.1:$$(($($(1)_port) + 2 * $(2) - 1)) \
+  --http-listen 127.0.0.1:$$(($($(1)_port) + 2000 + 2 * ($(2) - 1))) --data-dir $(RUN)/$(1)-$(2) \
+  --store etcd://$(ETCD_CLIENTS) --leader-ttl $(LEADER_TTL) $(SECURITY)
+
+start-placement start-lock: start-%: binaries keys
+	@test -n "$(R)" || { echo "usage: make $@ R=<replica 1..3>"; exit 2; }
+	$(call start_service,$*-$(R),ringstore-$*,$(call replica_args,$*,$(R)))
+
+stop-placement stop-lock kill-placement kill-lock:
+	@test -n "$(R)" || { echo "usage: make $@ R=<replica 1..3>"; exit 2; }
+	$(call stop_service,$(subst kill-,,$(subst stop-,,$@))-$(R),$(if $(filter kill-%,$@),KILL,TERM))
+
+.PHONY: up-ha ha-deps etcd-healthy start-etcd stop-etcd kill-etcd start-placement start-lock stop-placement stop-lock kill-placement kill-lock
 
 # The same cluster across Linux network namespaces (deploy/netns/README.md):
 # placement, the lock service and each node in a namespace of its own
@@ -173,10 +273,10 @@ start-node: keys
 	@if [ -z "$(INSECURE)" ] && [ ! -f $(KEYS)/node-$(N).secret ]; then \
 	  $(bin)/ringctl keygen node-$(N) --dir $(KEYS) >/dev/null && \
 	  echo "node $$(cat $(KEYS)/node-$(N).pub) node-$(N)" >> $(KEYS)/allowlist && \
-	  for f in $(RUN)/*.pid; do [ -e "$$f" ] && kill -HUP $$(cat $$f) 2>/dev/null; done; \
+	  for f in $(RUN)/*.pid; do [[ -e $$f && $$f != */etcd-* ]] && kill -HUP $$(cat $$f) 2>/dev/null; done; \
 	  echo "keys: node-$(N) added to $(KEYS)/allowlist"; \
 	fi
-	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))) --data-dir $(RUN)/node-$(N) --sync $(SYNC) $(SECURITY) $(if $(INSECURE),,--client-key $(KEYS)/node-$(N).secret --resp-passwords $(KEYS)/resp-passwords) --resp-listen 127.0.0.1:$$((6380 + $(N))) --http-listen 127.0.0.1:$$((9500 + $(N))))
+	$(call start_service,node-$(N),ringstore-node,--listen tcp://127.0.0.1:$$((7500 + $(N))) $(call node_placement_and_data,$(N)) --sync $(SYNC) $(SECURITY) $(if $(INSECURE),,--client-key $(KEYS)/node-$(N).secret --resp-passwords $(KEYS)/resp-passwords) --resp-listen 127.0.0.1:$$((6380 + $(N))) --http-listen 127.0.0.1:$$((9500 + $(N))))
 
 start: binaries start-node
 
@@ -192,7 +292,8 @@ kill:
 	$(call stop_service,node-$(N),KILL)
 
 status:
-	@nodes=""; for f in $(RUN)/node-*.pid; do [ -e "$$f" ] || continue; n=$$(basename $$f .pid); n=$${n#node-}; \
+	@if [ -f $(HA_ENV) ]; then . $(HA_ENV); fi; \
+	nodes=""; for f in $(RUN)/node-*.pid; do [ -e "$$f" ] || continue; n=$$(basename $$f .pid); n=$${n#node-}; \
 	  nodes="$$nodes$${nodes:+,}127.0.0.1:$$((7500 + n))"; done; \
 	$(bin)/ringctl status $(RINGCTL_SECURITY) $${nodes:+--nodes $$nodes}
 

@@ -19,10 +19,22 @@ enum Deploy {
         return found.filter { name in suffixes.contains { name.hasSuffix($0) } }.map { base.appendingPathComponent($0).path }.sorted()
     }
 
-    /// The Kubernetes resources (kustomization.yaml is kustomize's, not one).
-    static var kubernetesManifests: [String] {
-        files(endingWith: [".yaml"], under: "kubernetes").filter { !$0.hasSuffix("/kustomization.yaml") }
+    /// The Kubernetes layouts, each a kustomization of the manifests beside it:
+    /// one placement and one lock service, and the control plane replicated on etcd.
+    static let kubernetesLayouts = ["kubernetes", "kubernetes/ha"]
+
+    /// A layout's resources, the files directly in its directory (kustomization.yaml is kustomize's, not one).
+    static func kubernetesManifests(in layout: String) -> [String] {
+        let directory = self.path(layout)
+        return files(endingWith: [".yaml"], under: layout)
+            .filter { ($0 as NSString).deletingLastPathComponent == directory && !$0.hasSuffix("/kustomization.yaml") }
     }
+
+    /// Every layout's resources.
+    static var kubernetesManifests: [String] { kubernetesLayouts.flatMap(kubernetesManifests(in:)) }
+
+    /// The compose files: the cluster, and the cluster with its control plane replicated on etcd.
+    static let composeFiles = ["compose/compose.yaml", "compose/compose.ha.yaml"]
 }
 
 /// A validator program, found on PATH or in Python's scripts directory (where pip puts them).
@@ -112,30 +124,44 @@ enum Contract {
         "placement": longOptions(of: "ringstore-placement"), "lock": longOptions(of: "ringstore-lock"),
         "node": longOptions(of: "ringstore-node"),
     ]
-    /// The options every service has.
-    static var common: Set<String> { options.values.reduce(options["node"] ?? []) { $0.intersection($1) } }
     /// What ringctl reads (its --placement, --locks, --key and --server-key).
     static let ringctlVariables: Set<String> = ["RINGSTORE_PLACEMENT", "RINGSTORE_LOCKS", "RINGSTORE_KEY", "RINGSTORE_SERVER_KEY"]
 
     static func variable(_ option: String) -> String { "RINGSTORE_" + option.uppercased().replacingOccurrences(of: "-", with: "_") }
     static func variables(of service: String) -> Set<String> { Set(options[service, default: []].map(variable)) }
-    /// Variables every service takes, for configuration they all share.
-    static var sharedVariables: Set<String> { Set(common.map(variable)) }
     static var allVariables: Set<String> { options.keys.reduce(ringctlVariables) { $0.union(variables(of: $1)) } }
+
+    /// etcd's flags as ETCD_* variables (etcd reads each flag from ETCD_ + its
+    /// name upper-cased, `-` as `_`), from `etcd --help` of Debian's etcd-server,
+    /// the version the deploy files pin (3.4); empty (an issue recorded) without it.
+    static let etcdVariables: Set<String> = {
+        guard let help = try? run("/usr/bin/etcd", ["--help"]) else {
+            Issue.record("/usr/bin/etcd does not run: `make deps` installs etcd-server")
+            return []
+        }
+        return Set(help.matches(of: /\n\s+--([a-z0-9-]+)/).map { "ETCD_" + $0.1.uppercased().replacingOccurrences(of: "-", with: "_") })
+    }()
 
     /// The executable's long options (not --help, --version).
     private static func longOptions(of executable: String) -> Set<String> {
+        let path = ServiceProcess.binDirectory.appendingPathComponent(executable).path
+        guard let dump = try? run(path, ["--experimental-dump-help"]) else { return [] }
+        return Set(Configuration.options(fromHelpDump: Data(dump.utf8)).map(\.name))
+    }
+
+    /// What `executable` writes to stdout, run to its end.
+    private static func run(_ executable: String, _ arguments: [String]) throws -> String {
         let process = Process()
-        process.executableURL = ServiceProcess.binDirectory.appendingPathComponent(executable)
-        process.arguments = ["--experimental-dump-help"]
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return [] }
+        try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Set(Configuration.options(fromHelpDump: data).map(\.name))
+        return String(decoding: data, as: UTF8.self)
     }
 }
 
@@ -199,4 +225,15 @@ extension Dictionary where Key == String, Value == Any {
     var podTemplate: Object { object("spec").object("template") }
     var containers: [Object] { array("containers") }
     var portNames: [String] { array("ports").compactMap { $0.string("name") } }
+    /// A container's port numbered by name.
+    func containerPort(_ name: String) -> Int? { array("ports").first { $0.string("name") == name }?["containerPort"] as? Int }
+    /// A container's variables with a value (not valueFrom), by name.
+    var environment: [String: String] {
+        [String: String](array("env").compactMap { variable in variable.string("value").map { (variable.string("name") ?? "", $0) } }) { $1 }
+    }
+}
+
+/// The port of an endpoint or address: `tcp://host:7400`, `0.0.0.0:9400`, `http://h:2379`.
+func port(of endpoint: String) -> Int? {
+    endpoint.split(separator: ":").last.flatMap { Int($0) }
 }

@@ -9,6 +9,8 @@ import TestKit
 /// against the operations contract, volumes, selectors, ports and keys that
 /// must match across files, and the dashboard's metrics against metrics.txt.
 /// No Docker engine, Kubernetes cluster or systemd as PID 1 is needed.
+/// The Kubernetes layouts are checked in DeployValidationTests+Kubernetes.swift,
+/// the compose files and make up-ha's command lines in DeployValidationTests+Compose.swift.
 @Suite struct DeployValidationTests {
     @Test func everyYAMLFilePassesYamllint() async throws {
         let files = Deploy.files(endingWith: [".yaml", ".yml"])
@@ -21,92 +23,6 @@ import TestKit
     func kubernetesManifestsValidateStrictly(version: String) async throws {
         let run = try await Validator.run("kubernetes-validate", ["--strict", "--quiet", "-k", version] + Deploy.kubernetesManifests)
         #expect(run?.status == 0, "kubernetes-validate --strict -k \(version):\n\(run?.output ?? "")")
-    }
-
-    @Test func kustomizationListsEveryManifestButTheJob() async throws {
-        let kustomization = try await YAML.documents(Deploy.path("kubernetes/kustomization.yaml")).first ?? [:]
-        let listed = Set(kustomization.strings("resources"))
-        let manifests = Set(Deploy.kubernetesManifests.map { ($0 as NSString).lastPathComponent })
-        #expect(listed == manifests.subtracting(["ringctl-job.yaml"]))
-    }
-
-    @Test func kubernetesReferencesResolve() async throws {
-        var documents: [Object] = []
-        for file in Deploy.kubernetesManifests { documents += try await YAML.documents(file) }
-        let services = documents.filter { $0.string("kind") == "Service" }
-        let workloads = documents.filter { ["StatefulSet", "Job"].contains($0.string("kind")) }
-        #expect(workloads.count == 4, "placement, lock, nodes, ringctl")
-        for document in documents {
-            #expect(document.object("metadata")["namespace"] == nil, "\(document.name) names a namespace")
-        }
-        for config in documents where config.string("kind") == "ConfigMap" {
-            for key in config.object("data").keys {
-                #expect(Contract.sharedVariables.contains(key), "ConfigMap \(config.name): \(key) is not an option of every service")
-            }
-        }
-        for workload in workloads { checkWorkload(workload, services: services) }
-        for service in services {
-            let selector = service.object("spec").labels("selector")
-            let pods = workloads.map(\.podTemplate).filter { selects(selector, $0.object("metadata").labels("labels")) }
-            #expect(!pods.isEmpty, "Service \(service.name) selects no pods")
-            for port in service.object("spec").array("ports") {
-                guard let target = port["targetPort"] as? String else { continue }
-                #expect(pods.contains { $0.object("spec").containers.contains { $0.portNames.contains(target) } },
-                        "Service \(service.name): no selected container has a port named \(target)")
-            }
-        }
-        let nodes = try #require(workloads.first { $0.name == "ringstore-node" })
-        let headless = try #require(services.first { $0.name == nodes.object("spec").string("serviceName") })
-        #expect(headless.object("spec").string("clusterIP") == "None")
-        #expect(headless.object("spec")["publishNotReadyAddresses"] as? Bool == true)
-        let environment = try #require(nodes.podTemplate.object("spec").array("containers").first).array("env")
-        let names = environment.compactMap { $0.string("name") }
-        let advertise = environment.first { $0.string("name") == "RINGSTORE_ADVERTISE" }?.string("value") ?? ""
-        #expect(advertise == "$(POD_NAME).\(headless.name).$(POD_NAMESPACE).svc.cluster.local:7500")
-        // $(VAR) expands only variables defined earlier in the list.
-        #expect((names.firstIndex(of: "POD_NAME") ?? .max) < (names.firstIndex(of: "RINGSTORE_ADVERTISE") ?? -1))
-        #expect((names.firstIndex(of: "POD_NAMESPACE") ?? .max) < (names.firstIndex(of: "RINGSTORE_ADVERTISE") ?? -1))
-        let budget = try #require(documents.first { $0.string("kind") == "PodDisruptionBudget" })
-        #expect(budget.object("spec")["maxUnavailable"] as? Int == 1)
-        #expect(budget.object("spec").object("selector").labels("matchLabels") == nodes.object("spec").object("selector").labels("matchLabels"))
-    }
-
-    /// A StatefulSet's or Job's pods: selector, mounts, security, resources,
-    /// probes, and RINGSTORE_* variables of the program the container runs.
-    private func checkWorkload(_ workload: Object, services: [Object]) {
-        let spec = workload.object("spec"), pod = workload.podTemplate.object("spec")
-        let labels = workload.podTemplate.object("metadata").labels("labels")
-        if workload.string("kind") == "StatefulSet" {
-            #expect(selects(spec.object("selector").labels("matchLabels"), labels), "\(workload.name): selector")
-            #expect(services.contains { $0.name == spec.string("serviceName") }, "\(workload.name): no Service \(spec.string("serviceName") ?? "")")
-        }
-        #expect(pod.object("securityContext")["runAsNonRoot"] as? Bool == true, "\(workload.name): runAsNonRoot")
-        let volumes = Set(pod.array("volumes").compactMap { $0.string("name") }
-                          + spec.array("volumeClaimTemplates").compactMap { $0.object("metadata").string("name") })
-        for container in pod.array("initContainers") + pod.containers {
-            let name = "\(workload.name)/\(container.string("name") ?? "?")"
-            for mount in container.array("volumeMounts") {
-                #expect(volumes.contains(mount.string("name") ?? ""), "\(name) mounts an undeclared volume \(mount.string("name") ?? "")")
-            }
-            let security = container.object("securityContext")
-            #expect(security["readOnlyRootFilesystem"] as? Bool == true, "\(name): readOnlyRootFilesystem")
-            #expect(security["allowPrivilegeEscalation"] as? Bool == false, "\(name): allowPrivilegeEscalation")
-            #expect(security.object("capabilities").strings("drop") == ["ALL"], "\(name): capabilities")
-            #expect(!container.object("resources").object("limits").isEmpty, "\(name): resource limits")
-        }
-        for container in pod.containers {
-            let program = container.strings("args").first ?? ""
-            let allowed = program == "ringctl" ? Contract.ringctlVariables : Contract.variables(of: program)
-            for variable in container.array("env").compactMap({ $0.string("name") }) where variable.hasPrefix("RINGSTORE_") {
-                #expect(allowed.contains(variable), "\(workload.name): \(variable) is not a variable of \(program)")
-            }
-            guard program != "ringctl" else { continue }
-            for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
-                let get = container.object(probe).object("httpGet")
-                #expect(get.string("path") == path, "\(workload.name): \(probe) path")
-                #expect(container.portNames.contains(get["port"] as? String ?? ""), "\(workload.name): \(probe) port")
-            }
-        }
     }
 
     @Test func dockerfilePassesHadolintAndCopiesWhatTheContextHolds() async throws {
@@ -213,44 +129,6 @@ import TestKit
             }
         }
         #expect(seen > 20)
-    }
-
-    @Test func composeFileFollowsTheSchemaAndItsReferencesResolve() async throws {
-        let file = Deploy.path("compose/compose.yaml")
-        let schema = try await Validator.run("check-jsonschema", ["--builtin-schema", "vendor.compose-spec", file])
-        #expect(schema?.status == 0, "check-jsonschema (compose-spec):\n\(schema?.output ?? "")")
-        let compose = try #require(try await YAML.documents(file).first)
-        let services = compose.object("services"), volumes = Set(compose.object("volumes").keys)
-        let keys = services.object("keys").strings("command")
-        #expect(keys.first == "ringstore-make-keys")
-        var nodes = 0
-        for (name, value) in services {
-            let service = value as? Object ?? [:]
-            for dependency in service.object("depends_on").keys {
-                #expect(services[dependency] != nil, "\(name) depends on an unknown service \(dependency)")
-            }
-            for volume in service.strings("volumes") {
-                let source = String(volume.split(separator: ":")[0])
-                #expect(source.hasPrefix("/") || source.hasPrefix(".") || volumes.contains(source), "\(name): undeclared volume \(source)")
-            }
-            let program = service.strings("entrypoint").first == "ringctl" ? "ringctl" : service.strings("command").first ?? ""
-            let environment = service.object("environment")
-            let allowed = program == "ringctl" ? Contract.ringctlVariables : Contract.variables(of: program)
-            for variable in environment.keys where variable.hasPrefix("RINGSTORE_") {
-                #expect(allowed.contains(variable), "\(name): \(variable) is not a variable of \(program)")
-            }
-            guard ["placement", "lock", "node"].contains(program) else { continue }
-            #expect(service.object("depends_on").object("keys").string("condition") == "service_completed_successfully", "\(name) waits for keys")
-            #expect(service.object("healthcheck").strings("test").contains("ringstore-healthcheck"), "\(name): healthcheck")
-            #expect(service["read_only"] as? Bool == true, "\(name): read_only")
-            guard program == "node" else { continue }
-            nodes += 1
-            #expect(environment.string("RINGSTORE_ADVERTISE") == "\(name):7500", "\(name) is on the ring by its service name")
-            #expect(environment.string("RINGSTORE_CLIENT_KEY") == "/etc/ringstore/keys/\(name).secret")
-            #expect(keys.contains(name), "the keys service makes no key for \(name)")
-            #expect(service.object("depends_on").object("placement").string("condition") == "service_healthy")
-        }
-        #expect(nodes == 3)
     }
 
     @Test func dashboardQueriesParseAndUseOnlyTheContractsMetrics() async throws {
