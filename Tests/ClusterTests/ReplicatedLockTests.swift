@@ -190,14 +190,18 @@ import Glibc
         try await run.waitForIncrements(total * 7 / 16)
         let etcdClient = try EtcdClient(endpoints: etcd.endpoints, timeout: .seconds(2))
         let member = try etcd.leaderIndex(client: etcdClient)
+        let leaderBefore = try await lock.waitForLeader()
         let at = run.clock.now
+        let writesBefore = run.writeCount
         try await etcd.kill(member)
-        run.faults.withLock {
-            $0.append(CounterRun.Fault(what: "etcd member \(member + 1) of 3 (the raft leader) killed -9, left down for the next fault",
-                                       at: at, writesBefore: run.writeCount, leaderSeen: nil, pinnedToken: nil))
-        }
 
         try await run.waitForIncrements(total * 10 / 16)
+        let leaderAfter = try await lock.waitForLeader()
+        let moved = leaderAfter == leaderBefore ? "stayed replica \(leaderBefore + 1)" : "moved from replica \(leaderBefore + 1) to \(leaderAfter + 1)"
+        run.faults.withLock {
+            $0.append(CounterRun.Fault(what: "etcd member \(member + 1) of 3 (its raft leader) killed -9 and left down until after the next fault; the lock leader \(moved)",
+                                       at: at, writesBefore: writesBefore, leaderSeen: nil, pinnedToken: nil))
+        }
         try await killLockLeader(run: run, lock: lock, label: "lock leader kill 2 (with etcd on 2 of 3 members)")
         try await etcd.restart(member)
     }
@@ -233,7 +237,7 @@ import Glibc
         let ordered = holds.sorted { $0.token < $1.token }
         return zip(ordered, ordered.dropFirst()).compactMap { earlier, later in
             guard later.start <= earlier.end else { return nil }
-            return "\(earlier.owner) held token \(earlier.token) until \(later.start.duration(to: earlier.end)) after \(later.owner) got token \(later.token)"
+            return "\(earlier.owner) held token \(earlier.token) until \(seconds(later.start.duration(to: earlier.end))) after \(later.owner) got token \(later.token)"
         }
     }
 
@@ -246,13 +250,22 @@ import Glibc
         var lines = ["ReplicatedLockTests: \(writes.count) increments by \(holds) holds in \(seconds(elapsed)); "
                      + "fenced writes refused \(run.refused.load(ordering: .relaxed)), releases sent again \(run.releaseRetries.load(ordering: .relaxed)), "
                      + "acquires that failed \(run.acquireErrors.withLock { $0.count })"]
-        for fault in faults {
-            let after = writes.filter { $0.at > fault.at }.map(\.at).min().map { seconds(fault.at.duration(to: $0)) } ?? "never"
-            var line = "  \(fault.what) after \(fault.writesBefore) increments: first increment \(after) after the kill"
+        let times = writes.map(\.at).sorted()
+        for (index, fault) in faults.enumerated() {
+            let after = times.first { $0 > fault.at }.map { seconds(fault.at.duration(to: $0)) } ?? "never"
+            var line = "  \(fault.what), after \(fault.writesBefore) increments: first increment \(after) after the kill"
             if let seen = fault.leaderSeen { line += ", new leader seen after \(seconds(seen))" }
             if let pinned = fault.pinnedToken {
                 let fresh = writes.filter { $0.token > pinned }.map(\.at).min().map { seconds(fault.at.duration(to: $0)) } ?? "never"
-                line += ", first increment under a grant made after the kill \(fresh)"
+                line += ", first increment under a grant made after the kill \(fresh) (the increments include the pinned holder's \(seconds(CounterRun.slowHolderWork)) of work)"
+            }
+            // The outage: the longest pause between increments from the last one before the kill
+            // to 15 s after it or the next fault, whichever comes first.
+            let end = min(fault.at + .seconds(15), index + 1 < faults.count ? faults[index + 1].at : fault.at + .seconds(15))
+            let window = times.filter { $0 > fault.at && $0 < end }
+            let from = times.last { $0 <= fault.at }.map { [$0] } ?? []
+            if let gap = zip(from + window, window).max(by: { $0.0.duration(to: $0.1) < $1.0.duration(to: $1.1) }) {
+                line += "; longest pause between increments \(seconds(gap.0.duration(to: gap.1))), ending \(seconds(fault.at.duration(to: gap.1))) after the kill"
             }
             lines.append(line)
         }
