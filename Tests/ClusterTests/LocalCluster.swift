@@ -33,6 +33,9 @@ final class LocalCluster: @unchecked Sendable {
     private(set) var respPassword: String?
     /// Extra arguments for placement (e.g. `--replicas 1`).
     var placementArguments: [String] = []
+    /// Whether `start()` starts the single lock service; false when a test
+    /// runs its own (`ReplicatedLockService`: replicas on etcd).
+    var startsLock = true
     /// With keys, every process runs with CURVE and the allowlist of `ClusterKeys`;
     /// nil only for a cluster made with `secured: false`.
     let keys: ClusterKeys?
@@ -103,7 +106,7 @@ final class LocalCluster: @unchecked Sendable {
     /// Starts every process and waits until each answers Health.
     func start() async throws {
         try await startPlacement()
-        try await startLock()
+        if startsLock { try await startLock() }
         for index in nodeEndpoints.indices { try await startNode(index) }
     }
 
