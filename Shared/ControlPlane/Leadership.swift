@@ -153,7 +153,19 @@ public final class Leadership: Sendable {
             report(change)
         }
         func stepDown(_ reason: String, revoke: Bool) {
-            if revoke, let lease { _ = try? client.revoke(lease) }
+            // Revoking frees the key at once; while etcd itself is electing a
+            // raft leader it fails, so try until the lease would have run out
+            // anyway (otherwise the key lives on for another whole TTL).
+            while revoke, let lease, clock.now < validUntil {
+                do {
+                    try client.revoke(lease)
+                    break
+                } catch let error as EtcdError where error.isLeaseNotFound {
+                    break
+                } catch {
+                    _ = wake.wait(timeout: .now() + .milliseconds(100))
+                }
+            }
             if term != nil {
                 logger.warning("leader.stepped_down", metadata: ["leader.key": "\(key)", "leader.reason": "\(reason)"])
             }
