@@ -19,8 +19,9 @@ import TestKit
     }
 
     @Test(.timeLimit(.minutes(5)),
-          .enabled("needs `ip netns` (iproute2, root or CAP_SYS_ADMIN)") { Netns.available })
-    func aPartitionedOldLeaderCannotChangeStateAfterItsLeaseEndsAndItsClientsFailOver() async throws {
+          .enabled("needs `ip netns` (iproute2, root or CAP_SYS_ADMIN)") { Netns.available },
+          arguments: [SplitLockCluster.Cut.atA, .atBridge])
+    func aPartitionedOldLeaderCannotChangeStateAfterItsLeaseEndsAndItsClientsFailOver(_ cut: SplitLockCluster.Cut) async throws {
         let started = ContinuousClock.now
         let split = try SplitLockCluster()
         defer { split.destroy() }
@@ -38,23 +39,31 @@ import TestKit
         defer { watcher.cancel() }
 
         // A's etcd link goes down; A still answers its clients.
-        let cut = ContinuousClock.now
-        try split.cutEtcdLink()
+        let cutAt = ContinuousClock.now
+        try split.cutEtcdLink(cut)
         var aFollows: Duration?
         var successor: (replica: Int, after: Duration)?
+        // Never two leaders: once B or C was seen leading, every later answer of A says follower.
+        var overlap: String?
         try await waitUntil("A to step down and B or C to lead", timeout: .seconds(20), interval: .milliseconds(20)) {
-            if aFollows == nil, try await split.role(a) == "follower" { aFollows = cut.duration(to: .now) }
             if successor == nil {
-                for replica in [1, 2] where try await split.role(replica) == "leader" {
-                    successor = (replica, cut.duration(to: .now))
-                    #expect(aFollows != nil, "replica \(replica) leads while A still says it leads")
+                for replica in [1, 2] where try await split.role(replica) == "leader" { successor = (replica, cutAt.duration(to: .now)) }
+            }
+            if aFollows == nil {
+                let role = try await split.role(a)
+                if role == "follower" {
+                    aFollows = cutAt.duration(to: .now)
+                } else if let successor, overlap == nil {
+                    overlap = "A still said \(role ?? "nothing") \(cutAt.duration(to: .now).shortSeconds) after the cut, "
+                        + "after replica \(successor.replica) was seen leading (\(successor.after.shortSeconds))"
                 }
             }
             return aFollows != nil && successor != nil
         }
+        #expect(overlap == nil, "\(overlap ?? "")")
         let (next, elected) = try #require(successor)
         let stepDown = try #require(aFollows)
-        print("PartitionedLeaderTests: etcd link of A cut; A follows after \(stepDown.shortSeconds), replica \(next) leads after \(elected.shortSeconds)")
+        print("PartitionedLeaderTests[\(cut)]: etcd link of A cut; A follows after \(stepDown.shortSeconds), replica \(next) leads after \(elected.shortSeconds)")
         // By itself, within about the TTL of its last renewal: not because a write failed.
         #expect(stepDown < ttl + .seconds(2))
         let log = split.process(a).log
@@ -67,10 +76,10 @@ import TestKit
         #expect(held.holder?.owner == "partition-test" && held.holder?.token == keeper.token, "\(held)")
         let renewalsBefore = changes.renewals
         try await waitUntil("a renewal through the new leader", timeout: .seconds(20)) { changes.renewals > renewalsBefore }
-        let failedOver = cut.duration(to: .now)
+        let failedOver = cutAt.duration(to: .now)
         #expect(keeper.isHeld && keeper.lostReason == nil, "\(changes.all)")
         #expect(client.endpoint == split.endpoints[next])
-        print("PartitionedLeaderTests: the kept lease renewed through replica \(next) \(failedOver.shortSeconds) after the cut")
+        print("PartitionedLeaderTests[\(cut)]: the kept lease renewed through replica \(next) \(failedOver.shortSeconds) after the cut")
 
         // A, asked alone after its lease ended, refuses and changes nothing.
         let direct = try split.lockClient([a], owner: "partition-test", callTimeout: .seconds(1))
@@ -90,17 +99,17 @@ import TestKit
         // Healed: A comes back as a follower naming the new leader (a client of A
         // alone now follows that name), and leads nothing.
         let healed = ContinuousClock.now
-        try split.healEtcdLink()
+        try split.healEtcdLink(cut)
         try await waitUntil("A to follow replica \(next) again", timeout: .seconds(20)) {
             let details = try await split.details(a)
             return details?["role"] == "follower" && details?["leader"].map(Endpoint.endpoint(for:)) == split.endpoints[next]
         }
-        print("PartitionedLeaderTests: healed; A follows replica \(next) after \(healed.duration(to: .now).shortSeconds)")
+        print("PartitionedLeaderTests[\(cut)]: healed; A follows replica \(next) after \(healed.duration(to: .now).shortSeconds)")
         #expect(try await split.leaders() == [next])
 
         try await keeper.release()
         #expect(try await client.status("jobs").holder == nil)
-        print("PartitionedLeaderTests: done in \(started.duration(to: .now).shortSeconds)")
+        print("PartitionedLeaderTests[\(cut)]: done in \(started.duration(to: .now).shortSeconds)")
     }
 
     /// `call` fails with UNAVAILABLE, a follower's not_leader refusal.

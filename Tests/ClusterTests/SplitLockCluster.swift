@@ -16,13 +16,19 @@ import Glibc
 /// link cuts it off from etcd (and so from the election) while its clients
 /// still reach it.
 ///
-///     root namespace: etcd on X.1 (root end of A's etcd link), B and C on 127.0.0.1, the test
-///     A's namespace rsf-<pid>-<tag>-a: etcd0 X.2/30 --- X.1 rs<tag>e (root)
-///                                     client0 X.6/30 --- X.5 rs<tag>c (root)
+///     root namespace: etcd on X.1 (bridge rs<pid>b<tag>), B and C on 127.0.0.1, the test
+///     A's namespace rsf-<pid>-<tag>-a: etcd0 X.2/30 --- rs<pid>e<tag>, a port of the bridge (X.1/30)
+///                                     client0 X.6/30 --- rs<pid>c<tag> (X.5/30)
+///
+/// The link is cut at either end (`Cut`): A's end down, so A's calls to etcd
+/// fail at once (no route), or the bridge's end down, so what A sends is
+/// lost and its calls time out, as in a real partition. The bridge keeps
+/// X.1 up for etcd and for B and C either way.
 ///
 /// X is 10.79.N with N random and unused here. The namespace is named like
-/// NetnsCluster's, so `Netns.removeLeftovers` deletes it (and the links,
-/// whose ends are in it) after a test process that died without cleaning up.
+/// NetnsCluster's, so `Netns.removeLeftovers` deletes it (and the veths,
+/// whose ends are in it) after a test process that died without cleaning
+/// up; the next fixture deletes such a process's bridge.
 final class SplitLockCluster: @unchecked Sendable {
     /// A listens on these ports of client0 (nothing else runs in its namespace).
     static let requestPort = 17_000, eventPort = 17_001
@@ -44,9 +50,10 @@ final class SplitLockCluster: @unchecked Sendable {
 
     /// Creates A's namespace and links; on a failure removes what it made and throws.
     init() throws {
-        let tag = String(format: "%05x", UInt32.random(in: 0..<0xFFFFF))
+        Self.removeLeftovers()
+        let tag = String(format: "%02x", UInt32.random(in: 0..<0x100))
         namespace = "rsf-\(getpid())-\(tag)-a"
-        rootLinks = ["rs\(tag)e", "rs\(tag)c"]
+        rootLinks = ["e", "c", "b"].map { "rs\(getpid())\($0)\(tag)" }
         let used = try Netns.ip(["-4", "-o", "addr", "show"])
         guard let octet = (0..<256).shuffled().first(where: { !used.contains("10.79.\($0).") }) else {
             throw FixtureError("no free 10.79.N.0/24 on this host")
@@ -68,13 +75,33 @@ final class SplitLockCluster: @unchecked Sendable {
 
     deinit { destroy() }
 
+    /// Deletes the bridges (and any veth end) of test processes that are gone.
+    private static func removeLeftovers() {
+        guard let list = try? Netns.ip(["-o", "link", "show"]) else { return }
+        for line in list.split(separator: "\n") {
+            let fields = line.components(separatedBy: ": ")
+            guard fields.count > 1, let name = fields[1].split(separator: "@").first.map(String.init),
+                  let match = name.wholeMatch(of: /rs([0-9]+)[ecb][0-9a-f]{2}/), let pid = Int32(match.1), pid != getpid(),
+                  kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            _ = try? Netns.ip(["link", "delete", name])
+        }
+    }
+
     private func build() throws {
         try Netns.ip(["netns", "add", namespace])
         built = true
         try Netns.ip(["-n", namespace, "link", "set", "lo", "up"])
+        let bridge = rootLinks[2]
+        try Netns.ip(["link", "add", bridge, "type", "bridge"])
+        try Netns.ip(["addr", "add", "\(subnet).1/30", "dev", bridge])
+        try Netns.ip(["link", "set", bridge, "up"])
         for (root, inside, host) in [(rootLinks[0], "etcd0", 0), (rootLinks[1], "client0", 4)] {
             try Netns.ip(["link", "add", root, "type", "veth", "peer", "name", inside, "netns", namespace])
-            try Netns.ip(["addr", "add", "\(subnet).\(host + 1)/30", "dev", root])
+            if host == 0 {
+                try Netns.ip(["link", "set", root, "master", bridge])
+            } else {
+                try Netns.ip(["addr", "add", "\(subnet).\(host + 1)/30", "dev", root])
+            }
             try Netns.ip(["link", "set", root, "up"])
             try Netns.ip(["-n", namespace, "addr", "add", "\(subnet).\(host + 2)/30", "dev", inside])
             try Netns.ip(["-n", namespace, "link", "set", inside, "up"])
@@ -136,10 +163,28 @@ final class SplitLockCluster: @unchecked Sendable {
                        endpoints: replicas.map { endpoints[$0] }, owner: owner, callTimeout: callTimeout)
     }
 
-    /// Cuts A's etcd link (its end goes down): A reaches no etcd member, and its clients still reach it.
-    func cutEtcdLink() throws { try Netns.ip(["-n", namespace, "link", "set", "etcd0", "down"]) }
+    /// Where A's etcd link is cut.
+    enum Cut: String, CustomStringConvertible {
+        /// A's end goes down: A has no route to etcd, its calls fail at once.
+        case atA
+        /// The bridge's end goes down: A's end stays up without a carrier,
+        /// what it sends is lost and its calls time out.
+        case atBridge
 
-    func healEtcdLink() throws { try Netns.ip(["-n", namespace, "link", "set", "etcd0", "up"]) }
+        var description: String { rawValue }
+    }
+
+    /// Cuts A's etcd link: A reaches no etcd member, and its clients still reach it.
+    func cutEtcdLink(_ cut: Cut) throws { try setEtcdLink(cut, "down") }
+
+    func healEtcdLink(_ cut: Cut) throws { try setEtcdLink(cut, "up") }
+
+    private func setEtcdLink(_ cut: Cut, _ state: String) throws {
+        switch cut {
+        case .atA: try Netns.ip(["-n", namespace, "link", "set", "etcd0", state])
+        case .atBridge: try Netns.ip(["link", "set", rootLinks[0], state])
+        }
+    }
 
     /// Kills every process, stops etcd, deletes the namespace (and with it
     /// the links) and the data. Idempotent; safe in a `defer`.
