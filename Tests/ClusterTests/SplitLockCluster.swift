@@ -109,11 +109,13 @@ final class SplitLockCluster: @unchecked Sendable {
     }
 
     /// Starts etcd on the root end of A's etcd link, then A, waits until it
-    /// leads, then B and C, and waits until both follow A.
+    /// leads, then B and C, and waits until both follow A and A has led
+    /// longer than its first lease (so it renews it).
     func start() async throws {
         etcd = try await EtcdCluster.start(size: 3, host: etcdHost)
         try await startReplica(0)
         try await waitUntil("replica A to lead", timeout: .seconds(20)) { try await role(0) == "leader" }
+        let leads = ContinuousClock.now
         try await startReplica(1)
         try await startReplica(2)
         try await waitUntil("B and C to follow A", timeout: .seconds(20)) {
@@ -122,6 +124,11 @@ final class SplitLockCluster: @unchecked Sendable {
                       details["leader"].map(Endpoint.endpoint(for:)) == endpoints[0] else { return false }
             }
             return true
+        }
+        // Still leading after its first lease ran out: it renewed it.
+        try await waitUntil("A to lead past its first lease", timeout: .seconds(20)) {
+            guard try await role(0) == "leader" else { throw FixtureError("A stopped leading before anything was cut") }
+            return leads.duration(to: .now) > .seconds(leaderTTL) + .milliseconds(500)
         }
     }
 
