@@ -52,7 +52,9 @@ public enum LeadershipChange: Sendable, Equatable {
 /// The leader steps down by itself when it could not renew within the TTL
 /// (counted from when it sent its last successful renewal, which is before
 /// etcd started counting), so it stops before etcd can let another replica
-/// win. Its writes are guarded anyway (`LeaderTerm.guards`).
+/// win: its calls to etcd end by that time, however long the client's
+/// timeout (members that drop packets would each take all of it). Its
+/// writes are guarded anyway (`LeaderTerm.guards`).
 public final class Leadership: Sendable {
     /// What this replica writes in the election key: what followers tell clients.
     public struct Identity: Sendable, Equatable, Codable {
@@ -194,7 +196,7 @@ public final class Leadership: Sendable {
                 // Keep this replica's lease alive, leader or not.
                 if let current = lease, clock.now >= nextRenewal {
                     let sent = clock.now
-                    let renewed = try client.keepAliveOnce(current)
+                    let renewed = try client.keepAliveOnce(current, before: term != nil ? validUntil : nil)
                     if renewed.ttl <= 0 {
                         stepDown("the leader lease expired", revoke: false)
                     } else {
@@ -212,7 +214,7 @@ public final class Leadership: Sendable {
                 guard let lease else { continue }
                 if let current = term {
                     // Still ours? (An operator may have deleted it, or a partition healed after it expired.)
-                    let kv = try client.get(key: key).kv
+                    let kv = try client.get(key: key, before: validUntil).kv
                     if kv?.createRevision != current.createRevision || kv?.lease != lease {
                         stepDown("the election key no longer holds this replica's lease", revoke: true)
                     }
@@ -244,7 +246,9 @@ public final class Leadership: Sendable {
             } catch {
                 logger.warning("leader.etcd.failed", metadata: ["leader.key": "\(key)", "leader.error": "\(error)"])
                 if term == nil { tell(.follower(leader: "")) }
-                _ = wake.wait(timeout: .now() + .milliseconds(200))
+                // A leader looks again no later than the end of its lease.
+                let pause = term != nil ? min(.milliseconds(200), max(.zero, validUntil - clock.now)) : .milliseconds(200)
+                _ = wake.wait(timeout: .now() + .microseconds(Int(pause.wholeMicroseconds)))
                 continue
             }
             // Sleep until the next renewal (a leader) or the next look at the key (a follower).

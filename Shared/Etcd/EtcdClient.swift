@@ -74,8 +74,9 @@ public final class EtcdClient: Sendable {
     }
 
     /// Reads one key: its value and revisions, or nil when it does not exist.
-    public func get(key: String) throws -> GetResult {
-        let response = try call("/v3/kv/range", ["key": base64(key)], retry: .anywhere, as: WireRangeResponse.self)
+    /// With `deadline`, the call ends by then whatever `timeout` allows.
+    public func get(key: String, before deadline: ContinuousClock.Instant? = nil) throws -> GetResult {
+        let response = try call("/v3/kv/range", ["key": base64(key)], retry: .anywhere, before: deadline, as: WireRangeResponse.self)
         let result = response.result()
         return GetResult(kv: result.kvs.first, revision: result.revision)
     }
@@ -195,12 +196,14 @@ public final class EtcdClient: Sendable {
 
     /// Renews lease `id` once: its TTL starts again. The answer's `ttl` is
     /// the time it now has; 0 means it had expired already (or was revoked):
-    /// its keys are gone and it cannot be renewed.
+    /// its keys are gone and it cannot be renewed. With `deadline`, the call
+    /// ends by then whatever `timeout` allows (a leader must not wait past
+    /// the end of the lease it is renewing).
     @discardableResult
-    public func keepAliveOnce(_ id: Int64) throws -> KeepAliveResult {
+    public func keepAliveOnce(_ id: Int64, before deadline: ContinuousClock.Instant? = nil) throws -> KeepAliveResult {
         // A stream in gRPC: the gateway answers one message per request
         // message and ends the answer after the request body ends.
-        let (endpoint, body) = try exchange("/v3/lease/keepalive", ["ID": String(id)], retry: .anywhere)
+        let (endpoint, body) = try exchange("/v3/lease/keepalive", ["ID": String(id)], retry: .anywhere, before: deadline)
         let message = try decodeStreamMessage(body, endpoint: endpoint, path: "/v3/lease/keepalive",
                                               as: WireLeaseKeepAliveResponse.self)
         return KeepAliveResult(id: message.id?.value ?? id, ttl: message.ttl?.value ?? 0,
@@ -268,8 +271,9 @@ public final class EtcdClient: Sendable {
     }
 
     /// One request, decoded from the 200 answer as `type`.
-    private func call<T: Decodable>(_ path: String, _ body: [String: Any], retry: Retry, as type: T.Type) throws -> T {
-        let (endpoint, answer) = try exchange(path, body, retry: retry)
+    private func call<T: Decodable>(_ path: String, _ body: [String: Any], retry: Retry, before deadline: ContinuousClock.Instant? = nil,
+                                    as type: T.Type) throws -> T {
+        let (endpoint, answer) = try exchange(path, body, retry: retry, before: deadline)
         return try decode(answer, endpoint: endpoint, path: path, as: type)
     }
 
@@ -306,8 +310,9 @@ public final class EtcdClient: Sendable {
     /// Sends `body` to `path` on one member after another until one answers
     /// 200; returns that member and the answer's body. A non-200 answer is
     /// thrown as `EtcdError.server` (after "no leader", the next member is tried).
+    /// With `callDeadline`, no member is tried, nor waited for, past it.
     func exchange(_ path: String, _ body: [String: Any], retry: Retry, only: Int? = nil,
-                  requireLeader: Bool = true) throws -> (Endpoint, [UInt8]) {
+                  requireLeader: Bool = true, before callDeadline: ContinuousClock.Instant? = nil) throws -> (Endpoint, [UInt8]) {
         let payload: [UInt8]
         do {
             payload = [UInt8](try JSONSerialization.data(withJSONObject: body))
@@ -318,7 +323,12 @@ public final class EtcdClient: Sendable {
         var failures: [EndpointFailure] = []
         for index in order {
             let endpoint = members[index]
-            let deadline = ContinuousClock.now + timeout
+            let now = ContinuousClock.now
+            if let callDeadline, now >= callDeadline {
+                failures.append(EndpointFailure(endpoint: endpoint.description, reason: "not tried: the call's deadline passed"))
+                continue
+            }
+            let deadline = min(now + timeout, callDeadline ?? now + timeout)
             let outcome = Result { () throws(TransportFailure) -> (HTTPHead, [UInt8]) in
                 let connection = try HTTPConnection.connect(to: endpoint, deadline: deadline)
                 defer { connection.close() }

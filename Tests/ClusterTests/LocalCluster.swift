@@ -39,6 +39,9 @@ final class LocalCluster: @unchecked Sendable {
     /// With keys, every process runs with CURVE and the allowlist of `ClusterKeys`;
     /// nil only for a cluster made with `secured: false`.
     let keys: ClusterKeys?
+    /// Placement's replicas, once `replicatePlacement(on:replicas:leaderTTL:)`
+    /// made it replicated (`placement` stays nil then); nil: one embedded placement.
+    private(set) var placementReplicas: PlacementReplicaSet?
 
     init(nodes count: Int, suspectAfter: Double = 1.0, downAfter: Double = 2.0, secured: Bool = true) throws {
         nodeEndpoints = (0..<count).map { _ in FreePort.endpoint() }
@@ -61,6 +64,28 @@ final class LocalCluster: @unchecked Sendable {
     /// An RPC client of `endpoint` (any service of this cluster) as admin.
     func rpc(_ endpoint: String, caller: String = "cluster-test") throws -> RPCClient {
         try RPCClient(context: context, endpoint: endpoint, caller: caller, security: security)
+    }
+
+    /// An RPC client of placement as admin: of every replica when it is
+    /// replicated (the client follows the leader), else of the one placement.
+    func placementRPC(caller: String = "cluster-test") throws -> RPCClient {
+        try RPCClient(context: context, endpoints: placementEndpoints, caller: caller, security: security)
+    }
+
+    /// Every placement replica's request endpoint; just `placementEndpoint` unless replicated.
+    var placementEndpoints: [String] { placementReplicas?.endpoints ?? [placementEndpoint] }
+
+    /// Every placement replica's event endpoint; just `placementEvents` unless replicated.
+    var placementEventEndpoints: [String] { placementReplicas?.events ?? [placementEvents] }
+
+    /// Placement as `replicas` replicas on `etcd` (`--store`, `--leader-ttl`),
+    /// from the next `start()` on; nodes and ringctl are given every replica.
+    /// Replica 0 listens on `placementEndpoint` and `placementEvents`.
+    func replicatePlacement(on etcd: EtcdCluster, replicas: Int = 3, leaderTTL: Int = 2) {
+        let others = (1..<max(1, replicas)).map { _ in (FreePort.endpoint(), FreePort.endpoint()) }
+        placementReplicas = PlacementReplicaSet(store: etcd.storeURL, leaderTTL: leaderTTL,
+                                                endpoints: [placementEndpoint] + others.map(\.0),
+                                                events: [placementEvents] + others.map(\.1))
     }
 
     /// A client library context over `context` (the cluster's by default)
@@ -91,7 +116,7 @@ final class LocalCluster: @unchecked Sendable {
     /// What every ringctl command needs to reach this cluster: placement,
     /// the lock service and the credentials (admin's by default).
     func ringctlTarget(as key: String = "admin") -> [String] {
-        ["--placement", placementEndpoint, "--locks", lockEndpoint] + ringctlCredentials(as: key)
+        ["--placement", placementEndpoints.joined(separator: ","), "--locks", lockEndpoint] + ringctlCredentials(as: key)
     }
 
     /// `ringctlTarget` plus the nodes, for `ringctl status`.
@@ -118,14 +143,29 @@ final class LocalCluster: @unchecked Sendable {
         try await waitHealthy(lockEndpoint, LockMethods.health)
     }
 
-    /// Starts (or restarts) placement on the same ports and data directory.
+    /// Starts (or restarts) placement on the same ports and data directory;
+    /// replicated, every replica, and waits until one leads.
     func startPlacement() async throws {
-        placement = try ServiceProcess("ringstore-placement", [
-            "--listen", placementEndpoint, "--publish", placementEvents,
-            "--data-dir", dataDirectory.appendingPathComponent("placement").path,
-            "--suspect-after", "\(suspectAfter)", "--down-after", "\(downAfter)",
-        ] + serverSecurity + httpArguments(placementHTTP) + placementArguments)
+        if placementReplicas != nil {
+            for replica in placementEndpoints.indices { try await startPlacementReplica(replica) }
+            _ = try await waitForPlacementLeader()
+            return
+        }
+        placement = try ServiceProcess("ringstore-placement", placementOptions(replica: 0))
         try await waitHealthy(placementEndpoint, PlacementMethods.health)
+    }
+
+    /// The options of placement, or of its replica `replica` (its own ports
+    /// and data directory, the etcd store; only replica 0 serves HTTP).
+    func placementOptions(replica: Int) -> [String] {
+        let replication = placementReplicas.map { set in
+            ["--store", set.store, "--leader-ttl", "\(set.leaderTTL)"]
+        } ?? []
+        return [
+            "--listen", placementEndpoints[replica], "--publish", placementEventEndpoints[replica],
+            "--data-dir", dataDirectory.appendingPathComponent(replica == 0 ? "placement" : "placement-\(replica)").path,
+            "--suspect-after", "\(suspectAfter)", "--down-after", "\(downAfter)",
+        ] + serverSecurity + httpArguments(replica == 0 ? placementHTTP : nil) + replication + placementArguments
     }
 
     /// The address of node `index` on the ring.
@@ -189,7 +229,8 @@ final class LocalCluster: @unchecked Sendable {
             throw FixtureError("node \(index) has no key: the allowlist lists \(keys.nodes.count) nodes (LocalCluster.spareNodeKeys)")
         }
         nodes[index] = try ServiceProcess("ringstore-node", [
-            "--listen", nodeEndpoints[index], "--placement", placementEndpoint, "--placement-events", placementEvents,
+            "--listen", nodeEndpoints[index], "--placement", placementEndpoints.joined(separator: ","),
+            "--placement-events", placementEventEndpoints.joined(separator: ","),
             "--heartbeat-interval", "\(heartbeatInterval)",
             "--data-dir", dataDirectory.appendingPathComponent("node-\(index)").path,
         ] + nodeSecurity(index) + respArguments(index) + nodeHTTPArguments(index) + nodeArguments + extraArguments)
@@ -200,7 +241,7 @@ final class LocalCluster: @unchecked Sendable {
 
     /// Placement's view of the members, by address.
     func members() async throws -> (epoch: UInt64, members: [String: WireMember]) {
-        let client = try rpc(placementEndpoint)
+        let client = try placementRPC()
         defer { client.close() }
         let reply = try await client.call(PlacementMethods.getMembers, WireGetMembersRequest())
         return (reply.epoch, Dictionary(uniqueKeysWithValues: reply.members.map { ($0.address, $0) }))
@@ -253,7 +294,7 @@ final class LocalCluster: @unchecked Sendable {
     @discardableResult
     func stop() async throws -> [Int32] {
         var statuses: [Int32] = []
-        for process in (nodes + [lock, placement]).compactMap({ $0 }) where process.isRunning {
+        for process in (nodes + [lock, placement] + (placementReplicas?.processes ?? [])).compactMap({ $0 }) where process.isRunning {
             statuses.append(try await process.stop())
         }
         return statuses

@@ -9,7 +9,7 @@ import TestKit
 extension LocalCluster {
     /// Placement's ring and migration plan.
     func ringInfo() async throws -> WireRingInfo {
-        let client = try rpc(placementEndpoint)
+        let client = try placementRPC()
         defer { client.close() }
         return try await client.call(PlacementMethods.getRing, WireGetRingRequest()).ring
     }

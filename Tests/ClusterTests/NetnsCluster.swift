@@ -74,6 +74,14 @@ enum Netns {
         return true
     }
 
+    /// One of our executables started in `namespace` (`ip netns exec` execs
+    /// it, so the process's pid is the service's).
+    static func process(in namespace: String, _ executable: String, _ arguments: [String]) throws -> ServiceProcess {
+        guard let tool = ipTool else { throw Failure(description: "the `ip` tool (iproute2) is not installed") }
+        let binary = ServiceProcess.binDirectory.appendingPathComponent(executable).path
+        return try ServiceProcess(tool, ["netns", "exec", namespace, binary] + arguments)
+    }
+
     /// Deletes namespaces that earlier test processes (now gone) left behind.
     static func removeLeftovers() {
         guard let list = try? ip(["netns", "list"]) else { return }
@@ -237,10 +245,7 @@ final class NetnsCluster: FaultCluster, @unchecked Sendable {
     private var serverSecurity: [String] { keys?.serverArguments ?? ["--insecure"] }
 
     private func launch(_ role: String, _ executable: String, _ arguments: [String]) throws -> ServiceProcess {
-        guard let tool = Netns.ipTool else { throw Netns.Failure(description: "no ip tool") }
-        let binary = ServiceProcess.binDirectory.appendingPathComponent(executable).path
-        // `ip netns exec` execs the binary itself, so the pid is the service's.
-        return try ServiceProcess(tool, ["netns", "exec", "\(prefix)-\(role)", binary] + arguments)
+        try Netns.process(in: "\(prefix)-\(role)", executable, arguments)
     }
 
     func start() async throws {

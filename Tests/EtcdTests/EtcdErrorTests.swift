@@ -55,6 +55,33 @@ extension EtcdTests {
             #expect(silent.requests == 2)
         }
 
+        @Test func aCallWithADeadlineEndsByItWhateverTheTimeout() throws {
+            let silent = try (0..<3).map { _ in try FakeServer(reply: nil) }
+            defer { for server in silent { server.stop() } }
+            let etcd = try EtcdClient(endpoints: silent.map(\.endpoint), timeout: .seconds(3))
+            let clock = ContinuousClock()
+            for call in ["keepalive", "get"] {
+                let started = clock.now
+                let error = try #require(throws: EtcdError.self) {
+                    if call == "keepalive" {
+                        try etcd.keepAliveOnce(7, before: started + .milliseconds(300))
+                    } else {
+                        _ = try etcd.get(key: "k", before: started + .milliseconds(300))
+                    }
+                }
+                let took = clock.now - started
+                #expect(took >= .milliseconds(300) && took < .seconds(1), "\(call) took \(took)")
+                // The member tried first had until the deadline; the others were not tried.
+                guard case .unavailable(let failures) = error else {
+                    Issue.record("\(call): \(error)")
+                    continue
+                }
+                #expect(failures.map(\.reason) == ["no answer in time", "not tried: the call's deadline passed",
+                                                    "not tried: the call's deadline passed"], "\(call): \(error)")
+            }
+            #expect(silent.map(\.requests).reduce(0, +) == 2)
+        }
+
         @Test func garbageFromAFakeServerIsAClearErrorNotACrash() throws {
             // (what the fake answers, what the error must say) for a get.
             let cases: [(String, String)] = [
