@@ -155,6 +155,12 @@ public final class Leadership: Sendable {
             report(change)
         }
         func stepDown(_ reason: String, revoke: Bool) {
+            // The service hears first: revoking may take a while.
+            if term != nil {
+                logger.warning("leader.stepped_down", metadata: ["leader.key": "\(key)", "leader.reason": "\(reason)"])
+            }
+            term = nil
+            tell(.deposed(reason))
             // Revoking frees the key at once; while etcd itself is electing a
             // raft leader it fails, so try until the lease would have run out
             // anyway (otherwise the key lives on for another whole TTL).
@@ -168,12 +174,7 @@ public final class Leadership: Sendable {
                     _ = wake.wait(timeout: .now() + .milliseconds(100))
                 }
             }
-            if term != nil {
-                logger.warning("leader.stepped_down", metadata: ["leader.key": "\(key)", "leader.reason": "\(reason)"])
-            }
-            term = nil
             lease = nil
-            tell(.deposed(reason))
         }
 
         while true {
