@@ -24,30 +24,30 @@ public final class LockServer {
     public let rpc: RPCServer
     public let events: EventPublisher
     /// The state machine; read it on the reactor thread only.
-    public private(set) var table: LockTable
+    public internal(set) var table: LockTable
     /// Where the table's changes go; nil while a follower replica.
-    public private(set) var store: (any LockStateStore)?
+    public internal(set) var store: (any LockStateStore)?
     /// Leader or follower: with the embedded store, leader for good.
     public let control: ReplicaControl
-    private let limits: LockLimits
-    private let forgetAfter: Duration
-    private let reactor: Reactor
+    let limits: LockLimits
+    let forgetAfter: Duration
+    let reactor: Reactor
     private let security: ServerSecurity?
     private let origin: ContinuousClock.Instant
-    private var logger: Logger
+    var logger: Logger
     /// Queued acquires by waiter id.
-    private var parked: [UInt64: RequestContext] = [:]
+    var parked: [UInt64: RequestContext] = [:]
     /// The queued acquires of each client connection, to drop them when it closes.
-    private var parkedByPeer: [PeerConnection: Set<UInt64>] = [:]
+    var parkedByPeer: [PeerConnection: Set<UInt64>] = [:]
     private var nextWaiterID: UInt64 = 0
     /// What the table asked for during this turn.
-    private var effects: [LockEffect] = []
+    var effects: [LockEffect] = []
     /// This turn's replies, sent after its commit; `durable` ones fail if it failed.
-    private var outbox: [(durable: Bool, send: () -> Void, context: RequestContext)] = []
+    var outbox: [(durable: Bool, send: () -> Void, context: RequestContext)] = []
     /// The armed timer for the table's next deadline.
-    private var timer: (id: Int, deadline: Duration)?
+    var timer: (id: Int, deadline: Duration)?
     /// Set when the table may have a new next deadline.
-    private var scheduleStale = true
+    var scheduleStale = true
     /// The operations port, with `--http-listen`.
     public private(set) var operations: OperationsEndpoint?
     private let metrics = LockMetrics()
@@ -103,56 +103,6 @@ public final class LockServer {
     public func start() {
         operations?.start()
         control.start()
-    }
-
-    // MARK: Leader and follower
-
-    /// The table as `store` has it: holders keep their locks with a fresh
-    /// lease of their longest ttl (see `LockTable(restoring:)`).
-    private func restore(from store: any LockStateStore) throws {
-        let records = try store.load()
-        let lastToken = try store.loadLastToken()
-        table = LockTable(restoring: records, lastToken: lastToken, limits: limits, forgetAfter: forgetAfter, now: now)
-        table.persistsWaiters = control.isReplicated
-        scheduleStale = true
-        if !records.isEmpty {
-            logger.info("lock.restored", metadata: ["lock.names": "\(records.count)", "lock.held": "\(table.counts.held)",
-                                                    "lock.waiters": "\(table.counts.waiters)", "lock.last_token": "\(table.lastToken)"])
-        }
-    }
-
-    /// Elected: the table is read from etcd. Holders keep their locks (and
-    /// renew through this replica); queued acquires keep their order and
-    /// take their places back when their clients send them again.
-    private func takeOver(_ term: LeaderTerm) {
-        guard let client = control.etcd else { return }
-        let store = EtcdLockStore(client: client, prefix: control.keyPrefix, term: term)
-        do {
-            try restore(from: store)
-        } catch {
-            control.resign("cannot read the lock state from etcd: \(error)")
-            return
-        }
-        self.store = store
-        logger.notice("lock.leading", metadata: ["lock.last_token": "\(table.lastToken)", "leader.revision": "\(term.createRevision)"])
-    }
-
-    /// No longer leader: everything waiting is refused with `error` (its
-    /// client goes to the new leader) and the table is dropped.
-    private func stepDown(_ reason: String, error: RPCError) {
-        for reply in outbox { rpc.fail(reply.context, error) }
-        outbox.removeAll()
-        for waiter in parked.keys.sorted() {
-            if let context = parked[waiter] { rpc.fail(context, error) }
-        }
-        parked.removeAll()
-        parkedByPeer.removeAll()
-        effects.removeAll()
-        if let timer { reactor.cancelTimer(timer.id) }
-        timer = nil
-        store = nil
-        table = LockTable(limits: limits, forgetAfter: forgetAfter)
-        logger.notice("lock.following", metadata: ["leader.reason": "\(reason)"])
     }
 
     /// The lock service as a lifecycle `Service`, for the executable and tests.
@@ -313,46 +263,6 @@ public final class LockServer {
         }, context))
     }
 
-    // MARK: Waiters and their connections
-
-    private func park(_ context: RequestContext, as waiter: UInt64) {
-        parked[waiter] = context
-        if let peer = context.peer { parkedByPeer[peer, default: []].insert(waiter) }
-    }
-
-    private func unpark(_ waiter: UInt64) -> RequestContext? {
-        guard let context = parked.removeValue(forKey: waiter) else { return nil }
-        if let peer = context.peer {
-            parkedByPeer[peer]?.remove(waiter)
-            if parkedByPeer[peer]?.isEmpty == true { parkedByPeer[peer] = nil }
-        }
-        return context
-    }
-
-    /// A client connection closed: its queued acquires leave their queues.
-    private func dropWaiters(of peer: PeerConnection) {
-        guard let waiters = parkedByPeer.removeValue(forKey: peer) else { return }
-        let now = now
-        for waiter in waiters.sorted() {
-            parked[waiter] = nil
-            if let name = table.withdraw(waiter: waiter, now: now, effects: &effects) {
-                logger.debug("lock.waiter.gone", metadata: ["lock.name": "\(name)", "rpc.peer": "\(peer)"])
-            }
-        }
-        scheduleStale = true
-    }
-
-    /// A grant's reply found its client gone: the lock passes on at once
-    /// rather than when the lease runs out.
-    private func revoke(_ lease: LockLease) {
-        if table.revoke(name: lease.name, token: lease.token, reason: "the grant could not be delivered: the client is gone",
-                        now: now, effects: &effects) {
-            logger.info("lock.grant.undelivered", metadata: ["lock.name": "\(lease.name)", "lock.owner": "\(lease.owner)",
-                                                             "lock.token": "\(lease.token)"])
-        }
-        scheduleStale = true
-    }
-
     // MARK: The end of a turn: commit, publish, answer, re-arm
 
     private func endTurn() {
@@ -474,7 +384,7 @@ public final class LockServer {
 
     // MARK: Helpers
 
-    private var now: ServiceTime {
+    var now: ServiceTime {
         ServiceTime(monotonic: reactor.now - origin, wallMicros: WallClock.micros)
     }
 }

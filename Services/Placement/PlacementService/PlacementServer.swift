@@ -43,17 +43,17 @@ public struct PlacementOptions: Sendable {
 public final class PlacementServer {
     public let rpc: RPCServer
     public let events: EventPublisher
-    public private(set) var membership: Membership
+    public internal(set) var membership: Membership
     /// Where changes are saved; nil while a follower replica (nothing to save).
-    private var store: (any PlacementStateStore)?
+    var store: (any PlacementStateStore)?
     /// Leader or follower: with the embedded store, leader for good.
     public let control: ReplicaControl
-    private let settings: MembershipSettings
+    let settings: MembershipSettings
     private let reactor: Reactor
     private let origin: ContinuousClock.Instant
     private let tickInterval: Duration
     private let security: ServerSecurity?
-    private var logger: Logger
+    var logger: Logger
     /// The operations port, with the status page; nil without one.
     public private(set) var operations: PlacementOperations?
 
@@ -106,32 +106,6 @@ public final class PlacementServer {
             guard control.isLeader else { return }
             _ = apply { (membership: inout Membership, now) throws(MembershipError) in membership.tick(now: now) }
         }
-    }
-
-    // MARK: Leader and follower
-
-    /// Elected: the state is read from etcd, and failure detection starts
-    /// afresh (every member's heartbeat timer starts now, as after a restart).
-    private func takeOver(_ term: LeaderTerm) {
-        guard let client = control.etcd else { return }
-        let store = EtcdPlacementStore(client: client, prefix: control.keyPrefix, term: term)
-        do {
-            let saved = try store.load()
-            membership = saved.map { Membership(restoring: $0, settings: settings, now: now) } ?? Membership(settings: settings)
-        } catch {
-            control.resign("cannot read placement's state from etcd: \(error)")
-            return
-        }
-        self.store = store
-        logger.notice("placement.leading", metadata: ["cluster.epoch": "\(membership.epoch)", "cluster.members": "\(membership.members.count)",
-                                                      "leader.revision": "\(term.createRevision)"])
-    }
-
-    /// No longer leader: the state is dropped (the next leader has it in etcd).
-    private func stepDown(_ reason: String) {
-        store = nil
-        membership = Membership(settings: settings)
-        logger.notice("placement.following", metadata: ["leader.reason": "\(reason)"])
     }
 
     /// The placement service as a lifecycle `Service`, for the executable and tests.
@@ -399,7 +373,7 @@ public final class PlacementServer {
         }
     }
 
-    private var now: ServiceTime {
+    var now: ServiceTime {
         ServiceTime(monotonic: reactor.now - origin, wallMicros: WallClock.micros)
     }
 
