@@ -5,39 +5,27 @@ import Foundation
 // value (0, false, empty) left out. What each endpoint answers was checked
 // with curl against /usr/bin/etcd 3.4.23; see the tests.
 
-/// A 64-bit integer sent as a JSON string ("42") or number.
-struct WireInt: Decodable {
-    let value: Int64
+/// An integer sent as a JSON string ("42") or number.
+struct WireNumber<Value: FixedWidthInteger & Decodable>: Decodable {
+    let value: Value
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if let text = try? container.decode(String.self) {
-            guard let number = Int64(text) else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not a 64-bit integer")
+            guard let number = Value(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not \(Value.isSigned ? "a" : "an unsigned") \(Value.bitWidth)-bit integer")
             }
             value = number
         } else {
-            value = try container.decode(Int64.self)
+            value = try container.decode(Value.self)
         }
     }
 }
 
-/// An unsigned 64-bit integer (member and cluster ids) as a string or number.
-struct WireUInt: Decodable {
-    let value: UInt64
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if let text = try? container.decode(String.self) {
-            guard let number = UInt64(text) else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not an unsigned 64-bit integer")
-            }
-            value = number
-        } else {
-            value = try container.decode(UInt64.self)
-        }
-    }
-}
+/// Revisions, lease ids and TTLs.
+typealias WireInt = WireNumber<Int64>
+/// Member and cluster ids.
+typealias WireUInt = WireNumber<UInt64>
 
 /// Bytes sent as base64.
 struct WireBytes: Decodable {
